@@ -1,0 +1,31 @@
+#pragma once
+// SHA-256 through OpenSSL's EVP interface, streaming or one-shot.
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+typedef struct evp_md_ctx_st EVP_MD_CTX;
+
+namespace kb {
+
+class Sha256 {
+ public:
+  Sha256();
+  ~Sha256();
+  Sha256(const Sha256&) = delete;
+  Sha256& operator=(const Sha256&) = delete;
+  void update(const void* data, size_t len);
+  void update(std::string_view s) { update(s.data(), s.size()); }
+  std::array<uint8_t, 32> digest();  // may be called once
+  std::string hex_digest();           // lowercase hex; may be called once
+
+ private:
+  EVP_MD_CTX* ctx_;
+};
+
+std::string sha256_hex(std::string_view data);
+std::string to_hex(const uint8_t* data, size_t len);
+
+}  // namespace kb

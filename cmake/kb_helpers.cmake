@@ -1,0 +1,22 @@
+# One Catch2 main, compiled once and shared by every unit-test binary.
+add_library(kb_catch_main STATIC ${CMAKE_SOURCE_DIR}/tests/catch_main.cpp)
+target_link_libraries(kb_catch_main PUBLIC Catch2::Catch2)
+
+# kb_unit_tests(NAME LIB) builds every *_test.cpp beside the library's sources
+# into one binary and registers each file as its own ctest test, labelled "unit".
+function(kb_unit_tests name lib)
+  file(GLOB test_sources CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/*_test.cpp)
+  if(NOT test_sources)
+    return()
+  endif()
+  add_executable(${name} ${test_sources})
+  target_link_libraries(${name} PRIVATE ${lib} kb_catch_main kb_warnings)
+  target_compile_definitions(${name} PRIVATE KB_SOURCE_DIR="${CMAKE_SOURCE_DIR}"
+                                             KB_BINARY_DIR="${CMAKE_BINARY_DIR}")
+  foreach(src ${test_sources})
+    get_filename_component(unit ${src} NAME_WE)
+    # Catch2 v2 filters by source file with -# and the "#file" tag.
+    add_test(NAME ${name}.${unit} COMMAND ${name} "-#" "[#${unit}]")
+    set_tests_properties(${name}.${unit} PROPERTIES LABELS unit SKIP_RETURN_CODE 77)
+  endforeach()
+endfunction()

@@ -1,0 +1,58 @@
+#include "generator/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "bundles/error.h"
+#include "generator/gen.h"
+
+#ifndef KB_VERSION
+#define KB_VERSION "dev"
+#endif
+
+namespace kb {
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"kbundle: a highly available Kubernetes cluster from one topology file, as one signed bundle per node"};
+  app.set_version_flag("--version", std::string("kbundle ") + KB_VERSION);
+  app.require_subcommand(1);
+
+  GenOptions gen;
+  auto* gen_cmd = app.add_subcommand("gen", "Generate every node's certificates, kubeconfigs, units and configs");
+  gen_cmd->add_option("--topology,-t", gen.topology_path, "Topology file (YAML)")->required();
+  gen_cmd->add_option("--state", gen.state_dir, "State directory: CAs and keys, created on first use")
+      ->capture_default_str();
+  gen_cmd->add_option("--out,-o", gen.out_dir, "Output directory, replaced atomically")->capture_default_str();
+  gen_cmd->add_option("--node", gen.nodes, "Only this node (repeatable); other nodes' output is kept");
+  gen_cmd->add_option("--format", gen.format, "Output format: dir (one tree per node)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"dir"}));
+  gen_cmd->add_flag("--json", gen.json, "Print a machine-readable summary");
+
+  std::string validate_path;
+  bool validate_json = false;
+  auto* validate_cmd = app.add_subcommand("validate", "Check a topology file; write nothing");
+  validate_cmd->add_option("--topology,-t", validate_path, "Topology file (YAML)")->required();
+  validate_cmd->add_flag("--json", validate_json, "Print diagnostics as JSON");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+
+  try {
+    if (*gen_cmd) return run_gen(gen, std::cout, std::cerr);
+    if (*validate_cmd) return run_validate(validate_path, validate_json, std::cout, std::cerr);
+  } catch (const Error& e) {
+    std::cerr << "kbundle: error: " << e.what() << "\n";
+    return kExitFailure;
+  } catch (const std::exception& e) {
+    std::cerr << "kbundle: error: " << e.what() << "\n";
+    return kExitFailure;
+  }
+  return kExitUsage;
+}
+
+}  // namespace kb

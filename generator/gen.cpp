@@ -1,0 +1,124 @@
+#include "generator/gen.h"
+
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <ostream>
+
+#include "bundles/error.h"
+#include "generator/output_dir.h"
+#include "generator/plan.h"
+#include "generator/state.h"
+#include "generator/topology.h"
+
+namespace kb {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Prints diagnostics; returns the topology when it has no error.
+std::optional<Topology> load_and_report(const std::string& path, std::ostream& err, nlohmann::json* json_out) {
+  TopologyResult r = load_topology(path);
+  for (const auto& d : r.diagnostics) err << d.format() << "\n";
+  if (json_out) {
+    auto& list = (*json_out)["diagnostics"] = nlohmann::json::array();
+    for (const auto& d : r.diagnostics)
+      list.push_back({{"severity", d.severity == Diagnostic::Severity::Error ? "error" : "warning"},
+                      {"file", d.file},
+                      {"line", d.line},
+                      {"column", d.column},
+                      {"message", d.message},
+                      {"hint", d.hint}});
+  }
+  if (!r.ok()) {
+    size_t errors = 0;
+    for (const auto& d : r.diagnostics) errors += d.severity == Diagnostic::Severity::Error;
+    err << "kbundle: error: " << path << ": " << errors << " problem" << (errors == 1 ? "" : "s")
+        << " found; nothing was written\n";
+  }
+  return std::move(r.topology);
+}
+
+std::string relative_node_path(const std::string& node, const std::string& path) { return node + path; }
+
+}  // namespace
+
+int run_validate(const std::string& topology_path, bool json, std::ostream& out, std::ostream& err) {
+  nlohmann::json j;
+  auto t = load_and_report(topology_path, err, json ? &j : nullptr);
+  if (json) {
+    j["valid"] = t.has_value();
+    out << j.dump(2) << "\n";
+  } else if (t) {
+    out << topology_path << ": valid: cluster " << t->cluster.name << ", " << t->control_planes().size()
+        << " control-plane and " << t->workers().size() << " worker nodes\n";
+  }
+  return t ? kExitOk : kExitInvalidInput;
+}
+
+int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
+  auto started = Clock::now();
+  auto topology = load_and_report(o.topology_path, err, nullptr);
+  if (!topology) return kExitInvalidInput;
+  if (o.format != "dir") throw Error("--format " + o.format + ": unknown format; use dir");
+
+  // The output directory is checked before the state is touched, so a wrong --out changes nothing.
+  OutputDir output(o.out_dir);
+  auto state = State::open(o.state_dir, *topology);
+  ClusterPlan plan = make_plan(*topology, *state, o.nodes);
+
+  for (const auto& n : plan.nodes) {
+    for (const auto& f : n.files) output.write(relative_node_path(n.node.name, f.path), f.content, f.mode);
+    for (const auto& d : n.directories) output.staged_path(relative_node_path(n.node.name, d) + "/");
+  }
+  output.write("admin.kubeconfig", plan.admin_kubeconfig, 0600);
+  if (!o.nodes.empty()) output.keep_unwritten_entries();
+
+  // The state first: output that names certs the state does not know would be reissued next time.
+  state->commit();
+  output.commit();
+
+  double seconds = std::chrono::duration<double>(Clock::now() - started).count();
+  if (o.json) {
+    nlohmann::json j;
+    j["cluster"] = plan.cluster_name;
+    j["clusterId"] = plan.cluster_id;
+    j["state"] = {{"dir", o.state_dir}, {"created", state->created()}};
+    j["out"] = o.out_dir;
+    j["format"] = o.format;
+    j["seconds"] = seconds;
+    auto& nodes = j["nodes"] = nlohmann::json::array();
+    for (const auto& n : plan.nodes) {
+      size_t bytes = 0;
+      for (const auto& f : n.files) bytes += f.content.size();
+      nodes.push_back({{"name", n.node.name},
+                       {"role", to_string(n.node.role)},
+                       {"files", n.files.size()},
+                       {"bytes", bytes},
+                       {"units", n.units}});
+    }
+    out << j.dump(2) << "\n";
+    return kExitOk;
+  }
+  out << "kbundle: state " << o.state_dir << (state->created() ? " (created)" : " (reused)") << ", cluster "
+      << plan.cluster_name << " (" << plan.cluster_id << ")\n";
+  if (plan.nodes.size() <= 50) {
+    for (const auto& n : plan.nodes) {
+      char line[256];
+      std::snprintf(line, sizeof line, "  %-20s %-14s %3zu files, units: ", n.node.name.c_str(), to_string(n.node.role),
+                    n.files.size());
+      out << line;
+      for (size_t i = 0; i < n.units.size(); ++i) out << (i ? " " : "") << n.units[i];
+      out << "\n";
+    }
+  }
+  char summary[256];
+  std::snprintf(summary, sizeof summary, "kbundle: wrote %zu node%s and admin.kubeconfig to %s in %.2f s\n",
+                plan.nodes.size(), plan.nodes.size() == 1 ? "" : "s", o.out_dir.c_str(), seconds);
+  out << summary;
+  return kExitOk;
+}
+
+}  // namespace kb

@@ -1,0 +1,68 @@
+#pragma once
+// Keys and X.509 certificates with the OpenSSL 3 API, in-process.
+// Serials are 128 random bits; CAs carry basicConstraints CA:TRUE (critical),
+// keyUsage keyCertSign+cRLSign+digitalSignature (critical), SKI; leaves carry
+// CA:FALSE, keyUsage digitalSignature(+keyEncipherment for RSA), EKU, SKI/AKI, SANs.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "generator/topology.h"
+
+typedef struct evp_pkey_st EVP_PKEY;
+typedef struct x509_st X509;
+
+namespace kb {
+
+struct PkeyFree { void operator()(EVP_PKEY* p) const; };
+struct X509Free { void operator()(X509* p) const; };
+using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
+using X509Ptr = std::unique_ptr<X509, X509Free>;
+
+PkeyPtr generate_key(KeyType type);
+std::string private_key_pem(EVP_PKEY* key);  // PKCS#8, unencrypted
+std::string public_key_pem(EVP_PKEY* key);   // SubjectPublicKeyInfo
+std::string cert_pem(X509* cert);
+// Parse; throw kb::Error("<what>: ...") when the text is not a valid key / certificate.
+PkeyPtr parse_private_key(const std::string& pem, const std::string& what);
+X509Ptr parse_cert(const std::string& pem, const std::string& what);
+KeyType key_type_of(EVP_PKEY* key);  // throws for a type kbundle does not make
+bool key_matches_cert(EVP_PKEY* key, X509* cert);
+
+// What a certificate must say. Equality of two requests means "same cert content".
+struct CertRequest {
+  std::string common_name;
+  std::vector<std::string> organizations;
+  bool server_auth = false;
+  bool client_auth = false;
+  std::vector<std::string> dns_names;
+  std::vector<std::string> ip_addresses;
+  bool operator==(const CertRequest&) const = default;
+};
+
+struct CertificateAuthority {
+  std::string name;  // "kubernetes-ca", "etcd-ca", "front-proxy-ca"
+  X509Ptr cert;
+  PkeyPtr key;
+  std::string cert_pem;  // as stored
+  std::string key_pem;   // as stored
+};
+
+// A self-signed CA with CN = `common_name`.
+CertificateAuthority make_ca(const std::string& name, const std::string& common_name, KeyType type, int validity_days);
+
+// Issues a leaf for `subject_key` signed by `ca`, valid from now (minus 5 minutes of clock skew)
+// for `validity_days`.
+X509Ptr issue_cert(const CertificateAuthority& ca, EVP_PKEY* subject_key, const CertRequest& request, int validity_days);
+
+// Why an existing cert + key no longer fit `request` (empty when they still do): a different
+// subject, usage or SAN set, another issuer, another key type, a key that does not match,
+// or expiry within `renew_before_days`.
+std::string why_reissue(X509* cert, EVP_PKEY* key, const CertificateAuthority& ca, const CertRequest& request,
+                        KeyType key_type, int renew_before_days);
+
+// Lowercase hex SHA-256 of the certificate's DER encoding.
+std::string cert_fingerprint(X509* cert);
+
+}  // namespace kb

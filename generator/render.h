@@ -1,0 +1,22 @@
+#pragma once
+// systemd units and component configs, rendered from templates/ (embedded
+// into the binary at build time) with kainjow-mustache.
+
+#include <string>
+#include <vector>
+
+#include "generator/plan.h"
+#include "generator/topology.h"
+
+namespace kb {
+
+// The text of an embedded template, e.g. "etcd.service.mustache"; throws kb::Error if unknown.
+const std::string& embedded_template(const std::string& name);
+
+// Every unit and component config `node` needs (no certificates, keys or kubeconfigs):
+// control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler units,
+// kube-scheduler.yaml, audit policy; workers: containerd, kubelet, kube-proxy units and
+// configs, CNI configs, sysctl and modules-load files. Paths from generator/node_paths.h.
+std::vector<PlannedFile> render_units_and_configs(const Topology& topology, const Node& node);
+
+}  // namespace kb

@@ -1,0 +1,78 @@
+#pragma once
+// The state directory: the cluster's CAs, service-account key pair, encryption
+// key, and every leaf cert issued so far (so that a re-run keeps them).
+// Created on first use; directories 0700, files 0600, every write atomic; an
+// exclusive lock (flock) is held for the lifetime of a State, so two runs
+// cannot use one directory at once. Nothing is ever overwritten silently: a
+// damaged state (a missing or unreadable CA, a key that does not match its
+// cert) or a foreign one (another cluster's name) is reported, not replaced.
+//
+// Layout:
+//   state.json                    format version, cluster name, cluster id
+//   ca/<name>.crt, ca/<name>.key  kubernetes-ca, etcd-ca, front-proxy-ca
+//   keys/service-account.key|.pub
+//   keys/encryption.key           32 random bytes, base64
+//   keys/bundle-signing.key|.pub  Ed25519 key that signs every bundle
+//   issued.json                   leaf certs and keys by "<owner>/<name>"
+//   serials.json                  per node: bundle serial and the digest of its content
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+
+#include "generator/pki.h"
+#include "generator/topology.h"
+
+namespace kb {
+
+enum class CaName { Kubernetes, Etcd, FrontProxy };
+
+struct IssuedCert {
+  std::string cert_pem;
+  std::string key_pem;
+  bool reissued = false;     // made in this run
+  std::string reason;        // why it was (re)issued: "new", "SAN set changed", ...
+};
+
+class State {
+ public:
+  // Opens the state directory for `topology`'s cluster, creating it on first use.
+  // Throws kb::Error naming the file and the fix for a locked, damaged or foreign state.
+  static std::unique_ptr<State> open(const std::string& dir, const Topology& topology);
+  ~State();
+
+  const std::string& dir() const { return dir_; }
+  const std::string& cluster_id() const { return cluster_id_; }
+  bool created() const { return created_; }  // true when this run created the state
+
+  const CertificateAuthority& ca(CaName which) const;
+  const std::string& service_account_key_pem() const { return sa_key_pem_; }
+  const std::string& service_account_public_pem() const { return sa_pub_pem_; }
+  const std::string& encryption_key_base64() const { return encryption_key_b64_; }
+  const std::string& signing_key_pem() const { return signing_key_pem_; }         // Ed25519, PKCS#8
+  const std::string& signing_public_key_pem() const { return signing_pub_pem_; }  // SubjectPublicKeyInfo
+
+  // The bundle serial for `node` whose content hashes to `content_digest`: the stored
+  // serial when the digest is unchanged, otherwise the stored serial + 1 (1 for a new
+  // node). Kept on commit().
+  uint64_t node_serial(const std::string& node, const std::string& content_digest);
+
+  // The cert + key for `owner`/`name` (e.g. "control-0"/"etcd-server"): the stored one
+  // when it still satisfies `request`, otherwise a new key and cert (kept on commit()).
+  // Thread-safe.
+  IssuedCert leaf(const std::string& owner, const std::string& name, CaName issuer, const CertRequest& request);
+
+  // Writes newly issued leaves and changed serials (atomically). Leaves of owners not seen in this run are kept.
+  void commit();
+
+ private:
+  State() = default;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+  std::string dir_, cluster_id_;
+  bool created_ = false;
+  std::string sa_key_pem_, sa_pub_pem_, encryption_key_b64_, signing_key_pem_, signing_pub_pem_;
+};
+
+}  // namespace kb

@@ -1,0 +1,105 @@
+#pragma once
+// The topology file: cluster settings and nodes, parsed and validated.
+// A Topology value that exists is valid: every invariant checked by the
+// validator holds (unique names and IPs, pod CIDRs assigned to every worker, ...).
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kb {
+
+enum class Role { ControlPlane, Worker, Both };
+enum class KeyType { EcdsaP256, Rsa2048, Rsa3072, Rsa4096 };
+enum class EncryptionProvider { Aescbc, Secretbox, Aesgcm };
+
+const char* to_string(Role r);                // "control-plane", "worker", "both"
+const char* to_string(KeyType k);             // "ecdsa-p256", "rsa-2048", ...
+const char* to_string(EncryptionProvider p);  // "aescbc", "secretbox", "aesgcm"
+
+// An IPv4 prefix such as 10.200.0.0/16 (the address is the network address).
+struct Cidr {
+  uint32_t network = 0;
+  int prefix = 0;
+
+  static std::optional<Cidr> parse(const std::string& text);  // nullopt unless a.b.c.d/n with host bits zero
+  std::string str() const;
+  uint32_t size() const;  // number of addresses (2^(32-prefix)), saturating at 2^32-1
+  bool contains(uint32_t ip) const;
+  bool contains(const Cidr& other) const;
+  bool overlaps(const Cidr& other) const;
+  std::string address_at(uint32_t offset) const;  // network + offset, dotted
+};
+
+std::optional<uint32_t> parse_ipv4(const std::string& text);
+std::string format_ipv4(uint32_t ip);
+
+struct Node {
+  std::string name;        // DNS-1123 label, unique
+  Role role = Role::Worker;
+  std::string private_ip;  // dotted IPv4
+  std::string public_ip;   // empty when not given
+  std::string hostname;    // defaults to name
+  std::string pod_cidr;    // workers (and "both"): given or assigned in node order; empty otherwise
+
+  bool is_control_plane() const { return role == Role::ControlPlane || role == Role::Both; }
+  bool is_worker() const { return role == Role::Worker || role == Role::Both; }
+};
+
+struct Cluster {
+  std::string name;                         // DNS-1123 label
+  std::string kubernetes_version = "v1.32.3";
+  std::string api_host;                     // load balancer DNS name or IP
+  int api_port = 6443;
+  std::string pod_cidr = "10.200.0.0/16";
+  int node_pod_cidr_prefix = 24;            // size of each worker's pod CIDR
+  std::string service_cidr = "10.32.0.0/24";
+  std::string cluster_domain = "cluster.local";
+  KeyType key_type = KeyType::EcdsaP256;
+  int ca_validity_days = 3650;
+  int leaf_validity_days = 365;
+  int renew_before_days = 30;               // reissue leaf certs expiring within this window
+  EncryptionProvider encryption_provider = EncryptionProvider::Aescbc;
+};
+
+struct Topology {
+  std::string source_path;  // the file it came from, for messages
+  Cluster cluster;
+  std::vector<Node> nodes;  // in file order
+
+  std::vector<const Node*> control_planes() const;
+  std::vector<const Node*> workers() const;
+  std::string api_service_ip() const;  // first address of the service CIDR (network + 1)
+  std::string cluster_dns_ip() const;  // tenth address of the service CIDR (network + 10)
+  std::string api_server_url() const;  // https://<api_host>:<api_port>
+};
+
+struct Diagnostic {
+  enum class Severity { Error, Warning };
+  Severity severity = Severity::Error;
+  std::string file;
+  int line = 0;    // 1-based; 0 when the problem has no place in the file
+  int column = 0;  // 1-based
+  std::string message;
+  std::string hint;  // how to fix it; may be empty
+
+  // "file:line:column: error: message (hint)" as compilers print it.
+  std::string format() const;
+};
+
+struct TopologyResult {
+  std::optional<Topology> topology;  // set only when there is no error (warnings allowed)
+  std::vector<Diagnostic> diagnostics;
+  bool ok() const { return topology.has_value(); }
+};
+
+// Parses and validates. Every problem is reported at once; nothing is thrown for bad input.
+TopologyResult parse_topology(const std::string& yaml_text, const std::string& file_name);
+TopologyResult load_topology(const std::string& path);
+
+// Versions this release can generate for ("v1.32.x", "v1.33.x").
+bool is_supported_kubernetes_version(const std::string& version);
+std::string supported_kubernetes_versions();  // for messages: "v1.32.x, v1.33.x"
+
+}  // namespace kb
