@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# No worker file set holds a CA key, the service-account key, an etcd cert or
+# key, or the encryption key; no node holds another node's private keys.
+# Checked by content, not by file name, so a renamed copy is caught too.
+source "$(dirname "$0")/lib.sh"
+gen_example
+S=$WORK/state
+secrets=("$S/ca/kubernetes-ca.key" "$S/ca/etcd-ca.key" "$S/ca/front-proxy-ca.key" "$S/keys/service-account.key"
+         "$S/keys/bundle-signing.key")
+contains() { # contains DIR NEEDLE-FILE: any file in DIR holds the needle's key body?
+  local body; body=$(grep -v -- '-----' "$2" | tr -d '\n' | head -c 60)
+  grep -rqF -- "$body" "$1" 2>/dev/null && return 0
+  # kubeconfigs embed keys base64-encoded.
+  grep -rqF -- "$(base64 -w0 < "$2" | head -c 60)" "$1" 2>/dev/null
+}
+enc=$(cat "$S/keys/encryption.key")
+for w in worker-0 worker-1 worker-2; do
+  for s in "${secrets[@]}"; do contains "$WORK/out/$w" "$s" && fail "$w holds $(basename "$s")"; done
+  grep -rqF -- "$enc" "$WORK/out/$w" && fail "$w holds the encryption key"
+  [ -e "$WORK/out/$w/etc/etcd" ] && fail "$w has /etc/etcd"
+  grep -rlq "BEGIN CERTIFICATE" "$WORK/out/$w" || fail "$w: no certificates at all?"
+  # Only its own kubelet key and the shared kube-proxy key.
+  for other in worker-0 worker-1 worker-2; do
+    [ "$other" = "$w" ] && continue
+    contains "$WORK/out/$w" "$WORK/out/$other/var/lib/kubelet/kubelet.key" && fail "$w holds $other's kubelet key"
+  done
+done
+# Control-plane nodes: the kubernetes-ca key (controller-manager signs CSRs) but never the etcd or front-proxy CA key.
+for c in control-0 control-1 control-2; do
+  contains "$WORK/out/$c" "$S/ca/kubernetes-ca.key" || fail "$c lacks the kubernetes-ca key (controller-manager needs it)"
+  for s in "$S/ca/etcd-ca.key" "$S/ca/front-proxy-ca.key" "$S/keys/bundle-signing.key"; do
+    contains "$WORK/out/$c" "$s" && fail "$c holds $(basename "$s")"
+  done
+  for other in control-0 control-1 control-2; do
+    [ "$other" = "$c" ] && continue
+    contains "$WORK/out/$c" "$WORK/out/$other/etc/etcd/server.key" && fail "$c holds $other's etcd key"
+  done
+done
+# The test can fail: a worker tree with a planted CA key is caught.
+cp "$S/ca/etcd-ca.key" "$WORK/out/worker-0/var/lib/kubelet/planted"
+contains "$WORK/out/worker-0" "$S/ca/etcd-ca.key" || fail "the check does not detect a planted key"
+pass "3 workers and 3 control-plane nodes hold only the secrets they need"
