@@ -2,7 +2,7 @@
 # Every broken topology in tests/topology_cases/ is rejected by `kbundle
 # validate` and `kbundle gen` with a nonzero exit, the expected message at the
 # expected place, and nothing written (no state, no output).
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib.bash"
 cases=("$KB_SOURCE_DIR"/tests/topology_cases/*.yaml)
 [ -e "${cases[0]}" ] || fail "no cases in tests/topology_cases"
 n=0

@@ -3,7 +3,7 @@
 # generated certs and the flags of the generated etcd.service units, one member
 # per network namespace. etcdctl with the apiserver's etcd client cert can
 # write and read; with a kubelet cert (kubernetes-ca) it is refused.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib.bash"
 need etcd etcdctl ip openssl
 [ "$(id -u)" -eq 0 ] || skip "needs root for network namespaces"
 ip netns add kb-etcd-probe 2>/dev/null || skip "cannot create network namespaces here"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The state directory is reused, never silently replaced; certs are reissued
 # only when what they must say changes; output and state are private.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib.bash"
 need openssl
 gen_example
 snap() { (cd "$1" && find . -type f -exec sha256sum {} + | sort); }
@@ -17,7 +17,7 @@ gen_example
 [ "$(snap "$WORK/state")" = "$state_before" ] || fail "a re-run changed the state"
 
 # 2. A new public IP on worker-1: only its kubelet cert (and kubeconfig) change.
-sed 's/^\(  - name: worker-1\)$/\1\n    publicIP: 3.3.3.3/' "$EXAMPLE" > "$WORK/t2.yaml"
+sed 's/^\(    privateIP: 10.0.1.21\)$/\1\n    publicIP: 3.3.3.3/' "$EXAMPLE" > "$WORK/t2.yaml"
 grep -q "3.3.3.3" "$WORK/t2.yaml" || fail "test setup: could not add a public IP to worker-1 in the example"
 gen_example "$WORK/t2.yaml"
 changed=$(diff <(echo "$before") <(snap "$WORK/out") | grep '^>' | awk '{print $3}' | sort | tr '\n' ' ')

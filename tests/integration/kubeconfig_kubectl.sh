@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # kubectl reads every generated kubeconfig; the embedded client certs chain to
 # kubernetes-ca; servers are loopback on the control plane and the API endpoint elsewhere.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib.bash"
 need openssl
 kubectl version --client >/dev/null 2>&1 || skip "kubectl is not installed"
 gen_example

@@ -2,16 +2,20 @@
 # No worker file set holds a CA key, the service-account key, an etcd cert or
 # key, or the encryption key; no node holds another node's private keys.
 # Checked by content, not by file name, so a renamed copy is caught too.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib.bash"
 gen_example
 S=$WORK/state
 secrets=("$S/ca/kubernetes-ca.key" "$S/ca/etcd-ca.key" "$S/ca/front-proxy-ca.key" "$S/keys/service-account.key"
          "$S/keys/bundle-signing.key")
 contains() { # contains DIR NEEDLE-FILE: any file in DIR holds the needle's key body?
-  local body; body=$(grep -v -- '-----' "$2" | tr -d '\n' | head -c 60)
+  # The second body line holds most of an EC key's private scalar (PKCS#8 chars 48-90): the first
+  # bytes are the same for every key of a type, the last ones are the public key, which certs carry too.
+  # An Ed25519 key has a single body line, its seed in chars 23-64.
+  local body; body=$(grep -v -- '-----' "$2" | sed -n 2p | cut -c 1-26)
+  [ -n "$body" ] || body=$(grep -v -- '-----' "$2" | cut -c 23-64)
   grep -rqF -- "$body" "$1" 2>/dev/null && return 0
   # kubeconfigs embed keys base64-encoded.
-  grep -rqF -- "$(base64 -w0 < "$2" | head -c 60)" "$1" 2>/dev/null
+  grep -rqF -- "$(base64 -w0 < "$2" | cut -c 128-156)" "$1" 2>/dev/null
 }
 enc=$(cat "$S/keys/encryption.key")
 for w in worker-0 worker-1 worker-2; do
@@ -39,4 +43,7 @@ done
 # The test can fail: a worker tree with a planted CA key is caught.
 cp "$S/ca/etcd-ca.key" "$WORK/out/worker-0/var/lib/kubelet/planted"
 contains "$WORK/out/worker-0" "$S/ca/etcd-ca.key" || fail "the check does not detect a planted key"
+rm "$WORK/out/worker-0/var/lib/kubelet/planted"
+printf 'client-key-data: %s\n' "$(base64 -w0 < "$S/ca/front-proxy-ca.key")" > "$WORK/out/worker-1/var/lib/kubelet/planted"
+contains "$WORK/out/worker-1" "$S/ca/front-proxy-ca.key" || fail "the check does not detect a base64-embedded key"
 pass "3 workers and 3 control-plane nodes hold only the secrets they need"

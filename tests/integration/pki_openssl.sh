@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Every certificate of the example cluster verifies with `openssl verify`
 # against the right CA, and says what ARTIFACTS.md says it must.
-source "$(dirname "$0")/lib.sh"
+source "$(dirname "$0")/lib.bash"
 need openssl
 gen_example
 S=$WORK/state/ca; O=$WORK/out
