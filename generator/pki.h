@@ -21,12 +21,14 @@ using PkeyPtr = std::unique_ptr<EVP_PKEY, PkeyFree>;
 using X509Ptr = std::unique_ptr<X509, X509Free>;
 
 PkeyPtr generate_key(KeyType type);
+PkeyPtr generate_ed25519_key();  // the bundle-signing key (not a KeyType: it never signs certs)
 std::string private_key_pem(EVP_PKEY* key);  // PKCS#8, unencrypted
 std::string public_key_pem(EVP_PKEY* key);   // SubjectPublicKeyInfo
 std::string cert_pem(X509* cert);
 // Parse; throw kb::Error("<what>: ...") when the text is not a valid key / certificate.
 PkeyPtr parse_private_key(const std::string& pem, const std::string& what);
 X509Ptr parse_cert(const std::string& pem, const std::string& what);
+PkeyPtr parse_public_key(const std::string& pem, const std::string& what);  // SubjectPublicKeyInfo
 KeyType key_type_of(EVP_PKEY* key);  // throws for a type kbundle does not make
 bool key_matches_cert(EVP_PKEY* key, X509* cert);
 
@@ -53,7 +55,9 @@ struct CertificateAuthority {
 CertificateAuthority make_ca(const std::string& name, const std::string& common_name, KeyType type, int validity_days);
 
 // Issues a leaf for `subject_key` signed by `ca`, valid from now (minus 5 minutes of clock skew)
-// for `validity_days`.
+// for `validity_days`. For speed, an ECDSA leaf's public key is not decoded in the returned
+// object: X509_get0_pubkey() gives null until the cert is parsed back from PEM;
+// key_matches_cert() and cert_pem() work on it as usual.
 X509Ptr issue_cert(const CertificateAuthority& ca, EVP_PKEY* subject_key, const CertRequest& request, int validity_days);
 
 // Why an existing cert + key no longer fit `request` (empty when they still do): a different

@@ -6,6 +6,8 @@
 // cannot use one directory at once. Nothing is ever overwritten silently: a
 // damaged state (a missing or unreadable CA, a key that does not match its
 // cert) or a foreign one (another cluster's name) is reported, not replaced.
+// A first run cut short by a crash is recognized (its .init-incomplete marker,
+// no state.json) and done again from scratch on the next run.
 //
 // Layout:
 //   state.json                    format version, cluster name, cluster id

@@ -1,0 +1,446 @@
+#include "generator/state.h"
+
+// Crash safety of the first run: a marker file (.init-incomplete) is written before anything
+// else and state.json is written last, then the marker is removed. open() returns only once
+// state.json exists, so nothing made by an interrupted init was ever used; the next run sees the
+// marker without state.json, discards the leftovers and initializes again. A directory without
+// state.json that holds anything else is refused, never written to.
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <mutex>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <vector>
+
+#include "bundles/atomic_file.h"
+#include "bundles/error.h"
+#include "bundles/hash.h"
+
+namespace kb {
+
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+constexpr int kFormat = 1;
+constexpr mode_t kDirMode = 0700;
+constexpr mode_t kFileMode = 0600;
+constexpr const char* kLockFile = ".lock";
+constexpr const char* kInitMarker = ".init-incomplete";
+
+struct CaSpec {
+  CaName which;
+  const char* name;
+};
+constexpr std::array<CaSpec, 3> kCas{{{CaName::Kubernetes, "kubernetes-ca"},
+                                      {CaName::Etcd, "etcd-ca"},
+                                      {CaName::FrontProxy, "front-proxy-ca"}}};
+
+size_t ca_index(CaName which) {
+  switch (which) {
+    case CaName::Kubernetes: return 0;
+    case CaName::Etcd: return 1;
+    case CaName::FrontProxy: return 2;
+  }
+  throw Error("unknown CA");
+}
+
+[[noreturn]] void damaged(const std::string& file, const std::string& why) {
+  throw Error(file + ": damaged state: " + why +
+              "; nothing was changed (restore it from a backup, or use another --state directory)");
+}
+
+bool exists(const std::string& path) {
+  std::error_code ec;
+  return fs::exists(fs::symlink_status(path, ec));
+}
+
+// Reads a state file that must be there; a missing one is damage, not a fresh start.
+std::string read_required(const std::string& path, const std::string& why_missing = "is missing") {
+  if (!exists(path)) damaged(path, why_missing);
+  return read_file(path);
+}
+
+std::string random_bytes(size_t n) {
+  std::string out(n, '\0');
+  if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1)
+    throw Error("cannot draw random bytes from OpenSSL");
+  return out;
+}
+
+std::string base64(const std::string& bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+// Decoded length of standard padded base64, or nullopt when it is not base64.
+std::optional<size_t> base64_decoded_size(const std::string& text) {
+  if (text.empty() || text.size() % 4 != 0) return std::nullopt;
+  std::string out(text.size(), '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
+  if (n < 0) return std::nullopt;
+  size_t pad = 0;
+  for (auto it = text.rbegin(); it != text.rend() && *it == '='; ++it) ++pad;
+  return static_cast<size_t>(n) - pad;
+}
+
+std::string trim(const std::string& s) {
+  size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return {};
+  size_t e = s.find_last_not_of(" \t\r\n");
+  return s.substr(b, e - b + 1);
+}
+
+// A random version-4 UUID: identifies the cluster in every bundle manifest.
+std::string new_cluster_id() {
+  std::string b = random_bytes(16);
+  b[6] = static_cast<char>((b[6] & 0x0F) | 0x40);
+  b[8] = static_cast<char>((b[8] & 0x3F) | 0x80);
+  std::string hex = to_hex(reinterpret_cast<const uint8_t*>(b.data()), b.size());
+  return hex.substr(0, 8) + "-" + hex.substr(8, 4) + "-" + hex.substr(12, 4) + "-" + hex.substr(16, 4) + "-" +
+         hex.substr(20);
+}
+
+json parse_json_file(const std::string& path) {
+  std::string text = read_required(path);
+  json j = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded()) damaged(path, "is not valid JSON");
+  if (!j.is_object()) damaged(path, "is not a JSON object");
+  return j;
+}
+
+// Entries a directory without state.json may hold: the lock, temp files of atomic writes and,
+// after an interrupted init (marker present), what that init had written so far.
+bool is_leftover(const std::string& name, bool resuming) {
+  if (name == kLockFile || name == kInitMarker) return true;
+  if (name.size() > 1 && name[0] == '.' && name.find(".tmp-") != std::string::npos) return true;
+  return resuming && (name == "ca" || name == "keys" || name == "issued.json" || name == "serials.json");
+}
+
+// Refuses a directory that has no state.json but holds something that is not ours.
+// Returns true when an interrupted init is to be redone.
+bool check_fresh(const std::string& dir) {
+  bool resuming = exists(dir + "/" + kInitMarker);
+  std::vector<std::string> foreign;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    std::string name = entry.path().filename().string();
+    if (!is_leftover(name, resuming)) foreign.push_back(name);
+  }
+  if (ec) throw Error(dir + ": cannot list: " + ec.message());
+  if (!foreign.empty()) {
+    std::string list;
+    for (size_t i = 0; i < foreign.size() && i < 5; ++i) list += (i ? ", " : "") + foreign[i];
+    if (foreign.size() > 5) list += ", ...";
+    damaged(dir + "/state.json", "is missing, but " + dir + " is not empty (" + list +
+                                     "), so it is not a kbundle state directory or its state.json was lost");
+  }
+  return resuming;
+}
+
+// Takes the exclusive lock on <dir>/.lock and records our pid in it for the message others see.
+// The lock file is the one file not written atomically: replacing it would break the lock.
+int acquire_lock(const std::string& dir) {
+  std::string path = dir + "/" + kLockFile;
+  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, kFileMode);
+  if (fd < 0) throw_errno("cannot open lock file " + path);
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    int saved = errno;
+    if (saved == EWOULDBLOCK) {
+      char buf[32] = {};
+      ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
+      ::close(fd);
+      std::string pid = n > 0 ? trim(std::string(buf, static_cast<size_t>(n))) : "";
+      throw Error("state directory " + dir + " is in use by another kbundle run (pid " +
+                  (pid.empty() ? std::string("unknown") : pid) + "); wait for it to finish and try again");
+    }
+    ::close(fd);
+    errno = saved;
+    throw_errno("cannot lock " + path);
+  }
+  std::string pid = std::to_string(::getpid()) + "\n";
+  if (::fchmod(fd, kFileMode) != 0 || ::ftruncate(fd, 0) != 0 ||
+      ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
+    int saved = errno;
+    ::close(fd);
+    errno = saved;
+    throw_errno("cannot write lock file " + path);
+  }
+  return fd;
+}
+
+void write_secret(const std::string& path, const std::string& content) { write_file_atomic(path, content, kFileMode); }
+
+// Creates every piece of a new state; state.json last (see the comment at the top).
+void initialize(const std::string& dir, const Topology& topology, bool resuming) {
+  const Cluster& c = topology.cluster;
+  write_secret(dir + "/" + kInitMarker, c.name + "\n");
+  if (resuming) {
+    remove_tree(dir + "/ca");
+    remove_tree(dir + "/keys");
+    remove_tree(dir + "/issued.json");
+    remove_tree(dir + "/serials.json");
+  }
+  if (::chmod(dir.c_str(), kDirMode) != 0) throw_errno("cannot chmod " + dir);
+  make_dirs(dir + "/ca", kDirMode);
+  make_dirs(dir + "/keys", kDirMode);
+
+  for (const auto& spec : kCas) {
+    CertificateAuthority ca = make_ca(spec.name, spec.name, c.key_type, c.ca_validity_days);
+    write_secret(dir + "/ca/" + spec.name + ".key", ca.key_pem);
+    write_secret(dir + "/ca/" + spec.name + ".crt", ca.cert_pem);
+  }
+  PkeyPtr sa = generate_key(c.key_type);
+  write_secret(dir + "/keys/service-account.key", private_key_pem(sa.get()));
+  write_secret(dir + "/keys/service-account.pub", public_key_pem(sa.get()));
+  write_secret(dir + "/keys/encryption.key", base64(random_bytes(32)) + "\n");
+  PkeyPtr signing = generate_ed25519_key();
+  write_secret(dir + "/keys/bundle-signing.key", private_key_pem(signing.get()));
+  write_secret(dir + "/keys/bundle-signing.pub", public_key_pem(signing.get()));
+  write_secret(dir + "/issued.json", "{}\n");
+  write_secret(dir + "/serials.json", "{}\n");
+
+  json state = {{"format", kFormat}, {"cluster", c.name}, {"clusterId", new_cluster_id()}};
+  write_secret(dir + "/state.json", state.dump(2) + "\n");
+  if (::unlink((dir + "/" + kInitMarker).c_str()) != 0) throw_errno("cannot remove " + dir + "/" + kInitMarker);
+  fsync_dir(dir);
+}
+
+// A private key file and its public key file that must belong together.
+PkeyPtr load_key_pair(const std::string& key_path, const std::string& pub_path, std::string& key_pem,
+                      std::string& pub_pem) {
+  key_pem = read_required(key_path);
+  pub_pem = read_required(pub_path);
+  PkeyPtr key, pub;
+  try {
+    key = parse_private_key(key_pem, key_path);
+  } catch (const Error&) {
+    damaged(key_path, "is not a valid PEM private key");
+  }
+  try {
+    pub = parse_public_key(pub_pem, pub_path);
+  } catch (const Error&) {
+    damaged(pub_path, "is not a valid PEM public key");
+  }
+  if (EVP_PKEY_eq(key.get(), pub.get()) != 1) damaged(pub_path, "does not match " + key_path);
+  return key;
+}
+
+}  // namespace
+
+struct State::Impl {
+  struct Leaf {
+    std::string cert_pem, key_pem, issuer;
+  };
+  struct Serial {
+    uint64_t serial = 0;
+    std::string digest;
+  };
+
+  int lock_fd = -1;
+  std::array<CertificateAuthority, 3> cas;
+  KeyType leaf_key_type = KeyType::EcdsaP256;
+  int leaf_validity_days = 365;
+  int renew_before_days = 30;
+
+  std::mutex mu;  // guards everything below
+  std::map<std::string, Leaf> issued;
+  std::map<std::string, Serial> serials;
+  bool issued_dirty = false, serials_dirty = false;
+
+  ~Impl() {
+    if (lock_fd >= 0) ::close(lock_fd);  // releases the flock
+  }
+  void load(const std::string& dir, const Topology& topology, State& s);
+};
+
+void State::Impl::load(const std::string& dir, const Topology& topology, State& s) {
+  // state.json first: a foreign state is reported as such, not as damage.
+  const std::string state_path = dir + "/state.json";
+  json state = parse_json_file(state_path);
+  if (!state.contains("format") || !state["format"].is_number_integer())
+    damaged(state_path, "has no \"format\" number");
+  if (state["format"].get<int64_t>() != kFormat)
+    damaged(state_path, "has format " + state["format"].dump() + ", but this kbundle understands format " +
+                            std::to_string(kFormat) + " only");
+  if (!state.contains("cluster") || !state["cluster"].is_string() || state["cluster"].get<std::string>().empty())
+    damaged(state_path, "has no \"cluster\" name");
+  if (!state.contains("clusterId") || !state["clusterId"].is_string() ||
+      state["clusterId"].get<std::string>().empty())
+    damaged(state_path, "has no \"clusterId\"");
+  std::string stored_cluster = state["cluster"].get<std::string>();
+  if (stored_cluster != topology.cluster.name) {
+    std::string source = topology.source_path.empty() ? "the topology" : topology.source_path;
+    throw Error(state_path + ": this state belongs to cluster '" + stored_cluster + "', but " + source +
+                " is for cluster '" + topology.cluster.name + "'; nothing was changed. Use another --state "
+                "directory for '" + topology.cluster.name + "'");
+  }
+  s.cluster_id_ = state["clusterId"].get<std::string>();
+
+  // The CAs are kept whatever the topology's key type says now; only leaves follow it.
+  for (const auto& spec : kCas) {
+    std::string crt_path = dir + "/ca/" + spec.name + ".crt";
+    std::string key_path = dir + "/ca/" + spec.name + ".key";
+    CertificateAuthority& ca = cas[ca_index(spec.which)];
+    ca.name = spec.name;
+    ca.cert_pem = read_required(crt_path);
+    ca.key_pem = read_required(key_path, "is missing, but its certificate " + crt_path + " is there");
+    try {
+      ca.cert = parse_cert(ca.cert_pem, crt_path);
+    } catch (const Error&) {
+      damaged(crt_path, "is not a valid PEM certificate");
+    }
+    try {
+      ca.key = parse_private_key(ca.key_pem, key_path);
+    } catch (const Error&) {
+      damaged(key_path, "is not a valid PEM private key");
+    }
+    if (!key_matches_cert(ca.key.get(), ca.cert.get())) damaged(key_path, "does not match " + crt_path);
+  }
+
+  load_key_pair(dir + "/keys/service-account.key", dir + "/keys/service-account.pub", s.sa_key_pem_, s.sa_pub_pem_);
+  PkeyPtr signing = load_key_pair(dir + "/keys/bundle-signing.key", dir + "/keys/bundle-signing.pub",
+                                  s.signing_key_pem_, s.signing_pub_pem_);
+  if (EVP_PKEY_get_base_id(signing.get()) != EVP_PKEY_ED25519)
+    damaged(dir + "/keys/bundle-signing.key", "is not an Ed25519 key");
+
+  const std::string enc_path = dir + "/keys/encryption.key";
+  s.encryption_key_b64_ = trim(read_required(enc_path));
+  if (base64_decoded_size(s.encryption_key_b64_) != size_t{32})
+    damaged(enc_path, "does not hold 32 bytes in base64");
+
+  const std::string issued_path = dir + "/issued.json";
+  const json issued_json = parse_json_file(issued_path);  // named: items() only refers to it
+  for (const auto& [id, entry] : issued_json.items()) {
+    if (!entry.is_object() || !entry.contains("cert") || !entry["cert"].is_string() || !entry.contains("key") ||
+        !entry["key"].is_string())
+      damaged(issued_path, "entry \"" + id + "\" has no cert and key");
+    Leaf leaf{entry["cert"].get<std::string>(), entry["key"].get<std::string>(), entry.value("issuer", "")};
+    issued.emplace(id, std::move(leaf));
+  }
+
+  const std::string serials_path = dir + "/serials.json";
+  const json serials_json = parse_json_file(serials_path);
+  for (const auto& [node, entry] : serials_json.items()) {
+    if (!entry.is_object() || !entry.contains("serial") || !entry["serial"].is_number_unsigned() ||
+        !entry.contains("digest") || !entry["digest"].is_string())
+      damaged(serials_path, "entry \"" + node + "\" has no serial and digest");
+    serials.emplace(node, Serial{entry["serial"].get<uint64_t>(), entry["digest"].get<std::string>()});
+  }
+
+  leaf_key_type = topology.cluster.key_type;
+  leaf_validity_days = topology.cluster.leaf_validity_days;
+  renew_before_days = topology.cluster.renew_before_days;
+}
+
+std::unique_ptr<State> State::open(const std::string& dir_arg, const Topology& topology) {
+  std::string dir = dir_arg;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  if (dir.empty()) throw Error("state directory: empty path");
+
+  std::unique_ptr<State> s(new State());
+  s->impl_ = std::make_unique<Impl>();
+  s->dir_ = dir;
+
+  // Refuse a foreign directory before creating even the lock file in it.
+  bool had_dir = exists(dir);
+  if (had_dir && !exists(dir + "/state.json")) check_fresh(dir);
+  if (!had_dir) make_dirs(dir, kDirMode);
+  s->impl_->lock_fd = acquire_lock(dir);
+
+  // Decide again under the lock: another run may have initialized meanwhile.
+  if (!exists(dir + "/state.json")) {
+    bool resuming = check_fresh(dir);
+    initialize(dir, topology, resuming);
+    s->created_ = true;
+  }
+  s->impl_->load(dir, topology, *s);
+  return s;
+}
+
+State::~State() = default;
+
+const CertificateAuthority& State::ca(CaName which) const { return impl_->cas[ca_index(which)]; }
+
+uint64_t State::node_serial(const std::string& node, const std::string& content_digest) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto& serials = impl_->serials;
+  auto it = serials.find(node);
+  if (it != serials.end() && it->second.digest == content_digest) return it->second.serial;
+  uint64_t next = it == serials.end() ? 1 : it->second.serial + 1;
+  serials[node] = Impl::Serial{next, content_digest};
+  impl_->serials_dirty = true;
+  return next;
+}
+
+IssuedCert State::leaf(const std::string& owner, const std::string& name, CaName issuer, const CertRequest& request) {
+  const std::string id = owner + "/" + name;
+  const CertificateAuthority& authority = ca(issuer);
+  std::optional<Impl::Leaf> stored;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    auto it = impl_->issued.find(id);
+    if (it != impl_->issued.end()) stored = it->second;
+  }
+
+  // Parsing, checking and issuing run outside the lock so that threads issue in parallel.
+  std::string reason = "new";
+  if (stored) {
+    X509Ptr cert;
+    PkeyPtr key;
+    const std::string issued_path = dir_ + "/issued.json";
+    try {
+      cert = parse_cert(stored->cert_pem, issued_path);
+      key = parse_private_key(stored->key_pem, issued_path);
+    } catch (const Error&) {
+      damaged(issued_path, "entry \"" + id + "\" does not hold a valid PEM certificate and private key");
+    }
+    reason = why_reissue(cert.get(), key.get(), authority, request, impl_->leaf_key_type, impl_->renew_before_days);
+    if (reason.empty()) return IssuedCert{stored->cert_pem, stored->key_pem, false, ""};
+  }
+
+  PkeyPtr key = generate_key(impl_->leaf_key_type);
+  X509Ptr cert = issue_cert(authority, key.get(), request, impl_->leaf_validity_days);
+  Impl::Leaf fresh{cert_pem(cert.get()), private_key_pem(key.get()), authority.name};
+  IssuedCert out{fresh.cert_pem, fresh.key_pem, true, reason};
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->issued[id] = std::move(fresh);
+    impl_->issued_dirty = true;
+  }
+  return out;
+}
+
+void State::commit() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (impl_->issued_dirty) {
+    json j = json::object();
+    for (const auto& [id, leaf] : impl_->issued)
+      j[id] = {{"cert", leaf.cert_pem}, {"key", leaf.key_pem}, {"issuer", leaf.issuer}};
+    write_secret(dir_ + "/issued.json", j.dump(2) + "\n");
+    impl_->issued_dirty = false;
+  }
+  if (impl_->serials_dirty) {
+    json j = json::object();
+    for (const auto& [node, serial] : impl_->serials) j[node] = {{"serial", serial.serial}, {"digest", serial.digest}};
+    write_secret(dir_ + "/serials.json", j.dump(2) + "\n");
+    impl_->serials_dirty = false;
+  }
+}
+
+}  // namespace kb

@@ -1,0 +1,576 @@
+#include "generator/state.h"
+
+#include <openssl/evp.h>
+#include <openssl/x509.h>
+#include <openssl/x509_vfy.h>
+#include <openssl/x509v3.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <chrono>
+#include <filesystem>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <regex>
+#include <thread>
+
+#include "bundles/atomic_file.h"
+#include "bundles/error.h"
+
+using namespace kb;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Each test in its own directory under /tmp, removed at the end.
+struct TempDir {
+  std::string path;
+  TempDir() {
+    char tmpl[] = "/tmp/kb-state-test-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    path = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path, ec);
+  }
+  std::string operator/(const std::string& rel) const { return path + "/" + rel; }
+};
+
+Topology topology(const std::string& cluster = "alpha", KeyType type = KeyType::EcdsaP256) {
+  Topology t;
+  t.source_path = "topology.yaml";
+  t.cluster.name = cluster;
+  t.cluster.key_type = type;
+  return t;
+}
+
+mode_t mode_of(const std::string& path) {
+  struct stat st;
+  REQUIRE(::lstat(path.c_str(), &st) == 0);
+  return st.st_mode & 07777;
+}
+
+ino_t inode_of(const std::string& path) {
+  struct stat st;
+  REQUIRE(::stat(path.c_str(), &st) == 0);
+  return st.st_ino;
+}
+
+// Every file under `dir` (but the lock) and its bytes.
+std::map<std::string, std::string> snapshot(const std::string& dir) {
+  std::map<std::string, std::string> out;
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    if (!e.is_regular_file() || e.path().filename() == ".lock") continue;
+    out[e.path().string()] = read_file(e.path().string());
+  }
+  return out;
+}
+
+std::string fingerprint_of(const std::string& pem) { return cert_fingerprint(parse_cert(pem, "test").get()); }
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+CertRequest kubelet_request(const std::string& node, const std::string& ip) {
+  CertRequest r;
+  r.common_name = "system:node:" + node;
+  r.organizations = {"system:nodes"};
+  r.client_auth = r.server_auth = true;
+  r.dns_names = {node};
+  r.ip_addresses = {ip};
+  return r;
+}
+
+const char* const kAllFiles[] = {"state.json",
+                                 "ca/kubernetes-ca.crt",
+                                 "ca/kubernetes-ca.key",
+                                 "ca/etcd-ca.crt",
+                                 "ca/etcd-ca.key",
+                                 "ca/front-proxy-ca.crt",
+                                 "ca/front-proxy-ca.key",
+                                 "keys/service-account.key",
+                                 "keys/service-account.pub",
+                                 "keys/encryption.key",
+                                 "keys/bundle-signing.key",
+                                 "keys/bundle-signing.pub",
+                                 "issued.json",
+                                 "serials.json"};
+
+void check_modes(const std::string& dir) {
+  CHECK(mode_of(dir) == 0700);
+  CHECK(mode_of(dir + "/ca") == 0700);
+  CHECK(mode_of(dir + "/keys") == 0700);
+  for (const auto& e : fs::recursive_directory_iterator(dir)) {
+    INFO(e.path().string());
+    if (e.is_directory())
+      CHECK(mode_of(e.path().string()) == 0700);
+    else
+      CHECK(mode_of(e.path().string()) == 0600);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("open creates a complete state directory", "[state]") {
+  TempDir tmp;
+  const std::string dir = tmp / "nested/state";
+  auto s = State::open(dir, topology());
+  CHECK(s->created());
+  CHECK(s->dir() == dir);
+  for (const char* f : kAllFiles) CHECK(fs::is_regular_file(dir + "/" + f));
+  check_modes(dir);
+  CHECK_FALSE(fs::exists(dir + "/.init-incomplete"));
+
+  auto state = nlohmann::json::parse(read_file(dir + "/state.json"));
+  CHECK(state["format"] == 1);
+  CHECK(state["cluster"] == "alpha");
+  CHECK(state["clusterId"] == s->cluster_id());
+  CHECK(std::regex_match(s->cluster_id(), std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")));
+
+  for (CaName which : {CaName::Kubernetes, CaName::Etcd, CaName::FrontProxy}) {
+    const auto& ca = s->ca(which);
+    CHECK(X509_check_ca(ca.cert.get()) >= 1);
+    CHECK(key_matches_cert(ca.key.get(), ca.cert.get()));
+    CHECK(key_type_of(ca.key.get()) == KeyType::EcdsaP256);
+    CHECK(ca.cert_pem == read_file(dir + "/ca/" + ca.name + ".crt"));
+  }
+  CHECK(s->ca(CaName::Kubernetes).name == "kubernetes-ca");
+  CHECK(s->ca(CaName::Etcd).name == "etcd-ca");
+  CHECK(s->ca(CaName::FrontProxy).name == "front-proxy-ca");
+
+  CHECK(s->encryption_key_base64().size() == 44);  // 32 bytes
+  CHECK(read_file(dir + "/keys/encryption.key") == s->encryption_key_base64() + "\n");
+  PkeyPtr signing = parse_private_key(s->signing_key_pem(), "signing");
+  CHECK(EVP_PKEY_get_base_id(signing.get()) == EVP_PKEY_ED25519);
+  CHECK(public_key_pem(signing.get()) == s->signing_public_key_pem());
+  PkeyPtr sa = parse_private_key(s->service_account_key_pem(), "sa");
+  CHECK(public_key_pem(sa.get()) == s->service_account_public_pem());
+  CHECK(nlohmann::json::parse(read_file(dir + "/issued.json")).empty());
+  CHECK(nlohmann::json::parse(read_file(dir + "/serials.json")).empty());
+}
+
+TEST_CASE("modes are exact under umask 000", "[state]") {
+  TempDir tmp;
+  mode_t old = ::umask(0);
+  try {
+    auto s = State::open(tmp / "state", topology());
+    s->leaf("worker-0", "kubelet", CaName::Kubernetes, kubelet_request("worker-0", "10.0.1.20"));
+    s->node_serial("worker-0", "d1");
+    s->commit();
+  } catch (...) {
+    ::umask(old);
+    throw;
+  }
+  ::umask(old);
+  check_modes(tmp / "state");
+}
+
+TEST_CASE("an existing empty directory is used and tightened to 0700", "[state]") {
+  TempDir tmp;
+  const std::string dir = tmp / "state";
+  REQUIRE(::mkdir(dir.c_str(), 0755) == 0);
+  REQUIRE(::chmod(dir.c_str(), 0755) == 0);
+  auto s = State::open(dir + "/", topology());  // a trailing slash is fine
+  CHECK(s->created());
+  CHECK(s->dir() == dir);
+  check_modes(dir);
+}
+
+TEST_CASE("a second open reuses everything", "[state]") {
+  TempDir tmp;
+  const std::string dir = tmp / "state";
+  std::map<std::string, std::string> before;
+  std::string id, sa, enc, signing;
+  std::vector<std::string> fps;
+  {
+    auto s = State::open(dir, topology());
+    id = s->cluster_id();
+    sa = s->service_account_key_pem();
+    enc = s->encryption_key_base64();
+    signing = s->signing_key_pem();
+    for (CaName w : {CaName::Kubernetes, CaName::Etcd, CaName::FrontProxy}) fps.push_back(fingerprint_of(s->ca(w).cert_pem));
+    before = snapshot(dir);
+  }
+  auto s = State::open(dir, topology());
+  CHECK_FALSE(s->created());
+  CHECK(s->cluster_id() == id);
+  CHECK(s->service_account_key_pem() == sa);
+  CHECK(s->encryption_key_base64() == enc);
+  CHECK(s->signing_key_pem() == signing);
+  std::vector<std::string> now;
+  for (CaName w : {CaName::Kubernetes, CaName::Etcd, CaName::FrontProxy}) now.push_back(fingerprint_of(s->ca(w).cert_pem));
+  CHECK(now == fps);
+  s->commit();  // nothing changed: nothing written
+  CHECK(snapshot(dir) == before);
+}
+
+TEST_CASE("the lock stops a second user of the directory", "[state]") {
+  TempDir tmp;
+  const std::string dir = tmp / "state";
+  auto first = State::open(dir, topology());
+
+  std::string msg = error_of([&] { State::open(dir, topology()); });
+  CHECK_THAT(msg, Catch::StartsWith("state directory " + dir + " is in use by another kbundle run (pid " +
+                                    std::to_string(::getpid()) + ")"));
+
+  // Another process sees the same.
+  pid_t child = ::fork();
+  REQUIRE(child >= 0);
+  if (child == 0) {
+    std::string m = error_of([&] { State::open(dir, topology()); });
+    ::_exit(m.find("is in use by another kbundle run") != std::string::npos ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  CHECK(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+
+  first.reset();  // releases the lock
+  CHECK_NOTHROW(State::open(dir, topology()));
+}
+
+TEST_CASE("another cluster's state is refused", "[state]") {
+  TempDir tmp;
+  const std::string dir = tmp / "state";
+  State::open(dir, topology("alpha"));
+  auto before = snapshot(dir);
+  std::string msg = error_of([&] { State::open(dir, topology("beta")); });
+  CHECK_THAT(msg, Catch::StartsWith(dir + "/state.json: ") && Catch::Contains("'alpha'") && Catch::Contains("'beta'") &&
+                      Catch::Contains("--state") && Catch::Contains("nothing was changed"));
+  CHECK(snapshot(dir) == before);
+}
+
+TEST_CASE("a damaged state is refused, naming the file, and left as it is", "[state]") {
+  struct Case {
+    const char* what;
+    const char* file;  // the file the message must name
+    std::function<void(const std::string& dir)> damage;
+  };
+  auto write = [](const std::string& path, const std::string& text) { write_file_atomic(path, text, 0600); };
+  auto other_key = [] { return private_key_pem(generate_key(KeyType::EcdsaP256).get()); };
+  const std::vector<Case> cases = {
+      {"CA key missing", "ca/etcd-ca.key", [](const std::string& d) { fs::remove(d + "/ca/etcd-ca.key"); }},
+      {"CA cert missing", "ca/kubernetes-ca.crt", [](const std::string& d) { fs::remove(d + "/ca/kubernetes-ca.crt"); }},
+      {"CA cert unparsable", "ca/kubernetes-ca.crt", [&](const std::string& d) { write(d + "/ca/kubernetes-ca.crt", "garbage\n"); }},
+      {"CA key unparsable", "ca/front-proxy-ca.key",
+       [&](const std::string& d) {
+         std::string k = read_file(d + "/ca/front-proxy-ca.key");
+         write(d + "/ca/front-proxy-ca.key", k.substr(0, k.size() / 2));
+       }},
+      {"CA key of another cert", "ca/front-proxy-ca.key", [&](const std::string& d) { write(d + "/ca/front-proxy-ca.key", other_key()); }},
+      {"state.json not JSON", "state.json", [&](const std::string& d) { write(d + "/state.json", "{\"format\": 1,"); }},
+      {"state.json unknown format", "state.json",
+       [&](const std::string& d) { write(d + "/state.json", R"({"format": 2, "cluster": "alpha", "clusterId": "x"})"); }},
+      {"state.json without clusterId", "state.json",
+       [&](const std::string& d) { write(d + "/state.json", R"({"format": 1, "cluster": "alpha"})"); }},
+      {"state.json missing in a non-empty dir", "state.json", [](const std::string& d) { fs::remove(d + "/state.json"); }},
+      {"service-account.pub of another key", "keys/service-account.pub",
+       [&](const std::string& d) {
+         write(d + "/keys/service-account.pub", public_key_pem(generate_key(KeyType::EcdsaP256).get()));
+       }},
+      {"encryption.key too short", "keys/encryption.key", [&](const std::string& d) { write(d + "/keys/encryption.key", "c2hvcnQ=\n"); }},
+      {"bundle-signing.key not Ed25519", "keys/bundle-signing.key",
+       [&](const std::string& d) {
+         PkeyPtr k = generate_key(KeyType::EcdsaP256);
+         write(d + "/keys/bundle-signing.key", private_key_pem(k.get()));
+         write(d + "/keys/bundle-signing.pub", public_key_pem(k.get()));
+       }},
+      {"issued.json not JSON", "issued.json", [&](const std::string& d) { write(d + "/issued.json", "[1,"); }},
+      {"issued.json entry without key", "issued.json",
+       [&](const std::string& d) { write(d + "/issued.json", R"({"w/kubelet": {"cert": "x"}})"); }},
+      {"serials.json missing", "serials.json", [](const std::string& d) { fs::remove(d + "/serials.json"); }},
+      {"serials.json negative serial", "serials.json",
+       [&](const std::string& d) { write(d + "/serials.json", R"({"w": {"serial": -1, "digest": "x"}})"); }},
+  };
+  for (const auto& c : cases) {
+    DYNAMIC_SECTION(c.what) {
+      TempDir tmp;
+      const std::string dir = tmp / "state";
+      std::vector<std::string> secrets;
+      {
+        auto s = State::open(dir, topology());
+        for (CaName w : {CaName::Kubernetes, CaName::Etcd, CaName::FrontProxy}) secrets.push_back(s->ca(w).key_pem);
+        secrets.push_back(s->service_account_key_pem());
+        secrets.push_back(s->signing_key_pem());
+        secrets.push_back(s->encryption_key_base64());
+      }
+      c.damage(dir);
+      auto before = snapshot(dir);
+      std::string msg = error_of([&] { State::open(dir, topology()); });
+      CHECK_THAT(msg, Catch::StartsWith(dir + "/" + c.file + ": damaged state: ") && Catch::Contains("nothing was changed"));
+      CHECK(snapshot(dir) == before);
+      CHECK_FALSE(fs::exists(dir + "/.init-incomplete"));
+      // No secret, nor any line of one, leaks into the message.
+      for (const auto& [path, bytes] : before) {
+        if (path.find(".key") == std::string::npos && path.find("issued.json") == std::string::npos) continue;
+        secrets.push_back(bytes);
+      }
+      CHECK(msg.find("PRIVATE KEY") == std::string::npos);
+      for (const auto& secret : secrets) {
+        size_t pos = 0;
+        while (pos < secret.size()) {
+          size_t nl = secret.find('\n', pos);
+          std::string line = secret.substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+          if (line.size() >= 16 && line.find("-----") == std::string::npos) CHECK(msg.find(line) == std::string::npos);
+          if (nl == std::string::npos) break;
+          pos = nl + 1;
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("a directory that is not a state is not touched", "[state]") {
+  TempDir tmp;
+  const std::string dir = tmp / "notes";
+  fs::create_directories(dir);
+  write_file_atomic(dir + "/todo.txt", "buy milk\n", 0644);
+  std::string msg = error_of([&] { State::open(dir, topology()); });
+  CHECK_THAT(msg, Catch::StartsWith(dir + "/state.json: damaged state: ") && Catch::Contains("todo.txt"));
+  CHECK(snapshot(dir).size() == 1);
+  CHECK_FALSE(fs::exists(dir + "/.lock"));  // not even the lock file
+}
+
+TEST_CASE("an interrupted first run is completed on the next", "[state]") {
+  TempDir tmp;
+  const std::string dir = tmp / "state";
+  std::string old_fp;
+  {
+    auto s = State::open(dir, topology());
+    old_fp = fingerprint_of(s->ca(CaName::Kubernetes).cert_pem);
+  }
+  // What a crash before the last step leaves: the marker, some files, no state.json.
+  fs::remove(dir + "/state.json");
+  fs::remove(dir + "/keys/bundle-signing.pub");
+  write_file_atomic(dir + "/.init-incomplete", "alpha\n", 0600);
+  write_file_atomic(dir + "/ca/.etcd-ca.key.tmp-abcdefgh", "partial", 0600);
+
+  auto s = State::open(dir, topology());
+  CHECK(s->created());
+  CHECK(fingerprint_of(s->ca(CaName::Kubernetes).cert_pem) != old_fp);  // never used, so made anew
+  for (const char* f : kAllFiles) CHECK(fs::is_regular_file(dir + "/" + f));
+  CHECK_FALSE(fs::exists(dir + "/.init-incomplete"));
+  CHECK_FALSE(fs::exists(dir + "/ca/.etcd-ca.key.tmp-abcdefgh"));
+  check_modes(dir);
+}
+
+TEST_CASE("a later key type keeps the CAs and reissues leaves", "[state]") {
+  TempDir tmp;
+  const std::string dir = tmp / "state";
+  std::string fp, leaf_pem;
+  {
+    auto s = State::open(dir, topology("alpha", KeyType::EcdsaP256));
+    fp = fingerprint_of(s->ca(CaName::Kubernetes).cert_pem);
+    leaf_pem = s->leaf("worker-0", "kubelet", CaName::Kubernetes, kubelet_request("worker-0", "10.0.1.20")).cert_pem;
+    s->commit();
+  }
+  auto s = State::open(dir, topology("alpha", KeyType::Rsa2048));
+  CHECK_FALSE(s->created());
+  CHECK(fingerprint_of(s->ca(CaName::Kubernetes).cert_pem) == fp);
+  CHECK(key_type_of(s->ca(CaName::Kubernetes).key.get()) == KeyType::EcdsaP256);
+  IssuedCert leaf = s->leaf("worker-0", "kubelet", CaName::Kubernetes, kubelet_request("worker-0", "10.0.1.20"));
+  CHECK(leaf.reissued);
+  CHECK(leaf.reason == "key type changed: ecdsa-p256 -> rsa-2048");
+  CHECK(key_type_of(parse_private_key(leaf.key_pem, "leaf").get()) == KeyType::Rsa2048);
+}
+
+TEST_CASE("leaves are reused until their request changes, across runs", "[state]") {
+  TempDir tmp;
+  const std::string dir = tmp / "state";
+  const CertRequest r0 = kubelet_request("worker-0", "10.0.1.20");
+  const CertRequest r1 = kubelet_request("worker-1", "10.0.1.21");
+  IssuedCert first, other;
+  {
+    auto s = State::open(dir, topology());
+    first = s->leaf("worker-0", "kubelet", CaName::Kubernetes, r0);
+    CHECK(first.reissued);
+    CHECK(first.reason == "new");
+    // Within one run, the same request gives the same cert.
+    IssuedCert again = s->leaf("worker-0", "kubelet", CaName::Kubernetes, r0);
+    CHECK_FALSE(again.reissued);
+    CHECK(again.cert_pem == first.cert_pem);
+    other = s->leaf("worker-1", "kubelet", CaName::Kubernetes, r1);
+    s->commit();
+
+    // The leaf chains to the state's CA.
+    X509Ptr cert = parse_cert(first.cert_pem, "leaf");
+    X509_STORE* store = X509_STORE_new();
+    X509_STORE_add_cert(store, s->ca(CaName::Kubernetes).cert.get());
+    X509_STORE_CTX* ctx = X509_STORE_CTX_new();
+    X509_STORE_CTX_init(ctx, store, cert.get(), nullptr);
+    CHECK(X509_verify_cert(ctx) == 1);
+    X509_STORE_CTX_free(ctx);
+    X509_STORE_free(store);
+    CHECK(key_matches_cert(parse_private_key(first.key_pem, "leaf key").get(), cert.get()));
+  }
+  {
+    auto s = State::open(dir, topology());
+    IssuedCert reused = s->leaf("worker-0", "kubelet", CaName::Kubernetes, r0);
+    CHECK_FALSE(reused.reissued);
+    CHECK(reused.reason.empty());
+    CHECK(reused.cert_pem == first.cert_pem);
+    CHECK(reused.key_pem == first.key_pem);
+
+    const ino_t inode = inode_of(dir + "/issued.json");
+    s->commit();
+    CHECK(inode_of(dir + "/issued.json") == inode);  // nothing new: not rewritten
+
+    CertRequest moved = r0;
+    moved.ip_addresses.push_back("10.0.1.13");
+    IssuedCert changed = s->leaf("worker-0", "kubelet", CaName::Kubernetes, moved);
+    CHECK(changed.reissued);
+    CHECK(changed.reason == "SAN set changed: +IP:10.0.1.13");
+    CHECK(changed.key_pem != first.key_pem);
+
+    // Another issuer for the same name.
+    IssuedCert etcd = s->leaf("worker-0", "kubelet", CaName::Etcd, moved);
+    CHECK(etcd.reissued);
+    CHECK_THAT(etcd.reason, Catch::StartsWith("issuer changed:"));
+
+    // Not committed: the next run does not see it.
+  }
+  {
+    auto s = State::open(dir, topology());
+    CHECK(s->leaf("worker-0", "kubelet", CaName::Kubernetes, r0).cert_pem == first.cert_pem);
+    CertRequest moved = r0;
+    moved.ip_addresses.push_back("10.0.1.13");
+    IssuedCert changed = s->leaf("worker-0", "kubelet", CaName::Kubernetes, moved);
+    CHECK(changed.reissued);
+    s->commit();  // worker-1 was not asked for in this run: it is kept
+    auto issued = nlohmann::json::parse(read_file(dir + "/issued.json"));
+    CHECK(issued.size() == 2);
+    CHECK(issued["worker-0/kubelet"]["cert"] == changed.cert_pem);
+    CHECK(issued["worker-0/kubelet"]["issuer"] == "kubernetes-ca");
+  }
+  {
+    auto s = State::open(dir, topology());
+    CHECK(s->leaf("worker-1", "kubelet", CaName::Kubernetes, r1).cert_pem == other.cert_pem);
+  }
+}
+
+TEST_CASE("a broken issued.json entry is reported when it is used", "[state]") {
+  TempDir tmp;
+  const std::string dir = tmp / "state";
+  State::open(dir, topology());
+  write_file_atomic(dir + "/issued.json", R"({"w/kubelet": {"cert": "nope", "key": "nope", "issuer": "kubernetes-ca"}})", 0600);
+  auto s = State::open(dir, topology());
+  std::string msg = error_of([&] { s->leaf("w", "kubelet", CaName::Kubernetes, kubelet_request("w", "10.0.0.1")); });
+  CHECK_THAT(msg, Catch::StartsWith(dir + "/issued.json: damaged state: ") && Catch::Contains("w/kubelet"));
+}
+
+TEST_CASE("node serials increase only when the content changes, and persist", "[state]") {
+  TempDir tmp;
+  const std::string dir = tmp / "state";
+  {
+    auto s = State::open(dir, topology());
+    CHECK(s->node_serial("worker-0", "d1") == 1);
+    CHECK(s->node_serial("worker-0", "d1") == 1);
+    CHECK(s->node_serial("control-0", "c1") == 1);
+    s->commit();
+  }
+  {
+    auto s = State::open(dir, topology());
+    CHECK(s->node_serial("worker-0", "d1") == 1);
+    const ino_t inode = inode_of(dir + "/serials.json");
+    s->commit();
+    CHECK(inode_of(dir + "/serials.json") == inode);
+    CHECK(s->node_serial("worker-0", "d2") == 2);
+    CHECK(s->node_serial("worker-0", "d2") == 2);
+    s->commit();
+  }
+  {
+    auto s = State::open(dir, topology());
+    CHECK(s->node_serial("worker-0", "d2") == 2);
+    CHECK(s->node_serial("worker-0", "d1") == 3);  // back to old content is still a change
+    CHECK(s->node_serial("control-0", "c1") == 1);
+    // Not committed.
+  }
+  auto s = State::open(dir, topology());
+  CHECK(s->node_serial("worker-0", "d2") == 2);
+  auto serials = nlohmann::json::parse(read_file(dir + "/serials.json"));
+  CHECK(serials["worker-0"]["serial"] == 2);
+  CHECK(serials["worker-0"]["digest"] == "d2");
+}
+
+TEST_CASE("secrets never appear in error messages", "[state]") {
+  TempDir tmp;
+  const std::string dir = tmp / "state";
+  std::vector<std::string> secrets;
+  {
+    auto s = State::open(dir, topology());
+    secrets = {s->ca(CaName::Kubernetes).key_pem, s->service_account_key_pem(), s->signing_key_pem(),
+               s->encryption_key_base64()};
+    secrets.push_back(s->leaf("w", "kubelet", CaName::Kubernetes, kubelet_request("w", "10.0.0.1")).key_pem);
+    s->commit();
+  }
+  std::vector<std::string> messages;
+  {
+    auto held = State::open(dir, topology());
+    messages.push_back(error_of([&] { State::open(dir, topology()); }));
+  }
+  messages.push_back(error_of([&] { State::open(dir, topology("beta")); }));
+  // A key file holding another valid key, and one holding a cut-off key.
+  std::string sa = read_file(dir + "/keys/service-account.key");
+  write_file_atomic(dir + "/keys/service-account.key", secrets[0], 0600);
+  messages.push_back(error_of([&] { State::open(dir, topology()); }));
+  write_file_atomic(dir + "/keys/service-account.key", sa.substr(0, sa.size() - 40), 0600);
+  messages.push_back(error_of([&] { State::open(dir, topology()); }));
+
+  for (const auto& m : messages) {
+    INFO(m);
+    CHECK_FALSE(m.empty());
+    CHECK(m.find("PRIVATE KEY") == std::string::npos);
+    for (const auto& secret : secrets)
+      for (size_t at = 30; at + 20 < secret.size(); at += 64) CHECK(m.find(secret.substr(at, 20)) == std::string::npos);
+  }
+}
+
+TEST_CASE("leaf() from several threads, and timing of 2000 ECDSA leaves (printed)", "[state]") {
+  TempDir tmp;
+  const std::string dir = tmp / "state";
+  constexpr int kLeaves = 2000;
+  auto issue_all = [&](State& s, std::atomic<int>& reissued) {
+    std::vector<std::thread> threads;
+    for (int t = 0; t < 2; ++t)
+      threads.emplace_back([&, t] {
+        for (int i = t; i < kLeaves; i += 2) {
+          std::string node = "worker-" + std::to_string(i);
+          auto leaf = s.leaf(node, "kubelet", CaName::Kubernetes,
+                             kubelet_request(node, "10.1." + std::to_string(i / 250) + "." + std::to_string(i % 250)));
+          if (leaf.reissued) ++reissued;
+        }
+      });
+    for (auto& th : threads) th.join();
+  };
+  {
+    auto s = State::open(dir, topology());
+    std::atomic<int> reissued{0};
+    auto start = std::chrono::steady_clock::now();
+    issue_all(*s, reissued);
+    s->commit();
+    double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    std::cout << "state_test: " << kLeaves << " new ECDSA leaves + commit in " << secs << " s, 2 threads\n";
+    CHECK(reissued == kLeaves);
+  }
+  auto s = State::open(dir, topology());
+  std::atomic<int> reissued{0};
+  auto start = std::chrono::steady_clock::now();
+  issue_all(*s, reissued);
+  s->commit();
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::cout << "state_test: " << kLeaves << " ECDSA leaves checked and reused in " << secs << " s, 2 threads\n";
+  CHECK(reissued == 0);
+  CHECK(nlohmann::json::parse(read_file(dir + "/issued.json")).size() == kLeaves);
+}
