@@ -24,9 +24,12 @@ int run_cli(int argc, char** argv) {
       ->capture_default_str();
   gen_cmd->add_option("--out,-o", gen.out_dir, "Output directory, replaced atomically")->capture_default_str();
   gen_cmd->add_option("--node", gen.nodes, "Only this node (repeatable); other nodes' output is kept");
-  gen_cmd->add_option("--format", gen.format, "Output format: dir (one tree per node)")
+  gen_cmd->add_option("--format", gen.format, "bundle: one signed <node>.kbundle per node; dir: one tree per node")
       ->capture_default_str()
-      ->check(CLI::IsMember({"dir"}));
+      ->check(CLI::IsMember({"bundle", "dir"}));
+  gen_cmd->add_option("--compression", gen.compression, "Bundle compression: zstd or gzip")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"zstd", "gzip"}));
   gen_cmd->add_flag("--json", gen.json, "Print a machine-readable summary");
 
   std::string validate_path;
@@ -34,6 +37,13 @@ int run_cli(int argc, char** argv) {
   auto* validate_cmd = app.add_subcommand("validate", "Check a topology file; write nothing");
   validate_cmd->add_option("--topology,-t", validate_path, "Topology file (YAML)")->required();
   validate_cmd->add_flag("--json", validate_json, "Print diagnostics as JSON");
+
+  std::string inspect_bundle, inspect_pubkey;
+  bool inspect_json = false;
+  auto* inspect_cmd = app.add_subcommand("inspect", "Verify a bundle (signature, every file's hash) and list it");
+  inspect_cmd->add_option("bundle", inspect_bundle, "The .kbundle file")->required();
+  inspect_cmd->add_option("--pubkey", inspect_pubkey, "Signing public key (default: bundle-signing.pub beside the bundle)");
+  inspect_cmd->add_flag("--json", inspect_json, "Print the listing as JSON");
 
   try {
     app.parse(argc, argv);
@@ -45,6 +55,7 @@ int run_cli(int argc, char** argv) {
   try {
     if (*gen_cmd) return run_gen(gen, std::cout, std::cerr);
     if (*validate_cmd) return run_validate(validate_path, validate_json, std::cout, std::cerr);
+    if (*inspect_cmd) return run_inspect(inspect_bundle, inspect_pubkey, inspect_json, std::cout, std::cerr);
   } catch (const Error& e) {
     std::cerr << "kbundle: error: " << e.what() << "\n";
     return kExitFailure;

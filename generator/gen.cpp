@@ -7,7 +7,10 @@
 #include <ostream>
 
 #include "bundles/error.h"
+#include "bundles/signing.h"
+#include "generator/bundle_output.h"
 #include "generator/output_dir.h"
+#include "generator/parallel.h"
 #include "generator/plan.h"
 #include "generator/state.h"
 #include "generator/topology.h"
@@ -62,17 +65,33 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
   auto started = Clock::now();
   auto topology = load_and_report(o.topology_path, err, nullptr);
   if (!topology) return kExitInvalidInput;
-  if (o.format != "dir") throw Error("--format " + o.format + ": unknown format; use dir");
+  if (o.format != "dir" && o.format != "bundle") throw Error("--format " + o.format + ": unknown format; use bundle or dir");
+  if (o.compression != "zstd" && o.compression != "gzip")
+    throw Error("--compression " + o.compression + ": unknown; use zstd or gzip");
 
   // The output directory is checked before the state is touched, so a wrong --out changes nothing.
   OutputDir output(o.out_dir);
   auto state = State::open(o.state_dir, *topology);
   ClusterPlan plan = make_plan(*topology, *state, o.nodes);
 
-  for (const auto& n : plan.nodes) {
-    for (const auto& f : n.files) output.write(relative_node_path(n.node.name, f.path), f.content, f.mode);
-    for (const auto& d : n.directories) output.staged_path(relative_node_path(n.node.name, d) + "/");
+  std::vector<BundleInfo> bundles(plan.nodes.size());
+  if (o.format == "dir") {
+    for (const auto& n : plan.nodes) {
+      for (const auto& f : n.files) output.write(relative_node_path(n.node.name, f.path), f.content, f.mode);
+      for (const auto& d : n.directories) output.staged_path(relative_node_path(n.node.name, d) + "/");
+    }
+  } else {
+    Compression compression = o.compression == "gzip" ? Compression::Gzip : Compression::Zstd;
+    parallel_for(plan.nodes.size(), [&](size_t i) {
+      const NodePlan& n = plan.nodes[i];
+      bundles[i] = write_node_bundle(plan, n, topology->cluster.kubernetes_version, *state,
+                                     output.staged_path(n.node.name + ".kbundle"), compression);
+    });
   }
+  // The trust anchor for kbundle-installer --trust-key and kbundle inspect, next to the bundles.
+  std::string fingerprint = VerifyKey(state->signing_public_key_pem()).fingerprint();
+  output.write("bundle-signing.pub", state->signing_public_key_pem(), 0644);
+  output.write("bundle-signing.sha256", fingerprint + "\n", 0644);
   output.write("admin.kubeconfig", plan.admin_kubeconfig, 0600);
   if (!o.nodes.empty()) output.keep_unwritten_entries();
 
@@ -89,15 +108,22 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
     j["out"] = o.out_dir;
     j["format"] = o.format;
     j["seconds"] = seconds;
+    j["signingKeySha256"] = fingerprint;
     auto& nodes = j["nodes"] = nlohmann::json::array();
-    for (const auto& n : plan.nodes) {
+    for (size_t i = 0; i < plan.nodes.size(); ++i) {
+      const NodePlan& n = plan.nodes[i];
       size_t bytes = 0;
       for (const auto& f : n.files) bytes += f.content.size();
-      nodes.push_back({{"name", n.node.name},
-                       {"role", to_string(n.node.role)},
-                       {"files", n.files.size()},
-                       {"bytes", bytes},
-                       {"units", n.units}});
+      nlohmann::json node = {{"name", n.node.name},
+                             {"role", to_string(n.node.role)},
+                             {"files", n.files.size()},
+                             {"bytes", bytes},
+                             {"units", n.units}};
+      if (o.format == "bundle") {
+        node["bundle"] = n.node.name + ".kbundle";
+        node["serial"] = bundles[i].serial;
+      }
+      nodes.push_back(node);
     }
     out << j.dump(2) << "\n";
     return kExitOk;
@@ -105,12 +131,15 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
   out << "kbundle: state " << o.state_dir << (state->created() ? " (created)" : " (reused)") << ", cluster "
       << plan.cluster_name << " (" << plan.cluster_id << ")\n";
   if (plan.nodes.size() <= 50) {
-    for (const auto& n : plan.nodes) {
+    for (size_t i = 0; i < plan.nodes.size(); ++i) {
+      const NodePlan& n = plan.nodes[i];
       char line[256];
-      std::snprintf(line, sizeof line, "  %-20s %-14s %3zu files, units: ", n.node.name.c_str(), to_string(n.node.role),
+      std::snprintf(line, sizeof line, "  %-20s %-14s %3zu files", n.node.name.c_str(), to_string(n.node.role),
                     n.files.size());
       out << line;
-      for (size_t i = 0; i < n.units.size(); ++i) out << (i ? " " : "") << n.units[i];
+      if (o.format == "bundle") out << ", " << n.node.name << ".kbundle serial " << bundles[i].serial;
+      out << ", units:";
+      for (const auto& u : n.units) out << " " << u;
       out << "\n";
     }
   }
@@ -118,6 +147,8 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
   std::snprintf(summary, sizeof summary, "kbundle: wrote %zu node%s and admin.kubeconfig to %s in %.2f s\n",
                 plan.nodes.size(), plan.nodes.size() == 1 ? "" : "s", o.out_dir.c_str(), seconds);
   out << summary;
+  out << "kbundle: bundle signing key sha256:" << fingerprint << " (" << o.out_dir
+      << "/bundle-signing.pub); pin it on each node with kbundle-installer --trust-key\n";
   return kExitOk;
 }
 

@@ -14,13 +14,19 @@ struct GenOptions {
   std::string state_dir = "state";
   std::string out_dir = "out";
   std::vector<std::string> nodes;  // empty: every node
-  std::string format = "dir";      // "dir" (trees) or "bundle"
+  std::string format = "bundle";   // "bundle" (one signed <node>.kbundle each) or "dir" (trees)
+  std::string compression = "zstd";
   bool json = false;               // machine-readable summary on stdout
 };
 
 // Validates, opens the state, plans, writes the output atomically. Reports on `out`
 // (progress, or the JSON summary) and `err` (diagnostics). Never prints secrets.
 int run_gen(const GenOptions& options, std::ostream& out, std::ostream& err);
+
+// `kbundle inspect`: verifies a bundle (signature, every entry's hash) and lists it.
+// `pubkey_path` empty: bundle-signing.pub next to the bundle.
+int run_inspect(const std::string& bundle_path, const std::string& pubkey_path, bool json, std::ostream& out,
+                std::ostream& err);
 
 // Validates only; prints every diagnostic. Writes nothing.
 int run_validate(const std::string& topology_path, bool json, std::ostream& out, std::ostream& err);

@@ -1,15 +1,12 @@
 #include "generator/plan.h"
 
 #include <algorithm>
-#include <atomic>
-#include <exception>
-#include <mutex>
-#include <thread>
 
 #include "bundles/error.h"
 #include "generator/encryption_config.h"
 #include "generator/kubeconfig.h"
 #include "generator/node_paths.h"
+#include "generator/parallel.h"
 #include "generator/render.h"
 #include "generator/state.h"
 
@@ -78,6 +75,7 @@ class NodeBuilder {
     std::sort(plan_.files.begin(), plan_.files.end(),
               [](const PlannedFile& a, const PlannedFile& b) { return a.path < b.path; });
     std::sort(plan_.directories.begin(), plan_.directories.end());
+    plan_.directories.erase(std::unique(plan_.directories.begin(), plan_.directories.end()), plan_.directories.end());
     return std::move(plan_);
   }
 
@@ -177,8 +175,10 @@ void plan_control_plane(const Context& ctx, const Node& n, NodeBuilder& b) {
   b.add_kubeconfig(paths::kAdminKubeconfig, ctx.local_api, "admin",
                    b.add_cert(kCluster, "admin", CaName::Kubernetes, admin, nullptr, nullptr));
 
-  b.plan().directories.push_back(paths::kEtcdDataDir);
-  b.plan().directories.push_back(paths::kAuditLogDir);
+  // Directories kbundle owns (created 0700); system ones like /etc/systemd/system are not listed.
+  for (const char* d : {paths::kKubernetesDir, paths::kEtcdDir, paths::kEtcdDataDir, paths::kAuditLogDir,
+                        paths::kSchedulerConfigDir})
+    b.plan().directories.push_back(d);
   for (const char* u : {"etcd.service", "kube-apiserver.service", "kube-controller-manager.service",
                         "kube-scheduler.service"})
     b.plan().units.push_back(u);
@@ -214,6 +214,9 @@ void plan_worker(const Context& ctx, const Node& n, NodeBuilder& b) {
   b.add_kubeconfig(paths::kKubeProxyKubeconfig, t.api_server_url(), proxy.common_name,
                    b.add_cert(kCluster, "kube-proxy", CaName::Kubernetes, proxy, nullptr, nullptr));
 
+  for (const char* d : {paths::kKubernetesDir, paths::kKubeletDir, paths::kKubeProxyDir, paths::kContainerdDir,
+                        paths::kCniConfDir})
+    b.plan().directories.push_back(d);
   for (const char* u : {"containerd.service", "kubelet.service", "kube-proxy.service"}) b.plan().units.push_back(u);
   b.plan().health_checks.push_back({"containerd", "unit", "containerd.service", "", "", "", 60});
   b.plan().health_checks.push_back({"kubelet", "http", "http://127.0.0.1:10248/healthz", "", "", "", 120});
@@ -246,27 +249,7 @@ ClusterPlan make_plan(const Topology& topology, State& state, const std::vector<
   plan.nodes.resize(selected.size());
 
   // Key generation dominates for large clusters: spread the nodes over the cores.
-  std::atomic<size_t> next{0};
-  std::exception_ptr failure;
-  std::mutex failure_mu;
-  auto work = [&] {
-    for (size_t i; (i = next++) < selected.size();) {
-      try {
-        plan.nodes[i] = plan_node(ctx, *selected[i]);
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(failure_mu);
-        if (!failure) failure = std::current_exception();
-        next = selected.size();
-      }
-    }
-  };
-  unsigned threads = std::max(1u, std::min<unsigned>(std::thread::hardware_concurrency(), 8));
-  if (selected.size() < 8) threads = 1;
-  std::vector<std::thread> pool;
-  for (unsigned i = 1; i < threads; ++i) pool.emplace_back(work);
-  work();
-  for (auto& th : pool) th.join();
-  if (failure) std::rethrow_exception(failure);
+  parallel_for(selected.size(), [&](size_t i) { plan.nodes[i] = plan_node(ctx, *selected[i]); });
 
   // The workstation's admin kubeconfig talks to the load balancer.
   CertRequest admin;

@@ -18,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <mutex>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <vector>
@@ -250,6 +251,7 @@ struct State::Impl {
   struct Serial {
     uint64_t serial = 0;
     std::string digest;
+    std::string created_at;  // when this serial was assigned; keeps unchanged bundles byte-identical
   };
 
   int lock_fd = -1;
@@ -260,6 +262,7 @@ struct State::Impl {
 
   std::mutex mu;  // guards everything below
   std::map<std::string, Leaf> issued;
+  std::set<std::string> fresh_this_run;  // ids issued by this run
   std::map<std::string, Serial> serials;
   bool issued_dirty = false, serials_dirty = false;
 
@@ -340,7 +343,8 @@ void State::Impl::load(const std::string& dir, const Topology& topology, State& 
     if (!entry.is_object() || !entry.contains("serial") || !entry["serial"].is_number_unsigned() ||
         !entry.contains("digest") || !entry["digest"].is_string())
       damaged(serials_path, "entry \"" + node + "\" has no serial and digest");
-    serials.emplace(node, Serial{entry["serial"].get<uint64_t>(), entry["digest"].get<std::string>()});
+    std::string created = entry.contains("createdAt") && entry["createdAt"].is_string() ? entry["createdAt"].get<std::string>() : "";
+    serials.emplace(node, Serial{entry["serial"].get<uint64_t>(), entry["digest"].get<std::string>(), created});
   }
 
   leaf_key_type = topology.cluster.key_type;
@@ -375,15 +379,21 @@ std::unique_ptr<State> State::open(const std::string& dir_arg, const Topology& t
 
 State::~State() = default;
 
+std::string State::serial_created_at(const std::string& node) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto it = impl_->serials.find(node);
+  return it == impl_->serials.end() ? std::string() : it->second.created_at;
+}
+
 const CertificateAuthority& State::ca(CaName which) const { return impl_->cas[ca_index(which)]; }
 
-uint64_t State::node_serial(const std::string& node, const std::string& content_digest) {
+uint64_t State::node_serial(const std::string& node, const std::string& content_digest, const std::string& now) {
   std::lock_guard<std::mutex> lock(impl_->mu);
   auto& serials = impl_->serials;
   auto it = serials.find(node);
   if (it != serials.end() && it->second.digest == content_digest) return it->second.serial;
   uint64_t next = it == serials.end() ? 1 : it->second.serial + 1;
-  serials[node] = Impl::Serial{next, content_digest};
+  serials[node] = Impl::Serial{next, content_digest, now};
   impl_->serials_dirty = true;
   return next;
 }
@@ -417,12 +427,16 @@ IssuedCert State::leaf(const std::string& owner, const std::string& name, CaName
   PkeyPtr key = generate_key(impl_->leaf_key_type);
   X509Ptr cert = issue_cert(authority, key.get(), request, impl_->leaf_validity_days);
   Impl::Leaf fresh{cert_pem(cert.get()), private_key_pem(key.get()), authority.name};
-  IssuedCert out{fresh.cert_pem, fresh.key_pem, true, reason};
-  {
-    std::lock_guard<std::mutex> lock(impl_->mu);
-    impl_->issued[id] = std::move(fresh);
-    impl_->issued_dirty = true;
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  // Certs shared by several nodes (admin, kube-proxy, ...) are asked for by several threads at
+  // once: the first one issued in this run wins, so every node gets the same cert.
+  if (!impl_->fresh_this_run.insert(id).second) {
+    const Impl::Leaf& winner = impl_->issued.at(id);
+    return IssuedCert{winner.cert_pem, winner.key_pem, true, reason};
   }
+  IssuedCert out{fresh.cert_pem, fresh.key_pem, true, reason};
+  impl_->issued[id] = std::move(fresh);
+  impl_->issued_dirty = true;
   return out;
 }
 
@@ -437,7 +451,7 @@ void State::commit() {
   }
   if (impl_->serials_dirty) {
     json j = json::object();
-    for (const auto& [node, serial] : impl_->serials) j[node] = {{"serial", serial.serial}, {"digest", serial.digest}};
+    for (const auto& [node, serial] : impl_->serials) j[node] = {{"serial", serial.serial}, {"digest", serial.digest}, {"createdAt", serial.created_at}};
     write_secret(dir_ + "/serials.json", j.dump(2) + "\n");
     impl_->serials_dirty = false;
   }

@@ -57,8 +57,11 @@ class State {
 
   // The bundle serial for `node` whose content hashes to `content_digest`: the stored
   // serial when the digest is unchanged, otherwise the stored serial + 1 (1 for a new
-  // node). Kept on commit().
-  uint64_t node_serial(const std::string& node, const std::string& content_digest);
+  // node). `now` (RFC 3339) is recorded as the serial's creation time when a new serial is
+  // assigned. Kept on commit().
+  uint64_t node_serial(const std::string& node, const std::string& content_digest, const std::string& now = {});
+  // The creation time recorded with the node's current serial ("" if none).
+  std::string serial_created_at(const std::string& node) const;
 
   // The cert + key for `owner`/`name` (e.g. "control-0"/"etcd-server"): the stored one
   // when it still satisfies `request`, otherwise a new key and cert (kept on commit()).

@@ -1,20 +1,21 @@
 #!/usr/bin/env bash
 # The main job on the example cluster, from a fresh machine: install, build,
-# then generate every node of examples/aws-ha.yaml into demo/.
+# then generate one signed bundle per node of examples/aws-ha.yaml into demo/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh build
 scripts/build.sh
 kbundle=${KB_BUILD_DIR:-build}/generator/kbundle
 
-echo; echo "== kbundle validate"
+echo; echo "== kbundle validate --topology examples/aws-ha.yaml"
 "$kbundle" validate --topology examples/aws-ha.yaml
-echo; echo "== kbundle gen (state in demo/state, output in demo/out)"
-"$kbundle" gen --topology examples/aws-ha.yaml --state demo/state --out demo/out
-echo; echo "== what control-0 gets"
-(cd demo/out/control-0 && find . -type f | sort | sed 's|^\./|  /|')
-echo; echo "== what worker-0 gets (no CA key, no etcd or service-account key)"
-(cd demo/out/worker-0 && find . -type f | sort | sed 's|^\./|  /|')
+echo; echo "== kbundle gen --topology examples/aws-ha.yaml --state demo/state --out demo/bundles"
+"$kbundle" gen --topology examples/aws-ha.yaml --state demo/state --out demo/bundles
+echo; echo "== kbundle inspect demo/bundles/worker-0.kbundle (no CA key, no etcd or service-account key)"
+"$kbundle" inspect demo/bundles/worker-0.kbundle
+echo; echo "== the same files as trees: kbundle gen ... --format dir --out demo/tree"
+"$kbundle" gen --topology examples/aws-ha.yaml --state demo/state --out demo/tree --format dir | tail -2
 echo; echo "== openssl checks a chain"
-openssl verify -CAfile demo/state/ca/kubernetes-ca.crt demo/out/worker-0/var/lib/kubelet/kubelet.crt
-echo; echo "Run it again: the CAs and certificates in demo/state are reused. Admin kubeconfig: demo/out/admin.kubeconfig"
+openssl verify -CAfile demo/state/ca/kubernetes-ca.crt demo/tree/worker-0/var/lib/kubelet/kubelet.crt
+echo; echo "Run it again: the CAs, certificates and serials in demo/state are reused and the bundles come out byte-identical."
+echo "Workstation kubeconfig: demo/bundles/admin.kubeconfig; bundle signing key: demo/bundles/bundle-signing.pub"

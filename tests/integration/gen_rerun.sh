@@ -6,8 +6,16 @@ need openssl
 gen_example
 snap() { (cd "$1" && find . -type f ! -name .lock -exec sha256sum {} + | sort); }  # .lock holds the last pid
 
+# Certs shared by several nodes are one cert, even though nodes are planned in parallel.
+for f in var/lib/kubernetes/admin.kubeconfig var/lib/kubernetes/kube-scheduler.kubeconfig; do
+  cmp -s "$WORK/out/control-0/$f" "$WORK/out/control-1/$f" && cmp -s "$WORK/out/control-0/$f" "$WORK/out/control-2/$f" ||
+    fail "control-plane nodes got different $f"
+done
+kp() { grep client-certificate-data "$WORK/out/$1/var/lib/kube-proxy/kubeconfig"; }
+[ "$(kp worker-0)" = "$(kp worker-1)" ] && [ "$(kp worker-0)" = "$(kp worker-2)" ] || fail "workers got different kube-proxy certs"
+
 # Modes: state and output readable by root only.
-bad=$(find "$WORK/state" "$WORK/out" \( -type f -perm /077 ! -name .kbundle-output \) -o \( -type d -perm /077 \) | grep -v "^$WORK/out$" || true)
+bad=$(find "$WORK/state" "$WORK/out" \( -type f -perm /077 ! -name .kbundle-output ! -name 'bundle-signing.*' \) -o \( -type d -perm /077 \) | grep -v "^$WORK/out$" || true)
 [ -z "$bad" ] || fail "group/other-accessible: $bad"
 
 # 1. A second run with the same topology changes nothing at all.

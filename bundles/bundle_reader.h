@@ -1,0 +1,68 @@
+#pragma once
+// Streaming, fail-closed reading of a bundle (bundles/FORMAT.md), usable by the
+// installer. Memory stays bounded (256 KiB blocks plus the manifest) whatever
+// the bundle size. Every refusal is a BundleError whose code() says why.
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "bundles/bundle_error.h"
+#include "bundles/bundle_writer.h"
+#include "bundles/manifest.h"
+
+namespace kb {
+
+// Receives the payload, one member at a time, in manifest order. The reader
+// calls begin(), then write() for each block of a file's bytes, and finish()
+// only after the member's size and sha256 matched the signed manifest. When
+// anything is wrong the reader throws instead of calling finish(), so a sink
+// that writes into a temp file and publishes it in finish() never publishes
+// an unverified byte. A directory gets begin() and finish() only.
+// Note: finish() means "this member is good", not "the bundle is good": the
+// bundle is good once read_payload() returns.
+class MemberSink {
+ public:
+  virtual ~MemberSink() = default;
+  virtual void begin(const ManifestEntry& entry) = 0;
+  virtual void write(std::string_view block) = 0;
+  virtual void finish() = 0;
+};
+
+class BundleReader {
+ public:
+  // Opens `path` and reads member 1 (the manifest, at most kMaxManifestSize)
+  // and member 2 (the signature); verifies the signature over the exact
+  // manifest bytes with `public_key_pem` BEFORE parsing them; then parses and
+  // validates the manifest and checks it names that key. Throws BundleError.
+  BundleReader(const std::string& path, std::string_view public_key_pem);
+  ~BundleReader();
+  BundleReader(const BundleReader&) = delete;
+  BundleReader& operator=(const BundleReader&) = delete;
+
+  const Manifest& manifest() const;
+  const std::string& manifest_bytes() const;  // exactly the signed bytes
+  Compression compression() const;
+
+  // Streams every payload member to `sink`, checking names, order, types,
+  // sizes, hashes and header fields, then reads to the end of the file and
+  // requires a clean end. Call once. Returns only if the whole bundle is good.
+  void read_payload(MemberSink& sink);
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// Reads and checks the whole bundle, discarding the payload. Throws BundleError.
+Manifest verify_bundle(const std::string& path, std::string_view public_key_pem);
+
+// Verifies and extracts into `dest_dir` (created 0700 if missing; must be empty
+// otherwise): file entries at dest_dir + path with their manifest mode,
+// directories 0700, no owners set. Files are staged inside dest_dir and moved
+// into place only after the WHOLE bundle verified, so on any error dest_dir is
+// left as it was (empty). Meant for tests and `kbundle inspect`; the installer
+// does its own staging.
+Manifest extract_bundle(const std::string& path, std::string_view public_key_pem, const std::string& dest_dir);
+
+}  // namespace kb

@@ -1,0 +1,107 @@
+#include "generator/bundle_output.h"
+
+#include <cstdlib>
+#include <ctime>
+
+#include "bundles/hash.h"
+#include "bundles/manifest.h"
+#include "bundles/signing.h"
+#include "generator/state.h"
+
+namespace kb {
+
+namespace {
+
+EntryClass entry_class(FileClass c) {
+  switch (c) {
+    case FileClass::Secret: return EntryClass::Secret;
+    case FileClass::Config: return EntryClass::Config;
+    case FileClass::Unit: return EntryClass::Unit;
+    case FileClass::Binary: return EntryClass::Binary;
+  }
+  return EntryClass::Config;
+}
+
+nlohmann::json health_check_json(const HealthCheck& h) {
+  nlohmann::json j = {{"name", h.name}, {"kind", h.kind}, {"target", h.target}, {"timeoutSeconds", h.timeout_seconds}};
+  if (!h.ca_file.empty()) j["caFile"] = h.ca_file;
+  if (!h.cert_file.empty()) j["certFile"] = h.cert_file;
+  if (!h.key_file.empty()) j["keyFile"] = h.key_file;
+  return j;
+}
+
+}  // namespace
+
+std::string rfc3339_now() {
+  std::time_t t = std::time(nullptr);
+  if (const char* epoch = std::getenv("SOURCE_DATE_EPOCH")) t = static_cast<std::time_t>(std::strtoll(epoch, nullptr, 10));
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+BundleInfo write_node_bundle(const ClusterPlan& plan, const NodePlan& node, const std::string& kubernetes_version,
+                             State& state, const std::string& out_path, Compression compression) {
+  SigningKey key(state.signing_key_pem());
+
+  Manifest m;
+  m.cluster_name = plan.cluster_name;
+  m.cluster_id = plan.cluster_id;
+  m.node_name = node.node.name;
+  m.role = to_string(node.node.role);
+  m.hostname = node.node.hostname;
+  m.private_ip = node.node.private_ip;
+  m.kubernetes_version = kubernetes_version;
+  m.signing_key_sha256 = key.fingerprint();
+  m.units = node.units;
+  for (const auto& h : node.health_checks) m.health_checks.push_back(health_check_json(h));
+  for (const auto& d : node.directories) {
+    ManifestEntry e;
+    e.path = d;
+    e.type = EntryType::Directory;
+    e.mode = 0700;
+    m.entries.push_back(e);
+  }
+  for (const auto& f : node.files) {
+    ManifestEntry e;
+    e.path = f.path;
+    e.mode = f.mode;
+    e.owner = f.owner;
+    e.group = f.group;
+    e.size = f.content.size();
+    e.sha256 = sha256_hex(f.content);
+    e.cls = entry_class(f.cls);
+    m.entries.push_back(e);
+  }
+  std::sort(m.entries.begin(), m.entries.end(),
+            [](const ManifestEntry& a, const ManifestEntry& b) { return a.path < b.path; });
+
+  // The content digest: the manifest with serial and time fixed, so that only content counts.
+  Manifest probe = m;
+  probe.serial = 1;
+  probe.created_at = "1970-01-01T00:00:00Z";
+  std::string now = rfc3339_now();
+  m.serial = state.node_serial(m.node_name, sha256_hex(serialize_manifest(probe)), now);
+  m.created_at = state.serial_created_at(m.node_name);
+  if (m.created_at.empty()) m.created_at = now;
+
+  BundleWriter writer(m);
+  for (const auto& d : node.directories) writer.add_directory(d, 0700);
+  for (const auto& f : node.files) {
+    ManifestEntry e;
+    e.path = f.path;
+    e.mode = f.mode;
+    e.owner = f.owner;
+    e.group = f.group;
+    e.cls = entry_class(f.cls);
+    writer.add_file(e, f.content);
+  }
+  WriteOptions options;
+  options.compression = compression;
+  Manifest written = writer.write(out_path, key, options);
+  return {written.serial, written.created_at, written.entries.size()};
+}
+
+}  // namespace kb

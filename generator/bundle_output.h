@@ -1,0 +1,29 @@
+#pragma once
+// One node's plan as a signed bundle (bundles/FORMAT.md). The serial goes up
+// only when the node's content changes; an unchanged node keeps its serial and
+// creation time, so its bundle is byte-identical to the previous one.
+
+#include <cstdint>
+#include <string>
+
+#include "bundles/bundle_writer.h"
+#include "generator/plan.h"
+
+namespace kb {
+
+class State;
+
+struct BundleInfo {
+  uint64_t serial = 0;
+  std::string created_at;
+  size_t entries = 0;
+};
+
+// Writes `node`'s bundle to `out_path` (atomically), signed with the state's key.
+BundleInfo write_node_bundle(const ClusterPlan& plan, const NodePlan& node, const std::string& kubernetes_version,
+                             State& state, const std::string& out_path, Compression compression);
+
+// RFC 3339 UTC "now", or SOURCE_DATE_EPOCH when set (reproducible builds).
+std::string rfc3339_now();
+
+}  // namespace kb
