@@ -22,6 +22,11 @@ for i in $(seq "$runs"); do
   t0=$(now); "$kbundle" gen --topology examples/aws-ha.yaml --state "$tmp/s" --out "$tmp/o" >/dev/null
   awk "BEGIN{print $(now) - $t0}"
 done | median > "$tmp/warm"
+# The cost of bundles: the same run writing trees instead (--format dir).
+for i in $(seq "$runs"); do
+  t0=$(now); "$kbundle" gen --topology examples/aws-ha.yaml --state "$tmp/s" --out "$tmp/d" --format dir >/dev/null
+  awk "BEGIN{print $(now) - $t0}"
+done | median > "$tmp/dir"
 
 base="n/a"
 if [ -x "$baseline" ] && command -v kubectl >/dev/null; then
@@ -30,10 +35,11 @@ if [ -x "$baseline" ] && command -v kubectl >/dev/null; then
   done | median > "$tmp/base"
   base=$(cat "$tmp/base")
 fi
-cold=$(cat "$tmp/cold"); warm=$(cat "$tmp/warm")
+cold=$(cat "$tmp/cold"); warm=$(cat "$tmp/warm"); dir=$(cat "$tmp/dir")
 printf 'example cluster (3 control plane + 3 workers, ECDSA P-256), median of %s runs\n' "$runs"
 printf '  kbundle gen, new state   %8.3f s\n' "$cold"
-printf '  kbundle gen, state reused%8.3f s\n' "$warm"
+printf '  kbundle gen, state reused%8.3f s (6 signed bundles)\n' "$warm"
+printf '  same, --format dir       %8.3f s (bundles add %.0f%%)\n' "$dir" "$(awk "BEGIN{print ($warm / $dir - 1) * 100}")"
 if [ "$base" != n/a ]; then
   printf '  kthw-baseline.sh         %8.3f s\n' "$base"
   printf '  speed-up (new state)     %8.1fx\n' "$(awk "BEGIN{print $base / $cold}")"

@@ -1,7 +1,6 @@
 #include "generator/kubeconfig.h"
 
 #include <openssl/evp.h>
-#include <yaml-cpp/yaml.h>
 
 namespace kb {
 
@@ -13,34 +12,37 @@ std::string base64_encode(const std::string& bytes) {
   return out;
 }
 
+namespace {
+
+// A YAML double-quoted scalar. Names and URLs come from a validated topology, but quoting
+// keeps "system:node:x" and anything else unambiguous without a YAML emitter, which was a
+// tenth of the run time for 1000 workers (it regex-checks every base64 character).
+std::string quoted(const std::string& s) {
+  std::string out = "\"";
+  for (char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+}  // namespace
+
 std::string render_kubeconfig(const KubeconfigSpec& spec) {
-  // yaml-cpp's emitter quotes whatever needs quoting (user names contain ':').
-  YAML::Emitter y;
-  y << YAML::BeginMap;
-  y << YAML::Key << "apiVersion" << YAML::Value << "v1";
-  y << YAML::Key << "kind" << YAML::Value << "Config";
-  y << YAML::Key << "clusters" << YAML::Value << YAML::BeginSeq << YAML::BeginMap;
-  y << YAML::Key << "name" << YAML::Value << spec.cluster_name;
-  y << YAML::Key << "cluster" << YAML::Value << YAML::BeginMap;
-  y << YAML::Key << "certificate-authority-data" << YAML::Value << base64_encode(spec.ca_pem);
-  y << YAML::Key << "server" << YAML::Value << spec.server;
-  y << YAML::EndMap << YAML::EndMap << YAML::EndSeq;
-  y << YAML::Key << "users" << YAML::Value << YAML::BeginSeq << YAML::BeginMap;
-  y << YAML::Key << "name" << YAML::Value << spec.user;
-  y << YAML::Key << "user" << YAML::Value << YAML::BeginMap;
-  y << YAML::Key << "client-certificate-data" << YAML::Value << base64_encode(spec.client_cert_pem);
-  y << YAML::Key << "client-key-data" << YAML::Value << base64_encode(spec.client_key_pem);
-  y << YAML::EndMap << YAML::EndMap << YAML::EndSeq;
-  y << YAML::Key << "contexts" << YAML::Value << YAML::BeginSeq << YAML::BeginMap;
-  y << YAML::Key << "name" << YAML::Value << "default";
-  y << YAML::Key << "context" << YAML::Value << YAML::BeginMap;
-  y << YAML::Key << "cluster" << YAML::Value << spec.cluster_name;
-  y << YAML::Key << "user" << YAML::Value << spec.user;
-  y << YAML::EndMap << YAML::EndMap << YAML::EndSeq;
-  y << YAML::Key << "current-context" << YAML::Value << "default";
-  y << YAML::Key << "preferences" << YAML::Value << YAML::BeginMap << YAML::EndMap;
-  y << YAML::EndMap;
-  return std::string(y.c_str()) + "\n";
+  std::string out;
+  out.reserve(4096);
+  out += "apiVersion: v1\nkind: Config\nclusters:\n";
+  out += "- name: " + quoted(spec.cluster_name) + "\n  cluster:\n";
+  out += "    certificate-authority-data: " + base64_encode(spec.ca_pem) + "\n";
+  out += "    server: " + quoted(spec.server) + "\n";
+  out += "users:\n- name: " + quoted(spec.user) + "\n  user:\n";
+  out += "    client-certificate-data: " + base64_encode(spec.client_cert_pem) + "\n";
+  out += "    client-key-data: " + base64_encode(spec.client_key_pem) + "\n";
+  out += "contexts:\n- name: default\n  context:\n";
+  out += "    cluster: " + quoted(spec.cluster_name) + "\n";
+  out += "    user: " + quoted(spec.user) + "\n";
+  out += "current-context: default\npreferences: {}\n";
+  return out;
 }
 
 }  // namespace kb
