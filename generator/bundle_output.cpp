@@ -30,6 +30,17 @@ nlohmann::json health_check_json(const HealthCheck& h) {
   return j;
 }
 
+// The entry for a planned file; size and sha256 are filled in by the caller or the writer.
+ManifestEntry file_entry(const PlannedFile& f) {
+  ManifestEntry e;
+  e.path = f.path;
+  e.mode = f.mode;
+  e.owner = f.owner;
+  e.group = f.group;
+  e.cls = entry_class(f.cls);
+  return e;
+}
+
 }  // namespace
 
 std::string rfc3339_now() {
@@ -65,14 +76,9 @@ BundleInfo write_node_bundle(const ClusterPlan& plan, const NodePlan& node, cons
     m.entries.push_back(e);
   }
   for (const auto& f : node.files) {
-    ManifestEntry e;
-    e.path = f.path;
-    e.mode = f.mode;
-    e.owner = f.owner;
-    e.group = f.group;
+    ManifestEntry e = file_entry(f);
     e.size = f.content.size();
     e.sha256 = sha256_hex(f.content);
-    e.cls = entry_class(f.cls);
     m.entries.push_back(e);
   }
   std::sort(m.entries.begin(), m.entries.end(),
@@ -89,15 +95,7 @@ BundleInfo write_node_bundle(const ClusterPlan& plan, const NodePlan& node, cons
 
   BundleWriter writer(m);
   for (const auto& d : node.directories) writer.add_directory(d, 0700);
-  for (const auto& f : node.files) {
-    ManifestEntry e;
-    e.path = f.path;
-    e.mode = f.mode;
-    e.owner = f.owner;
-    e.group = f.group;
-    e.cls = entry_class(f.cls);
-    writer.add_file(e, f.content);
-  }
+  for (const auto& f : node.files) writer.add_file(file_entry(f), f.content);
   WriteOptions options;
   options.compression = compression;
   Manifest written = writer.write(out_path, key, options);

@@ -1,5 +1,7 @@
 #include "generator/state.h"
 
+#include "generator/kubeconfig.h"  // base64_encode
+
 // Crash safety of the first run: a marker file (.init-incomplete) is written before anything
 // else and state.json is written last, then the marker is removed. open() returns only once
 // state.json exists, so nothing made by an interrupted init was ever used; the next run sees the
@@ -77,14 +79,6 @@ std::string random_bytes(size_t n) {
   std::string out(n, '\0');
   if (RAND_bytes(reinterpret_cast<unsigned char*>(out.data()), static_cast<int>(n)) != 1)
     throw Error("cannot draw random bytes from OpenSSL");
-  return out;
-}
-
-std::string base64(const std::string& bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(n));
   return out;
 }
 
@@ -209,7 +203,7 @@ void initialize(const std::string& dir, const Topology& topology, bool resuming)
   PkeyPtr sa = generate_key(c.key_type);
   write_secret(dir + "/keys/service-account.key", private_key_pem(sa.get()));
   write_secret(dir + "/keys/service-account.pub", public_key_pem(sa.get()));
-  write_secret(dir + "/keys/encryption.key", base64(random_bytes(32)) + "\n");
+  write_secret(dir + "/keys/encryption.key", base64_encode(random_bytes(32)) + "\n");
   PkeyPtr signing = generate_ed25519_key();
   write_secret(dir + "/keys/bundle-signing.key", private_key_pem(signing.get()));
   write_secret(dir + "/keys/bundle-signing.pub", public_key_pem(signing.get()));
