@@ -16,7 +16,7 @@ function(kb_unit_tests name lib)
   foreach(src ${test_sources})
     get_filename_component(unit ${src} NAME_WE)
     # Catch2 v2 filters by source file with -# and the "#file" tag.
-    add_test(NAME ${name}.${unit} COMMAND ${name} "-#" "[#${unit}]")
+    add_test(NAME ${name}.${unit} COMMAND ${name} "-#" "[#${unit}]~[.]")
     set_tests_properties(${name}.${unit} PROPERTIES LABELS unit SKIP_RETURN_CODE 77)
   endforeach()
 endfunction()
