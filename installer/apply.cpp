@@ -1,0 +1,398 @@
+// apply and the recovery of an interrupted apply or rollback (G3-G9, G11, G12).
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bundles/atomic_file.h"
+#include "bundles/bundle_error.h"
+#include "bundles/bundle_reader.h"
+#include "installer/fault.h"
+#include "installer/live_fs.h"
+#include "installer/run.h"
+#include "installer/trust.h"
+
+namespace kb::installer {
+
+namespace {
+
+class DiscardSink : public MemberSink {
+ public:
+  void begin(const ManifestEntry&) override {}
+  void write(std::string_view) override {}
+  void finish() override {}
+};
+
+// Writes each file member to a temp file under `dir`/files; a member becomes its final name
+// only in finish(), i.e. after its size and sha256 matched the signed manifest.
+class StagingSink : public MemberSink {
+ public:
+  explicit StagingSink(std::string dir) : dir_(std::move(dir)) {}
+  void begin(const ManifestEntry& e) override {
+    if (e.type == EntryType::Directory) return;
+    std::string target = dir_ + "/files" + e.path;
+    ensure_dir(parent_of(target), 0700);
+    file_ = std::make_unique<AtomicFile>(target, 0600);
+  }
+  void write(std::string_view block) override { file_->write(block); }
+  void finish() override {
+    if (file_) file_->commit();
+    file_.reset();
+  }
+
+ private:
+  std::string dir_;
+  std::unique_ptr<AtomicFile> file_;
+};
+
+std::string serial_text(const std::optional<uint64_t>& s) { return s ? std::to_string(*s) : "none"; }
+
+// G11: staging plus the copies made while switching fit, with room to spare.
+void check_space(Run& r, const Manifest& m) {
+  if (const char* skip = std::getenv("KB_TEST_SKIP_SPACE_CHECK"); skip && std::string(skip) == "1") {
+    r.warn("free-space check skipped (KB_TEST_SKIP_SPACE_CHECK, tests only)");
+    return;
+  }
+  FreeSpace f = free_space(r.layout.state());
+  uint64_t need = 64 * 1024, inodes = 16;
+  for (const auto& e : m.entries) {
+    need += 2 * ((e.size + f.block - 1) / f.block + 1) * f.block;
+    inodes += 3;
+  }
+  if (f.bytes < need || f.inodes < inodes)
+    throw InstallerError(ExitCode::Failure, r.layout.state() + ": not enough free space: the bundle needs " + std::to_string(need) +
+                                                " bytes and " + std::to_string(inodes) + " inodes, " + std::to_string(f.bytes) +
+                                                " bytes and " + (f.inodes == UINT64_MAX ? "unlimited" : std::to_string(f.inodes)) +
+                                                " inodes are free; nothing was changed");
+}
+
+void remove_stale(Run& r) {
+  for (const auto& name : list_dir(r.layout.state()))
+    if (name.rfind("staging-", 0) == 0) remove_tree(r.layout.state() + "/" + name);
+}
+
+std::vector<std::string> paths_of(const Plan& plan) {
+  std::vector<std::string> out;
+  for (const auto& op : plan.ops) out.push_back(op.path);
+  return out;
+}
+
+// Puts every path back as the backups say, then the services, then forgets the attempt.
+void undo_switch(Run& r, Journal j, const std::vector<std::string>& old_units) {
+  bool services_touched = j.phase == "services" || j.phase == "health" || !j.restarted.empty();
+  j.phase = "rollback";
+  r.journal(j);
+  std::string dir = j.backup_dir(r.layout);
+  auto restored = restore_backups(r.layout, dir, read_backups(dir));
+  r.say("restored " + std::to_string(restored.size()) + " paths of serial " + serial_text(j.old_serial));
+  if (services_touched) {
+    ServiceManager& sm = r.services();
+    sm.daemon_reload();
+    for (const auto& u : j.restarted) {
+      if (std::find(old_units.begin(), old_units.end(), u) != old_units.end()) {
+        sm.restart(u, true);
+      } else {
+        sm.stop(u);
+        sm.disable(u);
+      }
+    }
+    for (const auto& u : j.removed_units) {
+      sm.enable(u);
+      sm.restart(u, true);
+    }
+  }
+  remove_journal(r.layout);
+  remove_tree(r.layout.staging(j.serial));
+  remove_tree(dir);
+}
+
+}  // namespace
+
+Run::Run(const Options& o, const Hooks& h, Io i) : opt(o), hooks(h), io(i), layout(o.root) {}
+
+void Run::say(const std::string& line) const { (opt.json ? io.err : io.out) << line << "\n"; }
+void Run::warn(const std::string& line) const { io.err << "kbundle-installer: warning: " << line << "\n"; }
+
+ServiceManager& Run::services() {
+  if (!services_) services_ = hooks.make_services ? hooks.make_services(opt.no_systemd) : make_null_manager();
+  return *services_;
+}
+
+void Run::journal(const Journal& j) {
+  write_journal(layout, j);
+  fault_point("after-journal-" + std::to_string(journal_writes++));
+}
+
+void remove_journal(const Layout& layout) {
+  if (::unlink(layout.journal().c_str()) != 0 && errno != ENOENT) throw_errno("cannot remove " + layout.journal());
+  fsync_dir(layout.state());
+}
+
+std::optional<Installed> read_installed(const Layout& layout) {
+  std::string path = layout.current() + "/manifest.json";
+  if (inspect(path, false).kind == LiveState::Kind::Absent) return std::nullopt;
+  Installed i;
+  i.bytes = read_file(path);
+  try {
+    i.manifest = parse_manifest(i.bytes);
+  } catch (const BundleError& e) {
+    throw InstallerError(ExitCode::Failure, path + ": the installed manifest is damaged: " + e.what());
+  }
+  return i;
+}
+
+void commit_generation(Run& r, const std::string& manifest_bytes, const std::string& trust_pem, uint64_t serial) {
+  ensure_dir(r.layout.current(), 0700);
+  write_file_atomic(r.layout.current() + "/manifest.json", manifest_bytes, 0600);
+  fault_point("after-commit-current");
+  if (!trust_pem.empty() && inspect(r.layout.trust_key(), false).kind == LiveState::Kind::Absent) {
+    ensure_dir(parent_of(r.layout.trust_key()), 0755);
+    write_file_atomic(r.layout.trust_key(), trust_pem, 0644);
+    r.say("pinned signing key " + r.layout.trust_key());
+  }
+  remove_journal(r.layout);
+  fault_point("after-commit-journal");
+  remove_tree(r.layout.staging(serial));
+  // Keep the two newest generations ("none", the first apply's, counts as the oldest).
+  std::vector<std::pair<long double, std::string>> gens;
+  for (const auto& name : list_dir(r.layout.generations()))
+    gens.emplace_back(name == "none" ? -1.0L : std::strtold(name.c_str(), nullptr), name);
+  std::sort(gens.begin(), gens.end());
+  for (size_t i = 0; i + 2 < gens.size(); ++i) remove_tree(r.layout.generations() + "/" + gens[i].second);
+}
+
+bool recover_if_needed(Run& r) {
+  auto j = read_journal(r.layout);
+  if (!j) {
+    if (!r.opt.dry_run) remove_stale(r);
+    return false;
+  }
+  if (r.opt.dry_run)
+    throw InstallerError(ExitCode::Failure, r.layout.journal() + ": an interrupted " + j->op + " of serial " +
+                                                std::to_string(j->serial) + " needs recovery first (kbundle-installer recover)");
+  r.warn("found an interrupted " + j->op + " (serial " + std::to_string(j->serial) + ", phase " + j->phase + "); recovering");
+  std::string dir = j->backup_dir(r.layout);
+  auto installed = read_installed(r.layout);
+  std::vector<std::string> old_units = installed ? installed->manifest.units : std::vector<std::string>{};
+  if (j->op == "rollback") {
+    // Finish the rollback: restore is idempotent, then commit the older generation.
+    auto restored = restore_backups(r.layout, dir, read_backups(dir));
+    std::string bytes = read_file(dir + "/manifest.json");
+    Manifest older = parse_manifest(bytes);
+    ServiceManager& sm = r.services();
+    sm.daemon_reload();
+    for (const auto& u : units_to_restart(older.units, restored)) sm.restart(u, true);
+    write_file_atomic(r.layout.current() + "/manifest.json", bytes, 0600);
+    remove_journal(r.layout);
+    remove_tree(dir);
+    r.say("recovered: finished the rollback to serial " + std::to_string(j->serial));
+    r.report["recovered"] = "rollback-finished";
+  } else if (j->phase == "backup") {
+    // Nothing live was touched yet.
+    remove_journal(r.layout);
+    remove_tree(r.layout.staging(j->serial));
+    remove_tree(dir);
+    r.say("recovered: the interrupted apply of serial " + std::to_string(j->serial) + " had not changed any live file");
+    r.report["recovered"] = "discarded";
+  } else if (j->phase == "commit") {
+    // Every file is in place and health passed: finish the commit.
+    std::string staging = r.layout.staging(j->serial);
+    std::string trust = inspect(staging + "/trust.pub", false).kind == LiveState::Kind::File ? read_file(staging + "/trust.pub") : "";
+    commit_generation(r, read_file(staging + "/manifest.json"), trust, j->serial);
+    r.say("recovered: finished committing serial " + std::to_string(j->serial));
+    r.report["recovered"] = "committed";
+  } else {
+    undo_switch(r, *j, old_units);
+    r.say("recovered: rolled back to serial " + serial_text(j->old_serial));
+    r.report["recovered"] = "rolled-back";
+  }
+  return true;
+}
+
+ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string& bundle) {
+  return guarded(opt, hooks, io, "apply", [&](Run& r) {
+    const Layout& L = r.layout;
+    // 0. Finish or undo an interrupted run first (G8).
+    recover_if_needed(r);
+
+    // 1. Trust (G1): the pinned key, or the one given for the first apply.
+    Trust trust = resolve_trust(L, opt, bundle);
+
+    // 2. The signed manifest, verified before a byte of it is believed.
+    BundleReader reader(bundle, trust.pem);
+    const Manifest& m = reader.manifest();
+    r.report["serial"] = m.serial;
+    r.report["node"] = m.node_name;
+
+    // 3. Binding (G5): this machine, unless a test names the node.
+    if (!opt.node.empty()) {
+      if (opt.node != m.node_name)
+        throw InstallerError(ExitCode::Refused, bundle + ": bundle is for node " + m.node_name + ", not " + opt.node + "; refused");
+      r.warn("node binding overridden by --node " + opt.node + " (tests only): hostname and address not checked");
+    } else if (std::string why = machine_mismatch(m); !why.empty()) {
+      throw InstallerError(ExitCode::Refused, bundle + ": " + why + "; refused");
+    }
+
+    // 4. Serial (G4): never backwards; the same serial is a no-op only with the same manifest.
+    auto installed = read_installed(L);
+    if (installed) {
+      const Manifest& cur = installed->manifest;
+      if (cur.cluster_id != m.cluster_id)
+        throw InstallerError(ExitCode::Refused, bundle + ": bundle is for cluster " + m.cluster_id + ", this node belongs to " +
+                                                    cur.cluster_id + "; refused");
+      if (m.serial < cur.serial)
+        throw InstallerError(ExitCode::Refused, bundle + ": serial " + std::to_string(m.serial) + " is lower than the installed " +
+                                                    std::to_string(cur.serial) + "; refused");
+      if (m.serial == cur.serial) {
+        if (reader.manifest_bytes() != installed->bytes)
+          throw InstallerError(ExitCode::Refused, bundle + ": serial " + std::to_string(m.serial) +
+                                                      " is installed with other content; refused");
+        // G12: still verify every byte, but write nothing and restart nothing.
+        DiscardSink discard;
+        reader.read_payload(discard);
+        r.say("already at serial " + std::to_string(m.serial) + "; nothing to do");
+        r.report["result"] = "unchanged";
+        return ExitCode::Ok;
+      }
+    }
+    std::optional<uint64_t> old_serial;
+    if (installed) old_serial = installed->manifest.serial;
+
+    // 5. Free space (G11), before anything is written.
+    check_space(r, m);
+
+    if (opt.dry_run) {
+      DiscardSink discard;
+      reader.read_payload(discard);
+      Plan plan = make_plan(L, m, installed ? &installed->manifest : nullptr);
+      for (const auto& op : plan.ops) r.say("would " + std::string(op.kind == Op::Kind::Remove ? "remove " : "write  ") + op.path);
+      for (const auto& u : plan.restart) r.say("would restart " + u);
+      r.say("dry run: serial " + serial_text(old_serial) + " -> " + std::to_string(m.serial) + ", " +
+            std::to_string(plan.ops.size()) + " paths would change; nothing written");
+      r.report["result"] = "dry-run";
+      r.report["changed"] = paths_of(plan);
+      r.report["restart"] = plan.restart;
+      return ExitCode::Ok;
+    }
+
+    // 6. Stage (G3): the whole payload verified into staging; nothing live touched.
+    std::vector<std::string> created;
+    ensure_dir(L.state(), 0700, &created);
+    std::string staging = L.staging(m.serial);
+    Plan plan;
+    try {
+      remove_tree(staging);
+      ensure_dir(staging, 0700);
+      write_file_atomic(staging + "/manifest.json", reader.manifest_bytes(), 0600);
+      if (!trust.pinned) write_file_atomic(staging + "/trust.pub", trust.pem, 0644);
+      StagingSink sink(staging);
+      reader.read_payload(sink);
+      fault_point("after-stage");
+      // 7. Plan: what differs from the live files, and which units that touches.
+      plan = make_plan(L, m, installed ? &installed->manifest : nullptr);
+    } catch (...) {
+      // A refused bundle leaves the root exactly as it was, state directory included.
+      remove_tree(staging);
+      for (auto it = created.rbegin(); it != created.rend(); ++it) ::rmdir(it->c_str());
+      throw;
+    }
+    r.say("verified " + bundle + ": node " + m.node_name + ", serial " + std::to_string(m.serial) + " (installed: " +
+          serial_text(old_serial) + "), " + std::to_string(plan.ops.size()) + " paths change");
+
+    // 8. Journal, then backups of everything the switch will touch (G8).
+    Journal j;
+    j.serial = m.serial;
+    j.old_serial = old_serial;
+    j.phase = "backup";
+    j.removed_units = plan.removed_units;
+    r.journal(j);
+    std::string backup = L.generation(old_serial);
+    remove_tree(backup);  // a leftover of an attempt that never got this far
+    ensure_dir(backup, 0700);
+    if (installed) write_file_atomic(backup + "/manifest.json", installed->bytes, 0600);
+    take_backups(L, backup, plan);
+
+    // 9. Switch (G7, G10): each path by temp file, fsync, rename, fsync of the directory.
+    j.phase = "switch";
+    std::vector<std::string> old_units = installed ? installed->manifest.units : std::vector<std::string>{};
+    try {
+      for (size_t i = 0; i < plan.ops.size(); ++i) {
+        r.journal(j);
+        run_op(L, plan.ops[i], staging);
+        j.done.push_back(plan.ops[i].path);
+        fault_point("after-file-" + std::to_string(i));
+      }
+    } catch (const std::exception& e) {
+      undo_switch(r, j, old_units);
+      throw InstallerError(ExitCode::Failure, std::string(e.what()) + "; every file was restored to serial " + serial_text(old_serial));
+    }
+    r.report["changed"] = j.done;
+
+    // 10. systemd (G9): reload, enable everything, restart only what changed, in manifest order.
+    ServiceManager& sm = r.services();
+    j.phase = "services";
+    try {
+      r.journal(j);
+      sm.daemon_reload();
+      fault_point("after-daemon-reload");
+      for (const auto& u : plan.removed_units) {
+        sm.stop(u);
+        sm.disable(u);
+      }
+      for (const auto& u : m.units) sm.enable(u);
+      for (size_t i = 0; i < plan.restart.size(); ++i) {
+        j.restarted.push_back(plan.restart[i]);
+        r.journal(j);
+        // etcd reports ready only with quorum: waiting for the first member would deadlock.
+        sm.restart(plan.restart[i], plan.restart[i] == "etcd.service");
+        r.say("restarted " + plan.restart[i]);
+        fault_point("after-restart-" + std::to_string(i));
+      }
+    } catch (const std::exception& e) {
+      undo_switch(r, j, old_units);
+      throw InstallerError(ExitCode::HealthRolledBack, std::string("service manager: ") + e.what() +
+                                                           "; rolled back to serial " + serial_text(old_serial));
+    }
+    r.report["restarted"] = j.restarted;
+
+    // 11. Health checks gate the commit; a failure restores the previous generation.
+    j.phase = "health";
+    r.journal(j);
+    if (opt.no_systemd) {
+      r.say("health checks skipped (--no-systemd)");
+    } else {
+      for (const auto& check : m.health_checks) {
+        HealthResult res = r.hooks.health ? r.hooks.health(check, opt.root, sm) : HealthResult{false, "no health checker"};
+        std::string name = check.value("name", check.value("target", std::string("?")));
+        r.say("health " + name + ": " + (res.ok ? "ok" : "FAILED") + " (" + res.detail + ")");
+        if (!res.ok) {
+          undo_switch(r, j, old_units);
+          throw InstallerError(ExitCode::HealthRolledBack, "health check " + name + " failed: " + res.detail +
+                                                               "; rolled back to serial " + serial_text(old_serial));
+        }
+      }
+    }
+
+    // 12. Commit: the new manifest becomes current, the journal goes, the previous generation stays.
+    j.phase = "commit";
+    r.journal(j);
+    fault_point("before-commit");
+    commit_generation(r, reader.manifest_bytes(), trust.pinned ? "" : trust.pem, m.serial);
+    r.say("applied serial " + std::to_string(m.serial) + " for node " + m.node_name);
+    r.report["result"] = "applied";
+    return ExitCode::Ok;
+  });
+}
+
+ExitCode recover(const Options& opt, const Hooks& hooks, Io io) {
+  return guarded(opt, hooks, io, "recover", [&](Run& r) {
+    if (!recover_if_needed(r)) {
+      r.say("nothing to recover");
+      r.report["recovered"] = "nothing";
+    }
+    return ExitCode::Ok;
+  });
+}
+
+}  // namespace kb::installer

@@ -1,0 +1,99 @@
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "installer/installer.h"
+
+#ifndef KB_VERSION
+#define KB_VERSION "dev"
+#endif
+
+namespace kb::installer {
+
+namespace {
+
+const char* kUsage =
+    "usage: kbundle-installer [flags] COMMAND\n"
+    "commands:\n"
+    "  apply BUNDLE     verify, stage, switch, restart what changed, health-check, commit (or roll back)\n"
+    "  verify [BUNDLE]  check a bundle; without one, check the installed files for drift\n"
+    "  status           installed generation, units, certificate expiry\n"
+    "  rollback         go back to the previous generation\n"
+    "  reset --yes      stop the units and remove every file kbundle installed (--purge: etcd data too)\n"
+    "  recover          finish or undo an interrupted apply (run at boot by kbundle-recover.service)\n"
+    "flags:\n"
+    "  --root DIR  --no-systemd  --dry-run  --json  --trust-key FILE  --trust-fingerprint HEX\n"
+    "  --node NAME (tests only)  --version  --help\n"
+    "exit codes: 0 ok, 1 failure, 2 usage, 3 bundle refused (verification/trust), 4 health check failed and\n"
+    "  rolled back, 5 refused (wrong node, lower serial, same serial with other content)\n";
+
+struct UsageError {
+  std::string what;
+};
+
+}  // namespace
+
+int run_cli(int argc, char** argv, const Hooks& hooks, std::ostream& out, std::ostream& err) {
+  Options opt;
+  std::vector<std::string> words;
+  try {
+    std::vector<std::string> args(argv + 1, argv + argc);
+    for (size_t i = 0; i < args.size(); ++i) {
+      std::string a = args[i], value;
+      bool has_value = false;
+      if (auto eq = a.find('='); a.rfind("--", 0) == 0 && eq != std::string::npos) {
+        value = a.substr(eq + 1);
+        a = a.substr(0, eq);
+        has_value = true;
+      }
+      auto take = [&]() -> std::string {
+        if (has_value) return value;
+        if (i + 1 >= args.size()) throw UsageError{a + " needs a value"};
+        return args[++i];
+      };
+      if (a == "--help" || a == "-h") {
+        out << kUsage;
+        return 0;
+      } else if (a == "--version") {
+        out << "kbundle-installer " << KB_VERSION << "\n";
+        return 0;
+      } else if (a == "--root") {
+        opt.root = take();
+      } else if (a == "--trust-key") {
+        opt.trust_key_file = take();
+      } else if (a == "--trust-fingerprint") {
+        opt.trust_fingerprint = take();
+      } else if (a == "--node") {
+        opt.node = take();
+      } else if (a == "--no-systemd" || a == "--dry-run" || a == "--json" || a == "--yes" || a == "--purge") {
+        if (has_value) throw UsageError{a + " takes no value"};
+        (a == "--no-systemd" ? opt.no_systemd : a == "--dry-run" ? opt.dry_run : a == "--json" ? opt.json
+                                                                   : a == "--yes"  ? opt.yes
+                                                                                   : opt.purge) = true;
+      } else if (a.size() > 1 && a[0] == '-') {
+        throw UsageError{"unknown flag " + a};
+      } else {
+        words.push_back(a);
+      }
+    }
+    if (words.empty()) throw UsageError{"no command"};
+    const std::string& cmd = words[0];
+    size_t max_args = cmd == "apply" || cmd == "verify" ? 1 : 0;
+    if (words.size() - 1 > max_args) throw UsageError{cmd + ": unexpected argument " + words.back()};
+    if (cmd == "apply" && words.size() != 2) throw UsageError{"apply needs a BUNDLE"};
+    Io io{out, err};
+    if (cmd == "apply") return static_cast<int>(apply(opt, hooks, io, words[1]));
+    if (cmd == "verify")
+      return static_cast<int>(verify(opt, hooks, io, words.size() == 2 ? std::optional<std::string>(words[1]) : std::nullopt));
+    if (cmd == "status") return static_cast<int>(status(opt, hooks, io));
+    if (cmd == "rollback") return static_cast<int>(rollback(opt, hooks, io));
+    if (cmd == "reset") return static_cast<int>(reset(opt, hooks, io));
+    if (cmd == "recover") return static_cast<int>(recover(opt, hooks, io));
+    throw UsageError{"unknown command " + cmd};
+  } catch (const UsageError& e) {
+    err << "kbundle-installer: error: " << e.what << "\n" << kUsage;
+    return static_cast<int>(ExitCode::Usage);
+  }
+}
+
+}  // namespace kb::installer

@@ -1,0 +1,309 @@
+// verify, status, rollback, reset, and the error mapping every command shares.
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <ctime>
+#include <memory>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
+#include <unistd.h>
+
+#include "bundles/atomic_file.h"
+#include "bundles/bundle_error.h"
+#include "bundles/bundle_reader.h"
+#include "installer/live_fs.h"
+#include "installer/run.h"
+#include "installer/trust.h"
+
+namespace kb::installer {
+
+namespace {
+
+std::string octal(unsigned mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", mode);
+  return buf;
+}
+
+// notAfter of the first certificate in a PEM file, as seconds since the epoch.
+std::optional<int64_t> cert_not_after(const std::string& path) {
+  std::unique_ptr<FILE, decltype(&std::fclose)> f(std::fopen(path.c_str(), "re"), &std::fclose);
+  if (!f) return std::nullopt;
+  std::unique_ptr<X509, decltype(&X509_free)> cert(PEM_read_X509(f.get(), nullptr, nullptr, nullptr), &X509_free);
+  if (!cert) return std::nullopt;
+  std::tm tm{};
+  if (ASN1_TIME_to_tm(X509_get0_notAfter(cert.get()), &tm) != 1) return std::nullopt;
+  return static_cast<int64_t>(timegm(&tm));
+}
+
+std::string rfc3339(int64_t t) {
+  std::time_t tt = static_cast<std::time_t>(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+Installed need_installed(Run& r) {
+  auto i = read_installed(r.layout);
+  if (!i) throw InstallerError(ExitCode::Failure, r.layout.current() + "/manifest.json: nothing is installed");
+  return *i;
+}
+
+ExitCode drift_check(Run& r) {
+  Installed inst = need_installed(r);
+  Accounts accounts(r.layout.root);
+  nlohmann::json drift = nlohmann::json::array();
+  for (const auto& e : inst.manifest.entries) {
+    bool dir = e.type == EntryType::Directory;
+    LiveState s = inspect(r.layout.live(e.path), !dir);
+    std::vector<std::string> why;
+    if (s.kind == LiveState::Kind::Absent) {
+      why.push_back("missing");
+    } else if (s.kind != (dir ? LiveState::Kind::Dir : LiveState::Kind::File)) {
+      why.push_back(std::string("is a ") + to_string(s.kind));
+    } else {
+      if (!dir && s.sha256 != e.sha256) why.push_back("content");
+      if (s.mode != e.mode) why.push_back("mode " + octal(s.mode) + " (want " + octal(e.mode) + ")");
+      if (s.uid != accounts.uid(e.owner) || s.gid != accounts.gid(e.group))
+        why.push_back("owner " + std::to_string(s.uid) + ":" + std::to_string(s.gid) + " (want " + e.owner + ":" + e.group + ")");
+    }
+    if (why.empty()) continue;
+    std::string line;
+    for (const auto& w : why) line += (line.empty() ? "" : ", ") + w;
+    r.say("changed: " + e.path + ": " + line);
+    drift.push_back({{"path", e.path}, {"why", why}});
+  }
+  r.report["serial"] = inst.manifest.serial;
+  r.report["drift"] = drift;
+  r.say(drift.empty() ? "all " + std::to_string(inst.manifest.entries.size()) + " installed paths match serial " +
+                            std::to_string(inst.manifest.serial)
+                      : std::to_string(drift.size()) + " of " + std::to_string(inst.manifest.entries.size()) +
+                            " installed paths differ from serial " + std::to_string(inst.manifest.serial));
+  return drift.empty() ? ExitCode::Ok : ExitCode::Failure;
+}
+
+}  // namespace
+
+ExitCode guarded(const Options& opt, const Hooks& hooks, Io io, const char* command,
+                 const std::function<ExitCode(Run&)>& body) {
+  Run r(opt, hooks, io);
+  r.report["command"] = command;
+  ExitCode code = ExitCode::Failure;
+  std::string error;
+  try {
+    code = body(r);
+  } catch (const InstallerError& e) {
+    code = e.code();
+    error = e.what();
+  } catch (const BundleError& e) {
+    code = ExitCode::BadBundle;
+    error = std::string(e.what()) + " (" + to_string(e.code()) + "); refused";
+    r.report["refusal"] = to_string(e.code());
+  } catch (const std::exception& e) {
+    code = ExitCode::Failure;
+    error = e.what();
+  }
+  if (!error.empty()) {
+    io.err << "kbundle-installer: error: " << error << "\n";
+    r.report["error"] = error;
+  }
+  r.report["exit_code"] = static_cast<int>(code);
+  if (opt.json) io.out << r.report.dump() << "\n";
+  return code;
+}
+
+ExitCode verify(const Options& opt, const Hooks& hooks, Io io, const std::optional<std::string>& bundle) {
+  return guarded(opt, hooks, io, "verify", [&](Run& r) {
+    if (!bundle) {
+      recover_if_needed(r);
+      return drift_check(r);
+    }
+    Trust trust = resolve_trust(r.layout, opt, *bundle);
+    Manifest m = verify_bundle(*bundle, trust.pem);
+    r.report["serial"] = m.serial;
+    r.report["node"] = m.node_name;
+    r.report["entries"] = m.entries.size();
+    r.say(*bundle + ": good: node " + m.node_name + ", serial " + std::to_string(m.serial) + ", " +
+          std::to_string(m.entries.size()) + " entries, signed by sha256:" + trust.fingerprint);
+    return ExitCode::Ok;
+  });
+}
+
+ExitCode status(const Options& opt, const Hooks& hooks, Io io) {
+  return guarded(opt, hooks, io, "status", [&](Run& r) {
+    if (auto j = read_journal(r.layout)) {
+      r.report["interrupted"] = j->op + " of serial " + std::to_string(j->serial);
+      r.say("interrupted " + j->op + " of serial " + std::to_string(j->serial) + " (phase " + j->phase +
+            "): run kbundle-installer recover");
+    }
+    auto inst = read_installed(r.layout);
+    if (!inst) {
+      r.say("nothing installed");
+      r.report["installed"] = false;
+      return ExitCode::Ok;
+    }
+    const Manifest& m = inst->manifest;
+    r.report["installed"] = true;
+    r.report["serial"] = m.serial;
+    r.report["node"] = m.node_name;
+    r.report["cluster"] = m.cluster_name;
+    r.report["cluster_id"] = m.cluster_id;
+    r.report["created_at"] = m.created_at;
+    r.report["kubernetes_version"] = m.kubernetes_version;
+    r.say("node " + m.node_name + " (" + m.role + ") of cluster " + m.cluster_name + ": serial " + std::to_string(m.serial) +
+          ", made " + m.created_at + ", Kubernetes " + m.kubernetes_version);
+    std::vector<std::string> gens;
+    for (const auto& g : list_dir(r.layout.generations())) gens.push_back(g);
+    std::sort(gens.begin(), gens.end());
+    r.report["previous_generations"] = gens;
+    ServiceManager& sm = r.services();
+    nlohmann::json units = nlohmann::json::object();
+    for (const auto& u : m.units) {
+      std::string state = sm.active_state(u);
+      units[u] = state;
+      r.say("  unit " + u + ": " + state);
+    }
+    r.report["units"] = units;
+    nlohmann::json certs = nlohmann::json::array();
+    int64_t now = static_cast<int64_t>(std::time(nullptr));
+    for (const auto& e : m.entries) {
+      // Only certificates are opened: keys and kubeconfigs are never read here.
+      bool cert = e.type == EntryType::File && e.cls != EntryClass::Secret &&
+                  (e.path.ends_with(".crt") || e.path.ends_with(".pem"));
+      if (!cert) continue;
+      auto t = cert_not_after(r.layout.live(e.path));
+      if (!t) {
+        r.say("  cert " + e.path + ": unreadable or missing");
+        certs.push_back({{"path", e.path}, {"not_after", nullptr}});
+        continue;
+      }
+      int64_t days = (*t - now) / 86400;
+      r.say("  cert " + e.path + ": expires " + rfc3339(*t) + " (" + std::to_string(days) + " days)");
+      certs.push_back({{"path", e.path}, {"not_after", rfc3339(*t)}, {"days_left", days}});
+    }
+    r.report["certificates"] = certs;
+    return ExitCode::Ok;
+  });
+}
+
+ExitCode rollback(const Options& opt, const Hooks& hooks, Io io) {
+  return guarded(opt, hooks, io, "rollback", [&](Run& r) {
+    recover_if_needed(r);
+    Installed inst = need_installed(r);
+    // The previous generation: the newest backup older than what is installed.
+    std::optional<uint64_t> prev;
+    bool initial = false;
+    for (const auto& g : list_dir(r.layout.generations())) {
+      if (g == "none") {
+        initial = true;
+        continue;
+      }
+      uint64_t s = std::stoull(g);
+      if (s < inst.manifest.serial && (!prev || s > *prev)) prev = s;
+    }
+    if (!prev)
+      throw InstallerError(ExitCode::Failure, std::string("no previous generation to roll back to") +
+                                                  (initial ? " (serial " + std::to_string(inst.manifest.serial) +
+                                                                 " was the first; use reset to remove it)"
+                                                           : ""));
+    std::string dir = r.layout.generation(prev);
+    std::string bytes = read_file(dir + "/manifest.json");
+    Manifest older = parse_manifest(bytes);
+    auto records = read_backups(dir);
+    r.report["serial"] = *prev;
+    if (opt.dry_run) {
+      for (const auto& rec : records) r.say("would restore " + rec.path);
+      r.say("dry run: serial " + std::to_string(inst.manifest.serial) + " -> " + std::to_string(*prev) + "; nothing written");
+      return ExitCode::Ok;
+    }
+    Journal j;
+    j.op = "rollback";
+    j.serial = *prev;
+    j.old_serial = inst.manifest.serial;
+    j.phase = "rollback";
+    r.journal(j);
+    auto restored = restore_backups(r.layout, dir, records);
+    ServiceManager& sm = r.services();
+    sm.daemon_reload();
+    for (const auto& u : inst.manifest.units)
+      if (std::find(older.units.begin(), older.units.end(), u) == older.units.end()) {
+        sm.stop(u);
+        sm.disable(u);
+      }
+    for (const auto& u : older.units) sm.enable(u);
+    for (const auto& u : units_to_restart(older.units, restored)) {
+      sm.restart(u, u == "etcd.service");
+      r.say("restarted " + u);
+    }
+    write_file_atomic(r.layout.current() + "/manifest.json", bytes, 0600);
+    remove_journal(r.layout);
+    remove_tree(dir);
+    r.say("rolled back from serial " + std::to_string(inst.manifest.serial) + " to " + std::to_string(*prev) + " (" +
+          std::to_string(restored.size()) + " paths restored)");
+    r.report["restored"] = restored;
+    return ExitCode::Ok;
+  });
+}
+
+ExitCode reset(const Options& opt, const Hooks& hooks, Io io) {
+  return guarded(opt, hooks, io, "reset", [&](Run& r) {
+    if (!opt.yes && !opt.dry_run)
+      throw InstallerError(ExitCode::Usage, "reset stops every kbundle unit and removes every file kbundle installed; pass --yes");
+    recover_if_needed(r);
+    auto inst = read_installed(r.layout);
+    std::string verb = opt.dry_run ? "would remove " : "removed ";
+    std::vector<std::string> removed, kept;
+    if (inst) {
+      const Manifest& m = inst->manifest;
+      if (!opt.dry_run) {
+        ServiceManager& sm = r.services();
+        for (auto it = m.units.rbegin(); it != m.units.rend(); ++it) {
+          sm.stop(*it);
+          sm.disable(*it);
+        }
+      }
+      // Files first, then directories deepest first; etcd's data only with --purge.
+      for (auto it = m.entries.rbegin(); it != m.entries.rend(); ++it) {
+        std::string live = r.layout.live(it->path);
+        LiveState s = inspect(live, false);
+        if (s.kind == LiveState::Kind::Absent) continue;
+        bool etcd_data = it->path == "/var/lib/etcd";
+        if (etcd_data && !opt.purge) {
+          kept.push_back(it->path);
+          continue;
+        }
+        if (!opt.dry_run) {
+          if (etcd_data) {
+            remove_tree(live);
+          } else if (s.kind == LiveState::Kind::Dir) {
+            if (::rmdir(live.c_str()) != 0) {
+              if (errno != ENOTEMPTY && errno != EEXIST) throw_errno("cannot remove " + live);
+              kept.push_back(it->path);
+              continue;
+            }
+          } else if (::unlink(live.c_str()) != 0) {
+            throw_errno("cannot remove " + live);
+          }
+          fsync_dir(parent_of(live));
+        }
+        removed.push_back(it->path);
+        r.say(verb + it->path);
+      }
+      if (!opt.dry_run) r.services().daemon_reload();
+    }
+    for (const auto& k : kept) r.say("kept " + k + (k == "/var/lib/etcd" ? " (etcd data; --purge removes it)" : " (not empty)"));
+    if (!opt.dry_run) {
+      remove_tree(r.layout.state());
+      if (::unlink(r.layout.trust_key().c_str()) == 0) fsync_dir(parent_of(r.layout.trust_key()));
+      ::rmdir(parent_of(r.layout.trust_key()).c_str());
+    }
+    r.say(verb + r.layout.state() + " and the pinned key");
+    r.report["removed"] = removed;
+    r.report["kept"] = kept;
+    return ExitCode::Ok;
+  });
+}
+
+}  // namespace kb::installer

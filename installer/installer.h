@@ -1,0 +1,83 @@
+#pragma once
+// kbundle-installer's commands as library calls (installer/main.cpp only wires
+// them to argv). Every command takes a root ("/" on a real node) and never
+// touches anything outside it; the service manager and the health checks come
+// in through Hooks so that tests can run every path without systemd.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "bundles/error.h"
+#include "installer/health.h"
+#include "installer/service_manager.h"
+
+namespace kb::installer {
+
+// The process exit codes (README: docs/installer.md).
+enum class ExitCode {
+  Ok = 0,
+  Failure = 1,        // I/O, space, drift found, a crash that could not be recovered
+  Usage = 2,          // bad command line
+  BadBundle = 3,      // verification or trust refused the bundle (G1, G3, G6)
+  HealthRolledBack = 4,  // a health check failed; the previous generation was restored (G9)
+  Refused = 5,        // wrong node, lower serial, same serial with other content (G4, G5)
+};
+
+// A refusal or failure with the exit code it maps to; what() is "<what>: <why>".
+class InstallerError : public Error {
+ public:
+  InstallerError(ExitCode code, const std::string& what) : Error(what), code_(code) {}
+  ExitCode code() const { return code_; }
+
+ private:
+  ExitCode code_;
+};
+
+struct Options {
+  std::string root = "/";
+  bool no_systemd = false;  // null service manager, health checks skipped
+  bool dry_run = false;     // print what would change, write nothing
+  bool json = false;        // one JSON object on stdout, progress on stderr
+  std::string trust_key_file;     // PEM public key to pin on first apply
+  std::string trust_fingerprint;  // or its fingerprint, with bundle-signing.pub next to the bundle
+  std::string node;         // tests only: accept a bundle for this node name without the machine check
+  bool yes = false;         // reset: really do it
+  bool purge = false;       // reset: also remove /var/lib/etcd
+};
+
+using HealthFn = std::function<HealthResult(const nlohmann::json& check, const std::string& root, ServiceManager&)>;
+
+// The outside world. main.cpp passes systemctl and the real health checks.
+struct Hooks {
+  std::function<std::unique_ptr<ServiceManager>(bool no_systemd)> make_services;  // default: null manager
+  HealthFn health;  // default: every check fails ("no health checker")
+};
+
+// Where a command writes: `out` gets the human report (or the JSON object with
+// --json), `err` gets warnings (and the progress lines with --json).
+struct Io {
+  std::ostream& out;
+  std::ostream& err;
+};
+
+ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string& bundle);
+// With a bundle: verify it (trust, signature, every hash) without installing.
+// Without: check the installed files against the installed manifest (drift).
+ExitCode verify(const Options& opt, const Hooks& hooks, Io io, const std::optional<std::string>& bundle);
+ExitCode status(const Options& opt, const Hooks& hooks, Io io);
+ExitCode rollback(const Options& opt, const Hooks& hooks, Io io);
+ExitCode reset(const Options& opt, const Hooks& hooks, Io io);
+// Finishes or undoes an interrupted apply/rollback from the journal; nothing to do is success.
+ExitCode recover(const Options& opt, const Hooks& hooks, Io io);
+
+// argv front end: parses global flags and the command, runs it, prints
+// "kbundle-installer: error: ..." on failure. Returns the process exit code.
+int run_cli(int argc, char** argv, const Hooks& hooks, std::ostream& out, std::ostream& err);
+
+}  // namespace kb::installer

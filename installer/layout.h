@@ -1,0 +1,33 @@
+#pragma once
+// Where the installer keeps things, under a root ("/" on a node):
+//   /etc/kbundle/trust.pub                  the pinned Ed25519 public key (0644)
+//   /var/lib/kbundle/current/manifest.*     the installed generation (signed manifest)
+//   /var/lib/kbundle/journal.json           present only while an apply or rollback runs
+//   /var/lib/kbundle/staging-<serial>/      the verified payload of the bundle being applied
+//   /var/lib/kbundle/generations/<serial>/  what an apply replaced when it left <serial>
+//                                           ("none" for the first apply): backup.json, files/,
+//                                           and the manifest of <serial>; the last two are kept
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace kb::installer {
+
+struct Layout {
+  std::string root;  // "" for "/", otherwise an absolute path without a trailing "/"
+
+  explicit Layout(const std::string& root_dir);
+  std::string live(const std::string& node_path) const { return root + node_path; }
+  std::string state() const { return live("/var/lib/kbundle"); }
+  std::string current() const { return state() + "/current"; }
+  std::string journal() const { return state() + "/journal.json"; }
+  std::string generations() const { return state() + "/generations"; }
+  std::string staging(uint64_t serial) const { return state() + "/staging-" + std::to_string(serial); }
+  std::string generation(const std::optional<uint64_t>& serial) const {
+    return generations() + "/" + (serial ? std::to_string(*serial) : std::string("none"));
+  }
+  std::string trust_key() const { return live("/etc/kbundle/trust.pub"); }
+};
+
+}  // namespace kb::installer

@@ -1,0 +1,55 @@
+#pragma once
+// Internal to the installer library: one command's context and the steps that
+// apply, rollback and recover share.
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+
+#include "bundles/manifest.h"
+#include "installer/installer.h"
+#include "installer/layout.h"
+#include "installer/transaction.h"
+
+namespace kb::installer {
+
+struct Run {
+  const Options& opt;
+  const Hooks& hooks;
+  Io io;
+  Layout layout;
+  nlohmann::json report = nlohmann::json::object();
+  int journal_writes = 0;
+  std::unique_ptr<ServiceManager> services_;
+
+  Run(const Options& o, const Hooks& h, Io i);
+  void say(const std::string& line) const;   // progress (stdout, or stderr with --json)
+  void warn(const std::string& line) const;  // always stderr
+  ServiceManager& services();
+  // Journal write + its fault point "after-journal-<n>".
+  void journal(const Journal& j);
+};
+
+// The installed generation, if any.
+struct Installed {
+  Manifest manifest;
+  std::string bytes;  // exactly as committed
+};
+std::optional<Installed> read_installed(const Layout& layout);
+
+// Finishes or undoes whatever the journal says was interrupted (see docs/installer.md).
+// Returns true when there was something to recover. With --dry-run it only refuses to go on.
+bool recover_if_needed(Run& r);
+
+// Makes `manifest_bytes` the current generation, pins `trust_pem` if nothing is pinned yet,
+// removes the journal and the staging dir, and keeps the two newest generations.
+void commit_generation(Run& r, const std::string& manifest_bytes, const std::string& trust_pem, uint64_t serial);
+
+// Runs `body` with error mapping and the --json report; the one place a command's errors are printed.
+ExitCode guarded(const Options& opt, const Hooks& hooks, Io io, const char* command,
+                 const std::function<ExitCode(Run&)>& body);
+
+void remove_journal(const Layout& layout);
+
+}  // namespace kb::installer

@@ -1,0 +1,287 @@
+#include "installer/transaction.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <fcntl.h>
+#include <map>
+#include <set>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bundles/atomic_file.h"
+#include "bundles/error.h"
+#include "installer/fault.h"
+
+namespace kb::installer {
+
+namespace {
+
+bool under(const std::string& path, const std::string& prefix) {
+  return path == prefix || (path.size() > prefix.size() && path.compare(0, prefix.size(), prefix) == 0 &&
+                            path[prefix.size()] == '/');
+}
+
+LiveState::Kind kind_from(const std::string& s) {
+  for (auto k : {LiveState::Kind::Absent, LiveState::Kind::File, LiveState::Kind::Dir, LiveState::Kind::Symlink,
+                 LiveState::Kind::Other})
+    if (s == to_string(k)) return k;
+  throw Error("backup record: unknown kind \"" + s + "\"");
+}
+
+BackupRecord record_of(const std::string& path, const LiveState& s) {
+  return BackupRecord{path, s.kind, s.mode, s.uid, s.gid, s.sha256};
+}
+
+bool matches(const BackupRecord& r, const LiveState& s) {
+  if (r.kind != s.kind) return false;
+  if (r.kind == LiveState::Kind::Absent) return true;
+  if (r.kind == LiveState::Kind::Symlink) return r.sha256 == s.sha256;
+  return r.mode == s.mode && r.uid == s.uid && r.gid == s.gid && (r.kind != LiveState::Kind::File || r.sha256 == s.sha256);
+}
+
+}  // namespace
+
+std::vector<std::string> unit_paths(const std::string& unit) {
+  std::string base = unit.substr(0, unit.rfind('.'));
+  std::vector<std::string> p = {"/etc/systemd/system/" + unit, "/etc/systemd/system/" + unit + ".d",
+                                "/usr/local/bin/" + base};
+  static const std::map<std::string, std::vector<std::string>> extra = {
+      {"etcd", {"/etc/etcd", "/var/lib/etcd"}},
+      {"kube-apiserver", {"/var/lib/kubernetes", "/etc/kubernetes"}},
+      {"kube-controller-manager", {"/var/lib/kubernetes", "/etc/kubernetes"}},
+      {"kube-scheduler", {"/var/lib/kubernetes", "/etc/kubernetes"}},
+      {"kubelet", {"/var/lib/kubelet", "/var/lib/kubernetes/ca.crt", "/etc/cni"}},
+      {"kube-proxy", {"/var/lib/kube-proxy"}},
+      {"containerd", {"/etc/containerd"}},
+  };
+  if (auto it = extra.find(base); it != extra.end()) p.insert(p.end(), it->second.begin(), it->second.end());
+  return p;
+}
+
+std::vector<std::string> units_to_restart(const std::vector<std::string>& units, const std::vector<std::string>& changed) {
+  std::vector<std::string> out;
+  for (const auto& u : units) {
+    auto prefixes = unit_paths(u);
+    bool hit = std::any_of(changed.begin(), changed.end(), [&](const std::string& c) {
+      return std::any_of(prefixes.begin(), prefixes.end(), [&](const std::string& p) { return under(c, p); });
+    });
+    if (hit) out.push_back(u);
+  }
+  return out;
+}
+
+Plan make_plan(const Layout& layout, const Manifest& next, const Manifest* installed) {
+  Accounts accounts(layout.root);
+  Plan plan;
+  std::set<std::string> listed, planned_parents;
+  for (const auto& e : next.entries) listed.insert(e.path);
+
+  auto add = [&](Op op, const LiveState& before) {
+    plan.before.push_back(record_of(op.path, before));
+    plan.ops.push_back(std::move(op));
+  };
+  for (const auto& e : next.entries) {
+    // Parents: existing ones must be real directories (a symlink could lead out of the root).
+    for (size_t slash = e.path.find('/', 1); slash != std::string::npos; slash = e.path.find('/', slash + 1)) {
+      std::string anc = e.path.substr(0, slash);
+      if (listed.count(anc) || planned_parents.count(anc)) continue;
+      LiveState s = inspect(layout.live(anc), false);
+      if (s.kind == LiveState::Kind::Absent) {
+        planned_parents.insert(anc);
+        add(Op{Op::Kind::Parent, anc, 0755, 0, 0}, s);
+      } else if (s.kind != LiveState::Kind::Dir) {
+        throw Error(layout.live(anc) + ": is a " + to_string(s.kind) + ", not a directory (parent of " + e.path + ")");
+      }
+    }
+    uid_t uid = accounts.uid(e.owner);
+    gid_t gid = accounts.gid(e.group);
+    bool dir = e.type == EntryType::Directory;
+    LiveState s = inspect(layout.live(e.path), !dir);
+    Op op{dir ? Op::Kind::Dir : Op::Kind::File, e.path, e.mode, uid, gid};
+    if (dir) {
+      if (s.kind != LiveState::Kind::Absent && s.kind != LiveState::Kind::Dir)
+        throw Error(layout.live(e.path) + ": is a " + to_string(s.kind) + " where the bundle has a directory");
+      if (s.kind == LiveState::Kind::Dir && s.mode == e.mode && s.uid == uid && s.gid == gid) continue;
+    } else {
+      if (s.kind == LiveState::Kind::Dir || s.kind == LiveState::Kind::Other)
+        throw Error(layout.live(e.path) + ": is a " + to_string(s.kind) + " where the bundle has a file");
+      if (s.kind == LiveState::Kind::File && s.sha256 == e.sha256 && s.mode == e.mode && s.uid == uid && s.gid == gid)
+        continue;
+    }
+    add(op, s);
+  }
+  if (installed) {
+    // Dropped paths go last, deepest first, so that a directory is empty when its turn comes.
+    for (auto it = installed->entries.rbegin(); it != installed->entries.rend(); ++it) {
+      if (listed.count(it->path)) continue;
+      LiveState s = inspect(layout.live(it->path), true);
+      if (s.kind == LiveState::Kind::Absent) continue;
+      if (s.kind == LiveState::Kind::Other) throw Error(layout.live(it->path) + ": is a " + to_string(s.kind));
+      add(Op{Op::Kind::Remove, it->path, 0, 0, 0}, s);
+    }
+  }
+  std::vector<std::string> changed;
+  for (const auto& op : plan.ops) changed.push_back(op.path);
+  plan.restart = units_to_restart(next.units, changed);
+  if (installed) {
+    // A unit new in this generation is started even if none of its paths changed.
+    for (const auto& u : next.units)
+      if (std::find(installed->units.begin(), installed->units.end(), u) == installed->units.end() &&
+          std::find(plan.restart.begin(), plan.restart.end(), u) == plan.restart.end())
+        plan.restart.push_back(u);
+    std::vector<std::string> ordered;
+    for (const auto& u : next.units)
+      if (std::find(plan.restart.begin(), plan.restart.end(), u) != plan.restart.end()) ordered.push_back(u);
+    plan.restart = ordered;
+    for (const auto& u : installed->units)
+      if (std::find(next.units.begin(), next.units.end(), u) == next.units.end()) plan.removed_units.push_back(u);
+  }
+  return plan;
+}
+
+nlohmann::json to_json(const BackupRecord& r) {
+  return {{"path", r.path}, {"kind", to_string(r.kind)}, {"mode", r.mode}, {"uid", r.uid}, {"gid", r.gid}, {"sha256", r.sha256}};
+}
+
+BackupRecord backup_from_json(const nlohmann::json& j) {
+  return BackupRecord{j.at("path").get<std::string>(), kind_from(j.at("kind").get<std::string>()), j.at("mode").get<unsigned>(),
+                      j.at("uid").get<uid_t>(), j.at("gid").get<gid_t>(), j.at("sha256").get<std::string>()};
+}
+
+void write_journal(const Layout& layout, const Journal& j) {
+  nlohmann::json o = {{"op", j.op},           {"serial", j.serial},       {"phase", j.phase},
+                      {"done", j.done},       {"restarted", j.restarted}, {"removed_units", j.removed_units}};
+  o["old_serial"] = j.old_serial ? nlohmann::json(*j.old_serial) : nlohmann::json(nullptr);
+  write_file_atomic(layout.journal(), o.dump(), 0600);
+}
+
+std::optional<Journal> read_journal(const Layout& layout) {
+  struct stat st;
+  if (::lstat(layout.journal().c_str(), &st) != 0) return std::nullopt;
+  try {
+    auto o = nlohmann::json::parse(read_file(layout.journal()));
+    Journal j;
+    j.op = o.at("op").get<std::string>();
+    j.serial = o.at("serial").get<uint64_t>();
+    if (!o.at("old_serial").is_null()) j.old_serial = o.at("old_serial").get<uint64_t>();
+    j.phase = o.at("phase").get<std::string>();
+    j.done = o.at("done").get<std::vector<std::string>>();
+    j.restarted = o.at("restarted").get<std::vector<std::string>>();
+    j.removed_units = o.at("removed_units").get<std::vector<std::string>>();
+    if (j.op != "apply" && j.op != "rollback") throw Error("unknown op " + j.op);
+    return j;
+  } catch (const std::exception& e) {
+    throw Error(layout.journal() + ": unreadable journal (" + e.what() + "); not guessing, fix by hand");
+  }
+}
+
+void take_backups(const Layout& layout, const std::string& dir, const Plan& plan) {
+  ensure_dir(dir + "/files", 0700);
+  nlohmann::json records = nlohmann::json::array();
+  std::set<std::string> dirs;
+  for (size_t i = 0; i < plan.before.size(); ++i) {
+    const BackupRecord& r = plan.before[i];
+    records.push_back(to_json(r));
+    if (r.kind != LiveState::Kind::File && r.kind != LiveState::Kind::Symlink) continue;
+    std::string live = layout.live(r.path), copy = dir + "/files" + r.path;
+    ensure_dir(parent_of(copy), 0700);
+    if (::unlink(copy.c_str()) != 0 && errno != ENOENT) throw_errno("cannot remove stale backup " + copy);
+    // A hard link costs no space and keeps mode, owner and content exactly: the switch
+    // replaces the live name by rename, so the old inode lives on under the backup name.
+    if (::linkat(AT_FDCWD, live.c_str(), AT_FDCWD, copy.c_str(), 0) != 0) {
+      if (errno != EXDEV && errno != EPERM) throw_errno("cannot back up " + live + " to " + copy);
+      if (r.kind == LiveState::Kind::File) {
+        install_file(live, copy, r.mode, r.uid, r.gid);
+      } else if (::symlink(r.sha256.c_str(), copy.c_str()) != 0) {
+        throw_errno("cannot back up " + live + " to " + copy);
+      }
+    }
+    dirs.insert(parent_of(copy));
+    fault_point("after-backup-" + std::to_string(i));
+  }
+  for (const auto& d : dirs) fsync_dir(d);
+  write_file_atomic(dir + "/backup.json", records.dump(), 0600);
+}
+
+std::vector<BackupRecord> read_backups(const std::string& dir) {
+  std::vector<BackupRecord> out;
+  try {
+    for (const auto& j : nlohmann::json::parse(read_file(dir + "/backup.json"))) out.push_back(backup_from_json(j));
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(dir + "/backup.json: unreadable (" + e.what() + ")");
+  }
+  return out;
+}
+
+std::vector<std::string> restore_backups(const Layout& layout, const std::string& dir,
+                                         const std::vector<BackupRecord>& records) {
+  std::vector<std::string> changed;
+  size_t step = 0;
+  auto done = [&](const std::string& path) {
+    changed.push_back(path);
+    fault_point("after-restore-" + std::to_string(step++));
+  };
+  // 1. Directories that existed: back, with their mode and owner.
+  for (const auto& r : records) {
+    if (r.kind != LiveState::Kind::Dir) continue;
+    std::string live = layout.live(r.path);
+    LiveState s = inspect(live, false);
+    if (matches(r, s)) continue;
+    if (s.kind == LiveState::Kind::Absent) make_dir(live, r.mode, r.uid, r.gid);
+    else if (s.kind == LiveState::Kind::Dir) set_dir_mode_owner(live, r.mode, r.uid, r.gid);
+    else throw Error(live + ": is a " + std::string(to_string(s.kind)) + ", cannot restore the directory");
+    done(r.path);
+  }
+  // 2. Files and symlinks that existed: their backup renamed back over whatever is there.
+  for (const auto& r : records) {
+    if (r.kind != LiveState::Kind::File && r.kind != LiveState::Kind::Symlink) continue;
+    std::string live = layout.live(r.path), copy = dir + "/files" + r.path;
+    if (matches(r, inspect(live, true))) continue;
+    if (inspect(copy, false).kind == LiveState::Kind::Absent) throw Error(copy + ": backup missing, cannot restore " + live);
+    if (::rename(copy.c_str(), live.c_str()) != 0) {
+      if (errno != EXDEV || r.kind != LiveState::Kind::File) throw_errno("cannot restore " + live + " from " + copy);
+      install_file(copy, live, r.mode, r.uid, r.gid);
+      ::unlink(copy.c_str());
+    }
+    fsync_dir(parent_of(live));
+    done(r.path);
+  }
+  // 3. What did not exist: removed, deepest first.
+  for (auto it = records.rbegin(); it != records.rend(); ++it) {
+    if (it->kind != LiveState::Kind::Absent) continue;
+    std::string live = layout.live(it->path);
+    LiveState s = inspect(live, false);
+    if (s.kind == LiveState::Kind::Absent) continue;
+    int rc = s.kind == LiveState::Kind::Dir ? ::rmdir(live.c_str()) : ::unlink(live.c_str());
+    if (rc != 0) throw_errno("cannot remove " + live + " (it did not exist before)");
+    fsync_dir(parent_of(live));
+    done(it->path);
+  }
+  return changed;
+}
+
+void run_op(const Layout& layout, const Op& op, const std::string& staging) {
+  std::string live = layout.live(op.path);
+  switch (op.kind) {
+    case Op::Kind::Parent:
+    case Op::Kind::Dir: {
+      LiveState s = inspect(live, false);
+      if (s.kind == LiveState::Kind::Absent) make_dir(live, op.mode, op.uid, op.gid);
+      else if (op.kind == Op::Kind::Dir) set_dir_mode_owner(live, op.mode, op.uid, op.gid);
+      return;
+    }
+    case Op::Kind::File:
+      install_file(staging + "/files" + op.path, live, op.mode, op.uid, op.gid);
+      return;
+    case Op::Kind::Remove: {
+      LiveState s = inspect(live, false);
+      if (s.kind == LiveState::Kind::Absent) return;
+      int rc = s.kind == LiveState::Kind::Dir ? ::rmdir(live.c_str()) : ::unlink(live.c_str());
+      if (rc != 0) throw_errno("cannot remove " + live);
+      fsync_dir(parent_of(live));
+      return;
+    }
+  }
+}
+
+}  // namespace kb::installer

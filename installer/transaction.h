@@ -1,0 +1,96 @@
+#pragma once
+// One switch between generations, as data: the plan (which paths change and
+// how), the backup of everything a plan touches, the journal that records each
+// step before it happens, and the restore that undoes a partial or whole switch.
+// Restore is idempotent: it compares each path with its backup record first, so
+// it can be interrupted and run again any number of times.
+
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bundles/manifest.h"
+#include "installer/layout.h"
+#include "installer/live_fs.h"
+
+namespace kb::installer {
+
+// What a path looked like before the switch.
+struct BackupRecord {
+  std::string path;  // node path
+  LiveState::Kind kind = LiveState::Kind::Absent;
+  unsigned mode = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+  std::string sha256;  // File: content hash; Symlink: link target
+};
+
+struct Op {
+  enum class Kind {
+    Parent,  // a missing ancestor that the manifest does not list: created 0755 root
+    Dir,     // a manifest directory: created, or its mode/owner set
+    File,    // a manifest file: installed from staging
+    Remove,  // in the installed manifest but not in the new one
+  };
+  Kind kind;
+  std::string path;
+  unsigned mode = 0;
+  uid_t uid = 0;
+  gid_t gid = 0;
+};
+
+struct Plan {
+  std::vector<Op> ops;              // in execution order
+  std::vector<BackupRecord> before; // one per op, same order
+  std::vector<std::string> restart; // units to (re)start, in manifest order
+  std::vector<std::string> removed_units;  // installed units the new manifest drops
+};
+
+// Compares `next` with the live root (and `installed`, the current generation's
+// manifest, for removals and new units). Throws kb::Error when something on the
+// node is in the way (a directory where a file goes, a symlink among the parents,
+// an unknown owner); nothing has been written then.
+Plan make_plan(const Layout& layout, const Manifest& next, const Manifest* installed);
+
+// The path prefixes a unit depends on (its unit file, binary and data directories),
+// see docs/installer.md. A unit restarts when any changed path is one of them or below.
+std::vector<std::string> unit_paths(const std::string& unit);
+std::vector<std::string> units_to_restart(const std::vector<std::string>& units, const std::vector<std::string>& changed);
+
+struct Journal {
+  std::string op = "apply";  // or "rollback"
+  uint64_t serial = 0;       // the generation being installed
+  std::optional<uint64_t> old_serial;  // the generation being left (none: first apply)
+  std::string phase;         // backup, switch, services, health, commit, rollback
+  std::vector<std::string> done;       // paths already switched
+  std::vector<std::string> restarted;  // units restarted so far
+  std::vector<std::string> removed_units;
+
+  // The generation directory holding the backups this journal's restore uses.
+  std::string backup_dir(const Layout& layout) const {
+    return op == "apply" ? layout.generation(old_serial) : layout.generation(serial);
+  }
+};
+
+// Atomic write + fsync of the journal (G8); kb::Error on failure.
+void write_journal(const Layout& layout, const Journal& j);
+std::optional<Journal> read_journal(const Layout& layout);
+
+// Links (or copies, across file systems) every existing path of the plan into
+// `dir`/files and writes `dir`/backup.json last.
+void take_backups(const Layout& layout, const std::string& dir, const Plan& plan);
+std::vector<BackupRecord> read_backups(const std::string& dir);
+
+// Makes every path of `records` what it was (see the header comment). Returns the paths it changed.
+std::vector<std::string> restore_backups(const Layout& layout, const std::string& dir,
+                                         const std::vector<BackupRecord>& records);
+
+// Runs one op of a plan (idempotent); `staging` holds the verified payload.
+void run_op(const Layout& layout, const Op& op, const std::string& staging);
+
+nlohmann::json to_json(const BackupRecord& r);
+BackupRecord backup_from_json(const nlohmann::json& j);
+
+}  // namespace kb::installer

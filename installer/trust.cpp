@@ -1,0 +1,104 @@
+#include "installer/trust.h"
+
+#include <arpa/inet.h>
+#include <cctype>
+#include <climits>
+#include <cstring>
+#include <ifaddrs.h>
+#include <netinet/in.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bundles/atomic_file.h"
+#include "bundles/bundle_error.h"
+#include "bundles/signing.h"
+#include "installer/live_fs.h"
+
+namespace kb::installer {
+
+namespace {
+
+Trust load_key(const std::string& path, const std::string& what) {
+  Trust t;
+  try {
+    t.pem = read_file(path);
+    t.fingerprint = VerifyKey(t.pem).fingerprint();
+  } catch (const Error& e) {
+    throw InstallerError(ExitCode::BadBundle, what + " " + path + ": " + e.what());
+  }
+  return t;
+}
+
+bool exists(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0;
+}
+
+}  // namespace
+
+std::string normalize_fingerprint(const std::string& text) {
+  std::string s = text.rfind("sha256:", 0) == 0 ? text.substr(7) : text;
+  for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (s.size() != 64 || s.find_first_not_of("0123456789abcdef") != std::string::npos)
+    throw InstallerError(ExitCode::Usage, "--trust-fingerprint " + text + ": not 64 hex digits (sha256:<hex>)");
+  return s;
+}
+
+Trust resolve_trust(const Layout& layout, const Options& opt, const std::string& bundle) {
+  std::string wanted = opt.trust_fingerprint.empty() ? "" : normalize_fingerprint(opt.trust_fingerprint);
+  if (exists(layout.trust_key())) {
+    Trust t = load_key(layout.trust_key(), "pinned key");
+    t.pinned = true;
+    // A pinned key is never replaced from the command line: that would defeat pinning.
+    if (!opt.trust_key_file.empty() && load_key(opt.trust_key_file, "--trust-key").fingerprint != t.fingerprint)
+      throw InstallerError(ExitCode::BadBundle, "--trust-key " + opt.trust_key_file + ": differs from the pinned key sha256:" +
+                                                    t.fingerprint + " (" + layout.trust_key() + "); refused");
+    if (!wanted.empty() && wanted != t.fingerprint)
+      throw InstallerError(ExitCode::BadBundle, "--trust-fingerprint differs from the pinned key sha256:" + t.fingerprint);
+    return t;
+  }
+  if (!opt.trust_key_file.empty()) {
+    Trust t = load_key(opt.trust_key_file, "--trust-key");
+    if (!wanted.empty() && wanted != t.fingerprint)
+      throw InstallerError(ExitCode::BadBundle, "--trust-key " + opt.trust_key_file + ": fingerprint sha256:" + t.fingerprint +
+                                                    " is not the --trust-fingerprint given");
+    return t;
+  }
+  if (!wanted.empty()) {
+    // A fingerprint alone is no key: take the public key published next to the bundle, if it matches.
+    std::string pub = parent_of(bundle.empty() ? std::string("./x") : bundle) + "/bundle-signing.pub";
+    if (!exists(pub))
+      throw InstallerError(ExitCode::BadBundle, pub + ": missing; --trust-fingerprint needs the bundle-signing.pub that "
+                                                      "kbundle gen writes next to the bundles (or use --trust-key)");
+    Trust t = load_key(pub, "signing key");
+    if (t.fingerprint != wanted)
+      throw InstallerError(ExitCode::BadBundle, pub + ": fingerprint sha256:" + t.fingerprint + " is not the one given (sha256:" +
+                                                    wanted + "); refused");
+    return t;
+  }
+  throw InstallerError(ExitCode::BadBundle, layout.trust_key() + ": no pinned signing key; the first apply needs "
+                                            "--trust-key FILE or --trust-fingerprint HEX (fail closed)");
+}
+
+std::string machine_mismatch(const Manifest& m) {
+  char host[HOST_NAME_MAX + 1] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) return "cannot read this machine's hostname";
+  std::string h = host, short_h = h.substr(0, h.find('.')), want_short = m.hostname.substr(0, m.hostname.find('.'));
+  if (h != m.hostname && short_h != want_short)
+    return "bundle is for host " + m.hostname + " (node " + m.node_name + "), this machine is " + h;
+  ifaddrs* list = nullptr;
+  if (::getifaddrs(&list) != 0) return "cannot list this machine's addresses";
+  bool found = false;
+  for (ifaddrs* i = list; i; i = i->ifa_next) {
+    if (!i->ifa_addr || i->ifa_addr->sa_family != AF_INET) continue;
+    char buf[INET_ADDRSTRLEN] = {};
+    sockaddr_in sin{};
+    std::memcpy(&sin, i->ifa_addr, sizeof sin);
+    if (::inet_ntop(AF_INET, &sin.sin_addr, buf, sizeof buf) && m.private_ip == buf) found = true;
+  }
+  ::freeifaddrs(list);
+  if (!found) return "bundle is for address " + m.private_ip + " (node " + m.node_name + "), which this machine does not have";
+  return "";
+}
+
+}  // namespace kb::installer
