@@ -45,6 +45,16 @@ std::string join(const std::vector<std::string>& parts, std::string_view sep) {
   return out;
 }
 
+// Admission plugins on top of the default set (which already holds ServiceAccount,
+// NamespaceLifecycle and the others CIS 1.2.12-13 ask to keep): CIS 1.2.3, 1.2.9,
+// 1.2.11 and 1.2.14, less what cluster.hardening turns off.
+std::vector<std::string> admission_plugins(const Hardening& h) {
+  std::vector<std::string> plugins = {"NodeRestriction", "EventRateLimit"};
+  if (h.deny_service_external_ips) plugins.emplace_back("DenyServiceExternalIPs");
+  if (h.always_pull_images) plugins.emplace_back("AlwaysPullImages");
+  return plugins;
+}
+
 std::string in_dir(const char* dir, const std::string& name) { return std::string(dir) + "/" + name; }
 
 // Everything any template may refer to. Paths come from node_paths.h only, so
@@ -96,6 +106,8 @@ MustacheData template_data(const Topology& topology, const Node& node) {
   set("service_account_pub", paths::kServiceAccountPub);
   set("encryption_config", paths::kEncryptionConfig);
   set("audit_policy", paths::kAuditPolicy);
+  set("admission_control_config", paths::kAdmissionControlConfig);
+  set("admission_plugins", join(admission_plugins(topology.cluster.hardening), ","));
   set("audit_log", paths::kAuditLog);
   set("controller_manager_kubeconfig", paths::kControllerManagerKubeconfig);
   set("scheduler_kubeconfig", paths::kSchedulerKubeconfig);
@@ -145,6 +157,7 @@ std::vector<Output> control_plane_outputs() {
       {"kube-scheduler.service.mustache", in_dir(paths::kSystemdDir, "kube-scheduler.service"), FileClass::Unit},
       {"kube-scheduler.yaml.mustache", paths::kSchedulerConfig, FileClass::Config},
       {"audit-policy.yaml.mustache", paths::kAuditPolicy, FileClass::Config},
+      {"admission-control.yaml.mustache", paths::kAdmissionControlConfig, FileClass::Config},
   };
 }
 

@@ -15,7 +15,7 @@ const std::string& embedded_template(const std::string& name);
 
 // Every unit and component config `node` needs (no certificates, keys or kubeconfigs):
 // control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler units,
-// kube-scheduler.yaml, audit policy; workers: containerd, kubelet, kube-proxy units and
+// kube-scheduler.yaml, audit policy, admission control config; workers: containerd, kubelet, kube-proxy units and
 // configs, CNI configs, sysctl and modules-load files. Paths from generator/node_paths.h.
 std::vector<PlannedFile> render_units_and_configs(const Topology& topology, const Node& node);
 

@@ -73,6 +73,7 @@ const std::set<std::string> kControlPlaneFiles = {
     unit_path("etcd.service"),           unit_path("kube-apiserver.service"),
     unit_path("kube-controller-manager.service"), unit_path("kube-scheduler.service"),
     kb::paths::kSchedulerConfig,         kb::paths::kAuditPolicy,
+    kb::paths::kAdmissionControlConfig,
 };
 const std::set<std::string> kWorkerFiles = {
     unit_path("containerd.service"), unit_path("kubelet.service"),   unit_path("kube-proxy.service"),
@@ -157,6 +158,7 @@ const std::map<std::string, std::set<std::string>>& allowed_flags() {
         "--kubelet-certificate-authority", "--kubelet-client-certificate", "--kubelet-client-key",
         "--kubelet-preferred-address-types", "--service-account-issuer", "--api-audiences",
         "--service-account-key-file", "--service-account-signing-key-file", "--service-account-lookup",
+        "--service-account-extend-token-expiration",
         "--service-cluster-ip-range", "--service-node-port-range", "--requestheader-client-ca-file",
         "--requestheader-allowed-names", "--requestheader-extra-headers-prefix", "--requestheader-group-headers",
         "--requestheader-username-headers", "--proxy-client-cert-file", "--proxy-client-key-file",
@@ -199,6 +201,7 @@ std::set<std::string> node_path_constants() {
           p::kServiceAccountPub,
           p::kEncryptionConfig,
           p::kAuditPolicy,
+          p::kAdmissionControlConfig,
           p::kControllerManagerKubeconfig,
           p::kSchedulerKubeconfig,
           p::kAdminKubeconfig,
@@ -399,7 +402,9 @@ TEST_CASE("kube-apiserver is hardened and talks to every etcd member", "[render]
   CHECK(flag(e, "--service-account-issuer") == "https://kb-example-api.elb.eu-west-1.amazonaws.com:6443");
   CHECK(flag(e, "--api-audiences") == flag(e, "--service-account-issuer"));
   CHECK(flag(e, "--authorization-mode") == "Node,RBAC");
-  CHECK(flag(e, "--enable-admission-plugins") == "NodeRestriction");
+  CHECK(flag(e, "--enable-admission-plugins") == "NodeRestriction,EventRateLimit,DenyServiceExternalIPs,AlwaysPullImages");
+  CHECK(flag(e, "--admission-control-config-file") == kb::paths::kAdmissionControlConfig);
+  CHECK(flag(e, "--service-account-extend-token-expiration") == "false");
   CHECK(flag(e, "--profiling") == "false");
   CHECK(flag(e, "--service-account-lookup") == "true");
   CHECK(flag(e, "--tls-min-version") == "VersionTLS12");
@@ -417,6 +422,33 @@ TEST_CASE("kube-apiserver is hardened and talks to every etcd member", "[render]
     CHECK(suite.rfind("TLS_ECDHE_", 0) == 0);
     CHECK((suite.find("GCM") != std::string::npos || suite.find("CHACHA20") != std::string::npos));
   }
+}
+
+TEST_CASE("cluster.hardening turns admission plugins off; EventRateLimit is configured", "[render]") {
+  Topology t = example_topology();
+  t.cluster.hardening.always_pull_images = false;
+  t.cluster.hardening.deny_service_external_ips = false;
+  const auto files = kb::render_units_and_configs(t, t.nodes[0]);
+  const ExecStart e = exec_start(file_at(files, unit_path("kube-apiserver.service")).content);
+  CHECK(flag(e, "--enable-admission-plugins") == "NodeRestriction,EventRateLimit");
+
+  const YAML::Node a = YAML::Load(file_at(files, kb::paths::kAdmissionControlConfig).content);
+  CHECK(a["apiVersion"].as<std::string>() == "apiserver.config.k8s.io/v1");
+  CHECK(a["kind"].as<std::string>() == "AdmissionConfiguration");
+  REQUIRE(a["plugins"].IsSequence());
+  REQUIRE(a["plugins"].size() == 1);
+  CHECK(a["plugins"][0]["name"].as<std::string>() == "EventRateLimit");
+  const YAML::Node c = a["plugins"][0]["configuration"];
+  CHECK(c["apiVersion"].as<std::string>() == "eventratelimit.admission.k8s.io/v1alpha1");
+  CHECK(c["kind"].as<std::string>() == "Configuration");
+  REQUIRE(c["limits"].IsSequence());
+  std::set<std::string> types;
+  for (const auto& l : c["limits"]) {
+    types.insert(l["type"].as<std::string>());
+    CHECK(l["qps"].as<int>() > 0);
+    CHECK(l["burst"].as<int>() >= l["qps"].as<int>());
+  }
+  CHECK(types == std::set<std::string>{"Server", "Namespace", "User"});
 }
 
 TEST_CASE("controller manager and scheduler flags", "[render]") {
@@ -575,7 +607,7 @@ TEST_CASE("every YAML and JSON file parses", "[render]") {
       }
     }
   }
-  CHECK(yaml_files == 3 * 2 + 4 * 2);  // 3 control-plane nodes x 2 + 4 workers (cp-0 is "both") x 2
+  CHECK(yaml_files == 3 * 3 + 4 * 2);  // 3 control-plane nodes x 3 + 4 workers (cp-0 is "both") x 2
   CHECK(json_files == 4 * 2);
 }
 
