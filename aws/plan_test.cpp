@@ -1,0 +1,182 @@
+#include <catch2/catch.hpp>
+
+#include "aws/infra.h"
+
+namespace {
+
+using namespace kb::aws;
+
+ClusterSpec spec() {
+  ClusterSpec s;
+  s.cluster = "kthw";
+  s.vpc_cidr = "10.0.0.0/16";
+  s.subnet_cidr = "10.0.1.0/24";
+  s.pod_cidr = "10.200.0.0/16";
+  s.admin_cidr = "203.0.113.0/24";
+  s.image_id = "ami-0123456789abcdef0";
+  s.nodes = {{"control-0", true, false, "10.0.1.10", "", "t3.medium", ""},
+             {"control-1", true, false, "10.0.1.11", "", "t3.medium", ""},
+             {"worker-0", false, true, "10.0.1.20", "10.200.0.0/24", "t3.large", ""},
+             {"worker-1", false, true, "10.0.1.21", "10.200.1.0/24", "t3.large", ""}};
+  return s;
+}
+
+// Everything `up` creates for spec(), as discovery would report it.
+Inventory complete(const ClusterSpec& s) {
+  Inventory inv;
+  inv.vpc_id = "vpc-1";
+  inv.vpc_cidr = s.vpc_cidr;
+  inv.vpc_dns_hostnames = true;
+  inv.subnet_id = "subnet-1";
+  inv.subnet_cidr = s.subnet_cidr;
+  inv.subnet_public_ip = true;
+  inv.igw_id = "igw-1";
+  inv.igw_vpc = "vpc-1";
+  inv.route_table_id = "rtb-1";
+  inv.route_table_subnets = {"subnet-1"};
+  inv.routes = {{"10.0.0.0/16", "local"}, {"0.0.0.0/0", "igw-1"}, {"10.200.0.0/24", "i-w0"}, {"10.200.1.0/24", "i-w1"}};
+  for (const char* role : {"control-plane", "worker"}) {
+    inv.groups[role].id = std::string("sg-") + role;
+    inv.groups[role].rules = desired_rules(s, role);
+  }
+  inv.key_pair = true;
+  inv.lb_arn = "arn:lb";
+  inv.lb_dns = "kthw-api-1.elb.eu-west-1.amazonaws.com";
+  inv.tg_arn = "arn:tg";
+  inv.listeners[6443] = "arn:listener";
+  inv.targets = {{"10.0.1.10", "healthy"}, {"10.0.1.11", "healthy"}};
+  inv.instances["control-0"] = {"i-c0", "control-0", "running", "10.0.1.10", "3.0.0.10", "t3.medium", true};
+  inv.instances["control-1"] = {"i-c1", "control-1", "running", "10.0.1.11", "3.0.0.11", "t3.medium", true};
+  inv.instances["worker-0"] = {"i-w0", "worker-0", "running", "10.0.1.20", "3.0.0.20", "t3.large", false};
+  inv.instances["worker-1"] = {"i-w1", "worker-1", "running", "10.0.1.21", "3.0.0.21", "t3.large", false};
+  return inv;
+}
+
+std::vector<Action> actions(const Plan& p) {
+  std::vector<Action> out;
+  for (const auto& c : p.changes) out.push_back(c.action);
+  return out;
+}
+
+size_t count(const Plan& p, Action a) {
+  return static_cast<size_t>(std::count_if(p.changes.begin(), p.changes.end(), [&](const Change& c) { return c.action == a; }));
+}
+
+}  // namespace
+
+TEST_CASE("plan: nothing exists: everything, dependencies first", "[plan]") {
+  ClusterSpec s = spec();
+  Plan p = compute_plan(s, Inventory{});
+  auto a = actions(p);
+  auto pos = [&](Action x) { return std::find(a.begin(), a.end(), x) - a.begin(); };
+  CHECK(pos(Action::CreateVpc) == 0);
+  CHECK(pos(Action::CreateVpc) < pos(Action::CreateSubnet));
+  CHECK(pos(Action::CreateInternetGateway) < pos(Action::AttachInternetGateway));
+  CHECK(pos(Action::AttachInternetGateway) < pos(Action::CreateLoadBalancer));  // internet-facing needs the gateway
+  CHECK(pos(Action::CreateTargetGroup) < pos(Action::CreateListener));
+  CHECK(pos(Action::CreateLoadBalancer) < pos(Action::CreateListener));
+  CHECK(pos(Action::CreateSecurityGroup) < pos(Action::RunInstance));
+  CHECK(pos(Action::ImportKeyPair) < pos(Action::RunInstance));
+  CHECK(pos(Action::RunInstance) < pos(Action::CreatePodRoute));
+  CHECK(count(p, Action::CreateSecurityGroup) == 2);
+  CHECK(count(p, Action::AuthorizeIngress) == desired_rules(s, "control-plane").size() + desired_rules(s, "worker").size());
+  CHECK(count(p, Action::RunInstance) == 4);
+  CHECK(count(p, Action::DisableSourceDestCheck) == 2);  // workers only
+  CHECK(count(p, Action::RegisterTarget) == 2);          // control-plane IPs
+  CHECK(count(p, Action::CreatePodRoute) == 2);
+  CHECK(p.notes.empty());
+  // The worker group is created before the control-plane group's rules need it? No: rules only
+  // reference the control-plane group, which comes first.
+  CHECK(p.changes[pos(Action::CreateSecurityGroup)].key == "control-plane");
+}
+
+TEST_CASE("plan: everything exists: nothing to do", "[plan]") {
+  ClusterSpec s = spec();
+  Plan p = compute_plan(s, complete(s));
+  for (const auto& c : p.changes) INFO(describe(c));
+  CHECK(p.empty());
+  CHECK(p.notes.empty());
+}
+
+TEST_CASE("plan: an interrupted run: only what is missing", "[plan]") {
+  ClusterSpec s = spec();
+  Inventory inv = complete(s);
+  inv.instances.erase("worker-1");
+  inv.routes.erase("10.200.1.0/24");
+  inv.instances["worker-0"].source_dest_check = true;
+  inv.groups["worker"].rules.pop_back();
+  inv.targets.erase("10.0.1.11");
+  inv.listeners.clear();
+  Plan p = compute_plan(s, inv);
+  CHECK(count(p, Action::RunInstance) == 1);
+  for (const auto& c : p.changes)
+    if (c.action == Action::RunInstance) CHECK(c.key == "worker-1");
+  CHECK(count(p, Action::DisableSourceDestCheck) == 2);
+  CHECK(count(p, Action::CreatePodRoute) == 1);
+  CHECK(count(p, Action::AuthorizeIngress) == 1);
+  CHECK(count(p, Action::RegisterTarget) == 1);
+  CHECK(count(p, Action::CreateListener) == 1);
+  CHECK(count(p, Action::CreateVpc) == 0);
+  CHECK(count(p, Action::CreateLoadBalancer) == 0);
+}
+
+TEST_CASE("plan: a replaced worker gets its pod route moved; removed nodes leave the target group", "[plan]") {
+  ClusterSpec s = spec();
+  Inventory inv = complete(s);
+  inv.instances["worker-0"].id = "i-new";
+  inv.targets["10.0.1.12"] = "healthy";  // a control-plane node no longer in the topology
+  Plan p = compute_plan(s, inv);
+  REQUIRE(count(p, Action::ReplacePodRoute) == 1);
+  CHECK(count(p, Action::DeregisterTarget) == 1);
+  for (const auto& c : p.changes)
+    if (c.action == Action::DeregisterTarget) CHECK(c.key == "10.0.1.12");
+}
+
+TEST_CASE("plan: differences up never fixes are notes, not changes", "[plan]") {
+  ClusterSpec s = spec();
+  Inventory inv = complete(s);
+  inv.instances["control-0"].private_ip = "10.0.1.99";
+  inv.instances["control-1"].instance_type = "t3.small";
+  inv.instances["worker-1"].state = "stopped";
+  inv.strays.push_back({"i-old", "worker-9", "running", "10.0.1.29", "", "t3.large", true});
+  inv.routes["10.200.9.0/24"] = "i-old";
+  Plan p = compute_plan(s, inv);
+  CHECK(p.empty());
+  CHECK(p.notes.size() == 5);
+}
+
+TEST_CASE("plan: security group rules", "[plan]") {
+  ClusterSpec s = spec();
+  auto cp = desired_rules(s, "control-plane");
+  auto has = [](const std::vector<Rule>& rules, const std::string& proto, int from, int to, const std::string& src) {
+    return std::any_of(rules.begin(), rules.end(), [&](const Rule& r) {
+      return r.protocol == proto && r.from_port == from && r.to_port == to && r.source == src;
+    });
+  };
+  CHECK(has(cp, "tcp", 6443, 6443, "203.0.113.0/24"));
+  CHECK(has(cp, "tcp", 6443, 6443, "10.0.1.0/24"));  // the load balancer's nodes live in the subnet
+  CHECK(has(cp, "tcp", 2379, 2380, "group:control-plane"));
+  CHECK(has(cp, "tcp", 22, 22, "203.0.113.0/24"));
+  CHECK(has(cp, "-1", -1, -1, "10.0.0.0/16"));
+  CHECK(has(cp, "-1", -1, -1, "10.200.0.0/16"));
+  auto w = desired_rules(s, "worker");
+  CHECK(has(w, "tcp", 10250, 10250, "group:control-plane"));
+  CHECK(has(w, "tcp", 30000, 32767, "203.0.113.0/24"));
+  CHECK_FALSE(has(w, "tcp", 2379, 2380, "group:control-plane"));
+}
+
+TEST_CASE("plan: names fit AWS's limits", "[plan]") {
+  CHECK(load_balancer_name("kthw") == "kthw-api");
+  std::string long_name(63, 'a');
+  CHECK(load_balancer_name(long_name).size() <= 32);
+  CHECK(target_group_name(long_name).size() <= 32);
+  CHECK(load_balancer_name(long_name) != load_balancer_name(std::string(62, 'a') + "b"));
+  CHECK(key_pair_name("kthw") == "kbundle-kthw");
+}
+
+TEST_CASE("plan: user data fetches the node's bundle, quoted for the shell", "[plan]") {
+  std::string u = render_user_data("https://h/{cluster}/{node}.kbundle?x='y'", "", "kthw", "worker-0");
+  CHECK(u.starts_with("#!/bin/sh\n"));
+  CHECK(u.find("'https://h/kthw/worker-0.kbundle?x='\\''y'\\'''") != std::string::npos);
+  CHECK(u.find("kbundle-installer apply") != std::string::npos);
+}
