@@ -174,13 +174,20 @@ std::string supported_kubernetes_versions() { return "v1.32.x, v1.33.x"; }
 namespace {
 
 // Keys each mapping may hold. Adding a section or field is one entry here plus its reader.
-constexpr std::string_view kTopLevelKeys[] = {"cluster", "nodes"};
+constexpr std::string_view kTopLevelKeys[] = {"cluster", "nodes", "aws"};
 constexpr std::string_view kClusterKeys[] = {
     "name",        "kubernetesVersion", "apiEndpoint", "podCIDR",  "nodePodCIDRPrefix",
-    "serviceCIDR", "clusterDomain",     "keyType",     "validity", "encryption"};
+    "serviceCIDR", "clusterDomain",     "keyType",     "validity", "encryption", "hardening"};
 constexpr std::string_view kApiEndpointKeys[] = {"host", "port"};
 constexpr std::string_view kValidityKeys[] = {"caDays", "leafDays", "renewBeforeDays"};
 constexpr std::string_view kEncryptionKeys[] = {"provider"};
+constexpr std::string_view kHardeningKeys[] = {"alwaysPullImages", "denyServiceExternalIPs"};
+constexpr std::string_view kAwsKeys[] = {"region",           "vpcCIDR",     "subnetCIDR", "availabilityZone",
+                                         "instanceTypes",    "image",       "sshPublicKeyFile", "adminCIDR",
+                                         "userData"};
+constexpr std::string_view kAwsInstanceTypeKeys[] = {"controlPlane", "worker"};
+constexpr std::string_view kAwsImageKeys[] = {"id", "name", "owner"};
+constexpr std::string_view kAwsUserDataKeys[] = {"bundleURL", "installerURL"};
 constexpr std::string_view kNodeKeys[] = {"name", "role", "privateIP", "publicIP", "hostname", "podCIDR"};
 
 constexpr std::string_view kRoleNames[] = {"control-plane", "worker", "both"};
@@ -433,6 +440,7 @@ class Parser {
     Fields top = check_mapping(root, "", loc_of(root.Mark()), kTopLevelKeys);
     parse_cluster(top);
     parse_nodes(top);
+    parse_aws(top);
     cross_checks();
     if (errors_ == 0) assign_pod_cidrs();
     return finish();
@@ -577,6 +585,19 @@ class Parser {
       return std::nullopt;
     }
     return static_cast<int>(value);
+  }
+
+  // true or false, unquoted; nullopt when absent or invalid (reported).
+  std::optional<bool> bool_field(const Fields& parent, std::string_view key) {
+    Loc l;
+    auto text = string_field(parent, key, false, "true", &l);
+    if (!text) return std::nullopt;
+    bool plain = parent.find(key)->value.Tag() == "?";
+    if (plain && (*text == "true" || *text == "false")) return *text == "true";
+    error(l, parent.path_of(key) + " must be true or false, not " + (plain ? "'" : "the string \"") + *text +
+                 (plain ? "'" : "\""),
+          "write '" + std::string(key) + ": true' or '" + std::string(key) + ": false', without quotes");
+    return std::nullopt;
   }
 
   // One of a fixed set of words; nullopt when absent or invalid (reported).
@@ -745,6 +766,13 @@ class Parser {
               enum_field<EncryptionProvider>(e, "provider", false, "encryption provider", kProviderNames, kProviders))
         cl.encryption_provider = *p;
     }
+
+    if (const Field* hf =
+            mapping_field(c, "hardening", false, "{alwaysPullImages: true, denyServiceExternalIPs: true}")) {
+      Fields h = check_mapping(hf->value, "cluster.hardening", hf->key_loc, kHardeningKeys);
+      if (auto b = bool_field(h, "alwaysPullImages")) cl.hardening.always_pull_images = *b;
+      if (auto b = bool_field(h, "denyServiceExternalIPs")) cl.hardening.deny_service_external_ips = *b;
+    }
   }
 
   void parse_nodes(const Fields& top) {
@@ -815,6 +843,132 @@ class Parser {
     }
     topo_.nodes.push_back(std::move(n));
     infos_.push_back(info);
+  }
+
+  // The optional `aws` section (read by `kbundle aws`; `gen` ignores it).
+  void parse_aws(const Fields& top) {
+    const Field* af = mapping_field(top, "aws", false, "{region: eu-west-1, adminCIDR: 203.0.113.0/24, ...}");
+    if (!af) return;
+    Fields a = check_mapping(af->value, "aws", af->key_loc, kAwsKeys);
+    AwsSettings aws;
+    Loc l;
+    if (auto region = string_field(a, "region", false, "eu-west-1", &l)) {
+      // Shape only; `kbundle aws` checks it against the regions it knows.
+      bool ok = !region->empty() && std::all_of(region->begin(), region->end(), [](char ch) {
+        return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-';
+      }) && region->find('-') != std::string::npos && std::isdigit(static_cast<unsigned char>(region->back()));
+      if (!ok) error(l, "aws.region: '" + *region + "' is not an AWS region name", "write it as e.g. eu-west-1");
+      aws.region = *region;
+    }
+    Loc vpc_loc = af->key_loc, subnet_loc = af->key_loc;
+    std::optional<Cidr> vpc = Cidr::parse(aws.vpc_cidr), subnet = Cidr::parse(aws.subnet_cidr);
+    if (a.find("vpcCIDR")) vpc = cidr_field(a, "vpcCIDR", &vpc_loc);
+    if (a.find("subnetCIDR")) subnet = cidr_field(a, "subnetCIDR", &subnet_loc);
+    for (auto [c, loc, key] : {std::tuple(&vpc, vpc_loc, "vpcCIDR"), std::tuple(&subnet, subnet_loc, "subnetCIDR")}) {
+      if (*c && ((*c)->prefix < 16 || (*c)->prefix > 28)) {
+        error(loc, std::string("aws.") + key + " " + (*c)->str() + " has a /" + std::to_string((*c)->prefix) +
+                       " prefix; AWS allows /16 to /28",
+              "e.g. vpcCIDR 10.0.0.0/16 and subnetCIDR 10.0.1.0/24");
+        c->reset();
+      }
+    }
+    if (vpc) aws.vpc_cidr = vpc->str();
+    if (subnet) aws.subnet_cidr = subnet->str();
+    if (vpc && subnet && !vpc->contains(*subnet)) {
+      error(subnet_loc, "aws.subnetCIDR " + subnet->str() + " is outside aws.vpcCIDR " + vpc->str(),
+            "the subnet is carved out of the VPC; pick a block inside " + vpc->str());
+      subnet.reset();
+    }
+    if (vpc && pod_cidr_ && vpc->overlaps(*pod_cidr_))
+      error(vpc_loc, "aws.vpcCIDR " + vpc->str() + " overlaps cluster.podCIDR " + pod_cidr_->str(),
+            "pod addresses are routed to the workers through the VPC route table; pick disjoint ranges");
+    if (vpc && service_cidr_ && vpc->overlaps(*service_cidr_))
+      error(vpc_loc, "aws.vpcCIDR " + vpc->str() + " overlaps cluster.serviceCIDR " + service_cidr_->str(),
+            "service IPs must not be machine addresses; pick disjoint ranges");
+    if (subnet) {
+      // AWS keeps the first four addresses of a subnet and its last one.
+      for (size_t i = 0; i < infos_.size() && i < topo_.nodes.size(); ++i) {
+        const NodeInfo& info = infos_[i];
+        if (!info.private_ip) continue;
+        uint32_t offset = *info.private_ip - subnet->network;
+        if (!subnet->contains(*info.private_ip))
+          error(info.private_ip_loc,
+                node_label(i) + ": privateIP " + topo_.nodes[i].private_ip + " is outside aws.subnetCIDR " +
+                    subnet->str(),
+                "every instance gets its address from the subnet; use one from " + subnet->address_at(4) + " to " +
+                    subnet->address_at(subnet->size() - 2));
+        else if (offset < 4 || offset == subnet->size() - 1)
+          error(info.private_ip_loc,
+                node_label(i) + ": privateIP " + topo_.nodes[i].private_ip + " is reserved by AWS in subnet " +
+                    subnet->str(),
+                "AWS keeps the first four addresses and the last one; use one from " + subnet->address_at(4) +
+                    " to " + subnet->address_at(subnet->size() - 2));
+      }
+    }
+    if (auto zone = string_field(a, "availabilityZone", false, "eu-west-1a", &l)) aws.availability_zone = *zone;
+
+    auto instance_type = [&](const Fields& f, std::string_view key, std::string& out) {
+      if (auto t = string_field(f, key, false, "t3.medium", &l)) {
+        size_t dot = t->find('.');
+        bool ok = dot != std::string::npos && dot > 0 && dot + 1 < t->size() &&
+                  std::all_of(t->begin(), t->end(), [](char ch) {
+                    return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '.' || ch == '-';
+                  });
+        if (!ok) error(l, f.path_of(key) + ": '" + *t + "' is not an EC2 instance type", "e.g. t3.medium or m7i.large");
+        out = *t;
+      }
+    };
+    if (const Field* tf = mapping_field(a, "instanceTypes", false, "{controlPlane: t3.medium, worker: t3.medium}")) {
+      Fields t = check_mapping(tf->value, "aws.instanceTypes", tf->key_loc, kAwsInstanceTypeKeys);
+      instance_type(t, "controlPlane", aws.control_plane_instance_type);
+      instance_type(t, "worker", aws.worker_instance_type);
+    }
+
+    const char* image_example = "{name: 'ubuntu/images/hvm-ssd-gp3/ubuntu-noble-24.04-amd64-server-*', owner: '099720109477'}";
+    if (const Field* imf = mapping_field(a, "image", true, image_example)) {
+      Fields im = check_mapping(imf->value, "aws.image", imf->key_loc, kAwsImageKeys);
+      Loc id_loc;
+      if (auto id = string_field(im, "id", false, "ami-0123456789abcdef0", &id_loc)) {
+        bool ok = id->starts_with("ami-") && id->size() >= 12 && id->size() <= 21 &&
+                  std::all_of(id->begin() + 4, id->end(), [](char ch) {
+                    return (ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'f');
+                  });
+        if (!ok) error(id_loc, "aws.image.id: '" + *id + "' is not an AMI id", "write it as ami- and 8 or 17 hex digits");
+        aws.image_id = *id;
+      }
+      if (auto name = string_field(im, "name", false, "ubuntu/images/*", &l)) aws.image_name = *name;
+      if (auto owner = string_field(im, "owner", false, "099720109477", &l)) aws.image_owner = *owner;
+      if ((im.find("id") != nullptr) == (im.find("name") != nullptr))
+        error(imf->key_loc,
+              im.find("id") ? "aws.image: give either id or name, not both" : "aws.image: give id or name",
+              "id names one AMI; name is a filter (with * wildcards) whose newest match is used");
+      if (im.find("owner") && im.find("id"))
+        error(imf->key_loc, "aws.image.owner goes with aws.image.name, not with id", "remove owner, or use name");
+    }
+
+    if (auto key = string_field(a, "sshPublicKeyFile", true, "~/.ssh/id_ed25519.pub", &l)) aws.ssh_public_key_file = *key;
+    if (a.find("adminCIDR")) {
+      if (auto admin = cidr_field(a, "adminCIDR", &l)) aws.admin_cidr = admin->str();
+    } else {
+      missing(a, "adminCIDR", "203.0.113.0/24");
+    }
+
+    if (const Field* uf = mapping_field(a, "userData", false, "{bundleURL: 'https://example.com/{node}.kbundle'}")) {
+      Fields u = check_mapping(uf->value, "aws.userData", uf->key_loc, kAwsUserDataKeys);
+      Loc bundle_loc, installer_loc;
+      auto url = [&](std::string_view key, bool required, std::string& out, Loc* loc) {
+        if (auto v = string_field(u, key, required, "https://example.com/{node}.kbundle", loc)) {
+          if (!v->starts_with("https://") && !v->starts_with("http://"))
+            error(*loc, u.path_of(key) + ": '" + *v + "' is not an http(s) URL", "e.g. https://example.com/{node}.kbundle");
+          out = *v;
+        }
+      };
+      url("bundleURL", true, aws.bundle_url, &bundle_loc);
+      url("installerURL", false, aws.installer_url, &installer_loc);
+      if (!aws.bundle_url.empty() && aws.bundle_url.find("{node}") == std::string::npos)
+        error(bundle_loc, "aws.userData.bundleURL has no {node}", "every node fetches its own bundle: put {node} in the URL");
+    }
+    topo_.aws = std::move(aws);
   }
 
   // "node 'worker-1' (nodes[4], line 30)" for messages that name another node.

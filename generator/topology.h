@@ -47,6 +47,13 @@ struct Node {
   bool is_worker() const { return role == Role::Worker || role == Role::Both; }
 };
 
+// `cluster.hardening`: CIS Kubernetes Benchmark settings a cluster may turn off
+// (docs/cis.md). Everything is on by default; `kbundle lint` lists what is off.
+struct Hardening {
+  bool always_pull_images = true;          // AlwaysPullImages admission (CIS 1.2.11)
+  bool deny_service_external_ips = true;   // DenyServiceExternalIPs admission (CIS 1.2.3)
+};
+
 struct Cluster {
   std::string name;                         // DNS-1123 label
   std::string kubernetes_version = "v1.32.3";
@@ -61,12 +68,31 @@ struct Cluster {
   int leaf_validity_days = 365;
   int renew_before_days = 30;               // reissue leaf certs expiring within this window
   EncryptionProvider encryption_provider = EncryptionProvider::Aescbc;
+  Hardening hardening;
+};
+
+// The optional `aws` section: where `kbundle aws up` creates the cluster's machines.
+struct AwsSettings {
+  std::string region;               // empty: from the environment (AWS_REGION, the profile)
+  std::string vpc_cidr = "10.0.0.0/16";
+  std::string subnet_cidr = "10.0.1.0/24";  // every node's privateIP lies inside it
+  std::string availability_zone;    // empty: AWS picks
+  std::string control_plane_instance_type = "t3.medium";  // also for role "both"
+  std::string worker_instance_type = "t3.medium";
+  std::string image_id;             // exactly one of image_id and image_name
+  std::string image_name;           // a DescribeImages name filter ('*' wildcards); newest match
+  std::string image_owner;          // account owning image_name's images; empty: any
+  std::string ssh_public_key_file;  // as written; relative paths are from the topology's folder
+  std::string admin_cidr;           // SSH, the API and NodePorts are reachable from here
+  std::string bundle_url;           // user-data: the node's bundle ("{node}", "{cluster}"); empty: none
+  std::string installer_url;        // user-data: the kbundle-installer binary; optional
 };
 
 struct Topology {
   std::string source_path;  // the file it came from, for messages
   Cluster cluster;
   std::vector<Node> nodes;  // in file order
+  std::optional<AwsSettings> aws;  // the `aws` section, when given
 
   std::vector<const Node*> control_planes() const;
   std::vector<const Node*> workers() const;

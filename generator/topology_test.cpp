@@ -470,3 +470,23 @@ TEST_CASE("document markers around a single document are fine", "[topology]") {
   auto null_doc = parse_topology("~\n", "t.yaml");
   CHECK(find_error(null_doc, "the top level must be a mapping, not empty"));
 }
+
+TEST_CASE("cluster.hardening: everything on by default, each key turns one setting off", "[topology]") {
+  const std::string nodes = "nodes:\n" + node_yaml("control-0", "control-plane", "10.0.1.10");
+  auto defaults = parse_topology(kMinimalCluster + nodes, "t.yaml");
+  REQUIRE(defaults.ok());
+  CHECK(defaults.topology->cluster.hardening.always_pull_images);
+  CHECK(defaults.topology->cluster.hardening.deny_service_external_ips);
+
+  auto off = parse_topology(
+      kMinimalCluster + "  hardening:\n    alwaysPullImages: false\n    denyServiceExternalIPs: false\n" + nodes, "t.yaml");
+  INFO(all_diagnostics(off));
+  REQUIRE(off.ok());
+  CHECK_FALSE(off.topology->cluster.hardening.always_pull_images);
+  CHECK_FALSE(off.topology->cluster.hardening.deny_service_external_ips);
+
+  auto bad = parse_topology(kMinimalCluster + "  hardening:\n    alwaysPullImages: no\n" + nodes, "t.yaml");
+  CHECK_FALSE(bad.ok());
+  CHECK(all_diagnostics(bad).find("cluster.hardening.alwaysPullImages must be true or false, not 'no'") !=
+        std::string::npos);
+}
