@@ -4,7 +4,10 @@
 #include <iostream>
 
 #include "bundles/error.h"
+#include "generator/aws_cli.h"
+#include "generator/fetch.h"
 #include "generator/gen.h"
+#include "generator/lint.h"
 
 #ifndef KB_VERSION
 #define KB_VERSION "dev"
@@ -38,12 +41,24 @@ int run_cli(int argc, char** argv) {
   validate_cmd->add_option("--topology,-t", validate_path, "Topology file (YAML)")->required();
   validate_cmd->add_flag("--json", validate_json, "Print diagnostics as JSON");
 
+  std::string lint_path;
+  bool lint_json = false;
+  auto* lint_cmd = app.add_subcommand("lint", "List the CIS Kubernetes Benchmark checks a topology's settings turn off");
+  lint_cmd->add_option("--topology,-t", lint_path, "Topology file (YAML)")->required();
+  lint_cmd->add_flag("--json", lint_json, "Print the findings as JSON");
+
   std::string inspect_bundle, inspect_pubkey;
   bool inspect_json = false;
   auto* inspect_cmd = app.add_subcommand("inspect", "Verify a bundle (signature, every file's hash) and list it");
   inspect_cmd->add_option("bundle", inspect_bundle, "The .kbundle file")->required();
   inspect_cmd->add_option("--pubkey", inspect_pubkey, "Signing public key (default: bundle-signing.pub beside the bundle)");
   inspect_cmd->add_flag("--json", inspect_json, "Print the listing as JSON");
+
+  AwsOptions aws;
+  auto* aws_cmd = add_aws_command(app, aws);
+
+  FetchOptions fetch;
+  auto* fetch_cmd = add_fetch_command(app, fetch);
 
   try {
     app.parse(argc, argv);
@@ -55,7 +70,10 @@ int run_cli(int argc, char** argv) {
   try {
     if (*gen_cmd) return run_gen(gen, std::cout, std::cerr);
     if (*validate_cmd) return run_validate(validate_path, validate_json, std::cout, std::cerr);
+    if (*lint_cmd) return run_lint(lint_path, lint_json, std::cout, std::cerr);
     if (*inspect_cmd) return run_inspect(inspect_bundle, inspect_pubkey, inspect_json, std::cout, std::cerr);
+    if (*aws_cmd) return run_aws(aws, std::cout, std::cerr);
+    if (*fetch_cmd) return run_fetch(fetch, std::cout, std::cerr);
   } catch (const Error& e) {
     std::cerr << "kbundle: error: " << e.what() << "\n";
     return kExitFailure;

@@ -9,6 +9,9 @@ build_pkgs=(g++ cmake ninja-build pkg-config libssl-dev openssl libarchive-dev l
             libcli11-dev libcurl4-openssl-dev catch2 nlohmann-json3-dev libkainjow-mustache-dev zstd)
 test_pkgs=(etcd-server etcd-client systemd systemd-container debootstrap iproute2 tar file python3 python3-yaml)
 
+# kbundle fetch tests: a mirror made of real Debian binaries and a busybox OCI image.
+test_pkgs+=(containerd runc containernetworking-plugins busybox-static)
+
 pkgs=("${build_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")
 
