@@ -12,9 +12,10 @@ namespace kb {
 enum class BundleErrc {
   Io,                // the bundle file cannot be opened or read
   NotABundle,        // empty, not zstd/gzip, or not a tar stream
-  Corrupt,           // the compressed stream does not decode, or a tar header checksum is wrong
-  Truncated,         // the stream ends inside a member or before the end-of-archive marker
-  TrailingData,      // anything but zero padding after the end-of-archive marker
+  Corrupt,           // the compressed stream does not decode (including an empty or skippable zstd frame,
+                     // a window over 8 MiB, bytes between frames), or a tar header checksum is wrong
+  Truncated,         // the stream ends inside a frame, a member or before the end-of-archive marker
+  TrailingData,      // anything after the end-of-archive marker: more tar bytes, another frame, any byte
   MissingManifest,   // member 1 is not kbundle/manifest.json
   ManifestTooLarge,  // manifest member larger than kMaxManifestSize
   MissingSignature,  // member 2 is not kbundle/manifest.sig (64 bytes)

@@ -33,10 +33,15 @@ std::string printable(std::string_view s) {
   return out;
 }
 
-// The decompressed byte stream of the bundle: exactly one zstd frame or one
-// gzip member that ends exactly at the end of the file. zlib and libzstd are
-// driven directly (not through libarchive) so that the reader sees frame
-// boundaries, the gzip header bytes and the gzip CRC-32/ISIZE check.
+bool zstd_magic(const char* p) { return std::memcmp(p, "\x28\xb5\x2f\xfd", 4) == 0; }
+bool skippable_magic(const char* p) {
+  return (static_cast<uint8_t>(p[0]) & 0xf0) == 0x50 && std::memcmp(p + 1, "\x2a\x4d\x18", 3) == 0;
+}
+
+// The decompressed byte stream of the bundle: one or more complete zstd frames,
+// none empty, or one gzip member; the last ends exactly at the end of the file.
+// zlib and libzstd are driven directly (not through libarchive) so that the
+// reader sees frame boundaries, the gzip header bytes and the gzip CRC-32/ISIZE check.
 class Decoder {
  public:
   explicit Decoder(const std::string& path) : path_(path), in_(new char[kBlock]) {
@@ -46,14 +51,16 @@ class Decoder {
     if (::fstat(fd_, &st) != 0) fail(BundleErrc::Io, std::string("cannot stat: ") + std::strerror(errno));
     if (!S_ISREG(st.st_mode)) fail(BundleErrc::Io, "not a regular file");
     if (st.st_size == 0) fail(BundleErrc::NotABundle, "empty file");
-    refill();
+    fill(10);
     auto at = [&](size_t i) { return static_cast<uint8_t>(in_[i]); };
-    if (in_len_ >= 4 && at(0) == 0x28 && at(1) == 0xb5 && at(2) == 0x2f && at(3) == 0xfd) {
+    if (in_len_ >= 4 && zstd_magic(in_.get())) {
       compression_ = Compression::Zstd;
       zstd_ = ZSTD_createDCtx();
       // Bounded window: a hostile frame cannot make the installer allocate more than 8 MiB for it.
+      // The parameter is sticky: it holds for every frame of the file.
       if (!zstd_ || ZSTD_isError(ZSTD_DCtx_setParameter(zstd_, ZSTD_d_windowLogMax, kZstdWindowLogMax)))
         fail(BundleErrc::Io, "cannot initialise zstd");
+      frames_ = 1;
     } else if (in_len_ >= 2 && at(0) == 0x1f && at(1) == 0x8b) {
       compression_ = Compression::Gzip;
       // One fixed header: deflate, no flags (no name, comment, extra), MTIME 0, XFL 0, OS 3 (Unix).
@@ -76,20 +83,27 @@ class Decoder {
   Decoder(const Decoder&) = delete;
   Decoder& operator=(const Decoder&) = delete;
 
-  // Fills `buf` with up to `n` bytes; fewer only at the end of the frame.
-  size_t read(char* buf, size_t n) {
+  // Fills `buf` with up to `n` bytes; fewer only at the end of the last frame
+  // (or, with `next_frames` false, at the end of the current one).
+  size_t read(char* buf, size_t n, bool next_frames = true) {
     size_t got = 0;
-    while (got < n && !done_) {
-      if (in_pos_ == in_len_ && !in_eof_) refill();
+    while (got < n) {
+      if (done_ && !(next_frames && next_frame())) break;
+      if (in_pos_ == in_len_ && !in_eof_) fill(1);
       size_t in_before = in_pos_, got_before = got;
       if (zstd_) {
         ZSTD_inBuffer in{in_.get() + in_pos_, in_len_ - in_pos_, 0};
         ZSTD_outBuffer out{buf + got, n - got, 0};
         size_t r = ZSTD_decompressStream(zstd_, &out, &in);
-        if (ZSTD_isError(r)) fail(BundleErrc::Corrupt, std::string("zstd: ") + ZSTD_getErrorName(r));
+        if (ZSTD_isError(r))
+          fail(BundleErrc::Corrupt, "zstd frame " + std::to_string(frames_) + ": " + ZSTD_getErrorName(r));
         in_pos_ += in.pos;
         got += out.pos;
+        frame_out_ += out.pos;
         done_ = r == 0;  // the frame is complete and fully flushed
+        // Only frame boundaries could tell an empty frame apart: none is allowed anywhere.
+        if (done_ && frame_out_ == 0)
+          fail(BundleErrc::Corrupt, "zstd frame " + std::to_string(frames_) + " decompresses to nothing");
       } else {
         z_stream& z = *zlib_;
         z.next_in = reinterpret_cast<Bytef*>(in_.get() + in_pos_);
@@ -111,10 +125,12 @@ class Decoder {
     return got;
   }
 
-  // After the last byte of the frame: nothing may follow it in the file.
+  // At the end of the tar stream: the current frame/member must end here, and
+  // so must the file (no further frame, not even an empty one, no other bytes).
   void check_end() {
-    if (!done_) fail(BundleErrc::TrailingData, "data after the end of the tar stream");
-    if (in_pos_ < in_len_ || (!in_eof_ && (refill(), in_len_ > 0)))
+    char b;
+    if (read(&b, 1, false) != 0) fail(BundleErrc::TrailingData, "data after the end-of-archive marker");
+    if (in_pos_ < in_len_ || (!in_eof_ && (fill(1), in_len_ > in_pos_)))
       fail(BundleErrc::TrailingData, "bytes after the end of the compressed stream");
   }
 
@@ -123,15 +139,40 @@ class Decoder {
   [[noreturn]] void fail(BundleErrc code, const std::string& why) const { throw BundleError(code, path_ + ": " + why); }
 
  private:
-  void refill() {
-    for (;;) {
-      ssize_t r = ::read(fd_, in_.get(), kBlock);
+  // After a complete zstd frame: starts the next one. False at the end of the
+  // file (or after the gzip member, which is always the only one).
+  bool next_frame() {
+    if (!zstd_) return false;
+    fill(4);
+    size_t left = in_len_ - in_pos_;
+    if (left == 0) return false;
+    const char* p = in_.get() + in_pos_;
+    // Called only while the tar stream wants more bytes, so anything else here is damage.
+    std::string after = "after zstd frame " + std::to_string(frames_) + ": ";
+    if (left < 4) fail(BundleErrc::Corrupt, after + std::to_string(left) + " stray bytes");
+    if (skippable_magic(p)) fail(BundleErrc::Corrupt, after + "a skippable frame (not allowed)");
+    if (!zstd_magic(p)) fail(BundleErrc::Corrupt, after + "bytes that are not a zstd frame");
+    ++frames_;
+    frame_out_ = 0;
+    done_ = false;
+    return true;
+  }
+
+  // Makes at least `want` unread bytes available unless the file ends first.
+  void fill(size_t want) {
+    if (in_len_ - in_pos_ >= want || in_eof_) return;
+    std::memmove(in_.get(), in_.get() + in_pos_, in_len_ - in_pos_);
+    in_len_ -= in_pos_;
+    in_pos_ = 0;
+    while (in_len_ < want) {
+      ssize_t r = ::read(fd_, in_.get() + in_len_, kBlock - in_len_);
       if (r < 0 && errno == EINTR) continue;
       if (r < 0) fail(BundleErrc::Io, std::string("cannot read: ") + std::strerror(errno));
-      in_pos_ = 0;
-      in_len_ = static_cast<size_t>(r);
-      in_eof_ = r == 0;
-      return;
+      if (r == 0) {
+        in_eof_ = true;
+        return;
+      }
+      in_len_ += static_cast<size_t>(r);
     }
   }
 
@@ -140,7 +181,8 @@ class Decoder {
   std::unique_ptr<char[]> in_;
   size_t in_pos_ = 0, in_len_ = 0;
   bool in_eof_ = false;
-  bool done_ = false;
+  bool done_ = false;  // the current frame/member is complete
+  uint64_t frames_ = 0, frame_out_ = 0;
   ZSTD_DCtx* zstd_ = nullptr;
   std::unique_ptr<z_stream> zlib_;
   uint64_t position_ = 0;
@@ -251,13 +293,12 @@ class TarReader {
       d_.fail(BundleErrc::Corrupt, "member \"" + printable(name) + "\": non-zero padding");
   }
 
-  // After the first zero block: exactly one more, then the end of the stream and of the file.
+  // After the first zero block: exactly one more, then the end of the last frame and of the file.
   void finish() {
     char b[kTarBlock];
     size_t n = d_.read(b, sizeof b);
     if (n != sizeof b) d_.fail(BundleErrc::Truncated, "ends inside the end-of-archive marker");
     if (std::any_of(b, b + n, [](char c) { return c != 0; })) d_.fail(BundleErrc::TrailingData, "data after the last member");
-    if (d_.read(b, 1) != 0) d_.fail(BundleErrc::TrailingData, "data after the end-of-archive marker");
     d_.check_end();
   }
 

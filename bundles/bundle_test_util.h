@@ -155,13 +155,15 @@ struct TarMember {
   size_t size = 0;
 };
 
-// Members of an uncompressed ustar stream (names without prefix handling: ours are short).
+// Members of an uncompressed ustar stream; a long name is prefix "/" name.
 inline std::vector<TarMember> tar_members(const std::string& tar) {
   std::vector<TarMember> out;
   size_t off = 0;
   while (off + 512 <= tar.size() && tar[off] != '\0') {
     TarMember m;
-    m.name = std::string(tar.c_str() + off);
+    m.name = std::string(tar.c_str() + off, strnlen(tar.c_str() + off, 100));
+    std::string prefix(tar.c_str() + off + 345, strnlen(tar.c_str() + off + 345, 155));
+    if (!prefix.empty()) m.name = prefix + "/" + m.name;
     m.header = off;
     m.data = off + 512;
     m.size = std::stoull(tar.substr(off + 124, 12), nullptr, 8);

@@ -38,6 +38,7 @@ ManifestEntry file_entry(const PlannedFile& f) {
   e.owner = f.owner;
   e.group = f.group;
   e.cls = entry_class(f.cls);
+  if (!f.source_url.empty()) e.source = EntrySource{f.source_url, f.source_sha256};
   return e;
 }
 
@@ -54,7 +55,8 @@ std::string rfc3339_now() {
 }
 
 BundleInfo write_node_bundle(const ClusterPlan& plan, const NodePlan& node, const std::string& kubernetes_version,
-                             State& state, const std::string& out_path, Compression compression) {
+                             State& state, const std::string& out_path, const std::string& now,
+                             const WriteOptions& options) {
   SigningKey key(state.signing_key_pem());
 
   Manifest m;
@@ -77,8 +79,8 @@ BundleInfo write_node_bundle(const ClusterPlan& plan, const NodePlan& node, cons
   }
   for (const auto& f : node.files) {
     ManifestEntry e = file_entry(f);
-    e.size = f.content.size();
-    e.sha256 = sha256_hex(f.content);
+    e.size = f.source_path.empty() ? f.content.size() : f.source_size;
+    e.sha256 = f.source_path.empty() ? sha256_hex(f.content) : f.source_sha256;
     m.entries.push_back(e);
   }
   std::sort(m.entries.begin(), m.entries.end(),
@@ -88,16 +90,18 @@ BundleInfo write_node_bundle(const ClusterPlan& plan, const NodePlan& node, cons
   Manifest probe = m;
   probe.serial = 1;
   probe.created_at = "1970-01-01T00:00:00Z";
-  std::string now = rfc3339_now();
   m.serial = state.node_serial(m.node_name, sha256_hex(serialize_manifest(probe)), now);
   m.created_at = state.serial_created_at(m.node_name);
   if (m.created_at.empty()) m.created_at = now;
 
   BundleWriter writer(m);
   for (const auto& d : node.directories) writer.add_directory(d, 0700);
-  for (const auto& f : node.files) writer.add_file(file_entry(f), f.content);
-  WriteOptions options;
-  options.compression = compression;
+  for (const auto& f : node.files) {
+    if (f.source_path.empty())
+      writer.add_file(file_entry(f), f.content);
+    else
+      writer.add_file_from_path(file_entry(f), f.source_path);
+  }
   Manifest written = writer.write(out_path, key, options);
   return {written.serial, written.created_at, written.entries.size()};
 }

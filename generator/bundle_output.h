@@ -19,9 +19,12 @@ struct BundleInfo {
   size_t entries = 0;
 };
 
-// Writes `node`'s bundle to `out_path` (atomically), signed with the state's key.
+// Writes `node`'s bundle to `out_path` (atomically), signed with the state's key. `now` (one
+// value per run, RFC 3339) becomes the creation time of a changed node: nodes written in one run
+// then share member headers, so `options.cache` can reuse the compressed binaries across them.
 BundleInfo write_node_bundle(const ClusterPlan& plan, const NodePlan& node, const std::string& kubernetes_version,
-                             State& state, const std::string& out_path, Compression compression);
+                             State& state, const std::string& out_path, const std::string& now,
+                             const WriteOptions& options);
 
 // RFC 3339 UTC "now", or SOURCE_DATE_EPOCH when set (reproducible builds).
 std::string rfc3339_now();

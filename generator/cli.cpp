@@ -33,6 +33,8 @@ int run_cli(int argc, char** argv) {
   gen_cmd->add_option("--compression", gen.compression, "Bundle compression: zstd or gzip")
       ->capture_default_str()
       ->check(CLI::IsMember({"zstd", "gzip"}));
+  gen_cmd->add_option("--cache", gen.cache_dir, "Binary cache filled by `kbundle fetch` (default: <state>/cache)");
+  gen_cmd->add_flag("--no-binaries", gen.no_binaries, "Config-only bundles: no Kubernetes, etcd or containerd binaries");
   gen_cmd->add_flag("--json", gen.json, "Print a machine-readable summary");
 
   std::string validate_path;

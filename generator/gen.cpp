@@ -1,6 +1,8 @@
 #include "generator/gen.h"
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <cstdio>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -8,6 +10,7 @@
 
 #include "bundles/error.h"
 #include "bundles/signing.h"
+#include "generator/binary_cache.h"
 #include "generator/bundle_output.h"
 #include "generator/output_dir.h"
 #include "generator/parallel.h"
@@ -46,6 +49,44 @@ std::optional<Topology> load_and_report(const std::string& path, std::ostream& e
 
 std::string relative_node_path(const std::string& node, const std::string& path) { return node + path; }
 
+using BinariesByRole = std::map<std::pair<bool, bool>, std::vector<CachedBinary>>;
+
+// The binaries and images each role combination of the topology needs, from the verified cache
+// only. Resolved before anything is written, so a missing binary changes nothing.
+BinariesByRole resolve_binaries(const Topology& t, const std::string& cache_dir) {
+  BinariesByRole by_role;
+  for (const auto& n : t.nodes) {
+    auto key = std::make_pair(n.is_control_plane(), n.is_worker());
+    if (by_role.count(key)) continue;
+    try {
+      auto files = binaries_for(cache_dir, t.cluster.kubernetes_version, key.first, key.second);
+      auto images = images_for(cache_dir, t.cluster.kubernetes_version, key.first, key.second);
+      files.insert(files.end(), images.begin(), images.end());
+      by_role.emplace(key, std::move(files));
+    } catch (const Error& e) {
+      throw Error(std::string(e.what()) + " (or pass --no-binaries for config-only bundles)");
+    }
+  }
+  return by_role;
+}
+
+void add_binaries(ClusterPlan& plan, const BinariesByRole& by_role) {
+  for (auto& n : plan.nodes) {
+    for (const auto& b : by_role.at({n.node.is_control_plane(), n.node.is_worker()})) {
+      PlannedFile f;
+      f.path = b.node_path;
+      f.mode = b.mode;
+      f.cls = FileClass::Binary;
+      f.source_path = b.cache_path;
+      f.source_url = b.url;
+      f.source_sha256 = b.sha256;
+      f.source_size = std::filesystem::file_size(b.cache_path);
+      n.files.push_back(std::move(f));
+    }
+    std::sort(n.files.begin(), n.files.end(), [](const PlannedFile& a, const PlannedFile& b) { return a.path < b.path; });
+  }
+}
+
 }  // namespace
 
 int run_validate(const std::string& topology_path, bool json, std::ostream& out, std::ostream& err) {
@@ -69,23 +110,39 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
   if (o.compression != "zstd" && o.compression != "gzip")
     throw Error("--compression " + o.compression + ": unknown; use zstd or gzip");
 
-  // The output directory is checked before the state is touched, so a wrong --out changes nothing.
+  // Everything that can refuse the run is checked before the state or the output is touched.
+  BinariesByRole binaries;
+  if (!o.no_binaries) binaries = resolve_binaries(*topology, o.cache_dir.empty() ? o.state_dir + "/cache" : o.cache_dir);
   OutputDir output(o.out_dir);
   auto state = State::open(o.state_dir, *topology);
   ClusterPlan plan = make_plan(*topology, *state, o.nodes);
+  if (!o.no_binaries) add_binaries(plan, binaries);
 
   std::vector<BundleInfo> bundles(plan.nodes.size());
   if (o.format == "dir") {
     for (const auto& n : plan.nodes) {
-      for (const auto& f : n.files) output.write(relative_node_path(n.node.name, f.path), f.content, f.mode);
+      for (const auto& f : n.files) {
+        if (f.source_path.empty()) {
+          output.write(relative_node_path(n.node.name, f.path), f.content, f.mode);
+        } else {
+          std::string to = output.staged_path(relative_node_path(n.node.name, f.path));
+          std::filesystem::copy_file(f.source_path, to, std::filesystem::copy_options::overwrite_existing);
+          std::filesystem::permissions(to, static_cast<std::filesystem::perms>(f.mode));
+        }
+      }
       for (const auto& d : n.directories) output.staged_path(relative_node_path(n.node.name, d) + "/");
     }
   } else {
-    Compression compression = o.compression == "gzip" ? Compression::Gzip : Compression::Zstd;
+    // Binaries shared by the nodes of a role are compressed once and their frames reused.
+    FrameCache frames(output.staged_path(""));
+    WriteOptions options;
+    options.compression = o.compression == "gzip" ? Compression::Gzip : Compression::Zstd;
+    if (options.compression == Compression::Zstd) options.cache = &frames;
+    const std::string now = rfc3339_now();
     parallel_for(plan.nodes.size(), [&](size_t i) {
       const NodePlan& n = plan.nodes[i];
       bundles[i] = write_node_bundle(plan, n, topology->cluster.kubernetes_version, *state,
-                                     output.staged_path(n.node.name + ".kbundle"), compression);
+                                     output.staged_path(n.node.name + ".kbundle"), now, options);
     });
   }
   // The trust anchor for kbundle-installer --trust-key and kbundle inspect, next to the bundles.
@@ -113,7 +170,7 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
     for (size_t i = 0; i < plan.nodes.size(); ++i) {
       const NodePlan& n = plan.nodes[i];
       size_t bytes = 0;
-      for (const auto& f : n.files) bytes += f.content.size();
+      for (const auto& f : n.files) bytes += f.source_path.empty() ? f.content.size() : f.source_size;
       nlohmann::json node = {{"name", n.node.name},
                              {"role", to_string(n.node.role)},
                              {"files", n.files.size()},

@@ -16,6 +16,8 @@ struct GenOptions {
   std::vector<std::string> nodes;  // empty: every node
   std::string format = "bundle";   // "bundle" (one signed <node>.kbundle each) or "dir" (trees)
   std::string compression = "zstd";
+  std::string cache_dir;           // binary cache; empty: <state_dir>/cache
+  bool no_binaries = false;        // config-only bundles
   bool json = false;               // machine-readable summary on stdout
 };
 

@@ -4,6 +4,7 @@
 // gate an install. Everything downstream (directory output, bundles) is a
 // rendering of this value.
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -22,7 +23,12 @@ struct PlannedFile {
   std::string owner = "root";
   std::string group = "root";
   FileClass cls = FileClass::Config;
-  std::string content;
+  std::string content;      // empty for a file that comes from source_path
+  // Binaries and images come from the verified cache, never from memory:
+  std::string source_path;  // the cached file, streamed into the bundle
+  std::string source_url;   // where it was downloaded from (recorded in the manifest)
+  std::string source_sha256;
+  uint64_t source_size = 0;
 };
 
 struct HealthCheck {

@@ -9,12 +9,12 @@ kbundle=${KB_BUILD_DIR:-build}/generator/kbundle
 
 echo; echo "== kbundle validate --topology examples/aws-ha.yaml"
 "$kbundle" validate --topology examples/aws-ha.yaml
-echo; echo "== kbundle gen --topology examples/aws-ha.yaml --state demo/state --out demo/bundles"
-"$kbundle" gen --topology examples/aws-ha.yaml --state demo/state --out demo/bundles
+echo; echo "== kbundle gen --no-binaries --topology examples/aws-ha.yaml --state demo/state --out demo/bundles"
+"$kbundle" gen --no-binaries --topology examples/aws-ha.yaml --state demo/state --out demo/bundles
 echo; echo "== kbundle inspect demo/bundles/worker-0.kbundle (no CA key, no etcd or service-account key)"
 "$kbundle" inspect demo/bundles/worker-0.kbundle
 echo; echo "== the same files as trees: kbundle gen ... --format dir --out demo/tree"
-"$kbundle" gen --topology examples/aws-ha.yaml --state demo/state --out demo/tree --format dir | tail -2
+"$kbundle" gen --no-binaries --topology examples/aws-ha.yaml --state demo/state --out demo/tree --format dir | tail -2
 echo; echo "== openssl checks a chain"
 openssl verify -CAfile demo/state/ca/kubernetes-ca.crt demo/tree/worker-0/var/lib/kubelet/kubelet.crt
 echo; echo "Run it again: the CAs, certificates and serials in demo/state are reused and the bundles come out byte-identical."

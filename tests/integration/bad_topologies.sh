@@ -12,7 +12,7 @@ for f in "${cases[@]}"; do
   [ -n "$expect" ] || fail "$f: first line must be '# expect: <message>'"
   set +e
   "$KBUNDLE" validate --topology "$f" > "$WORK/v.out" 2> "$WORK/v.err"; vrc=$?
-  "$KBUNDLE" gen --topology "$f" --state "$WORK/state" --out "$WORK/out" > "$WORK/g.out" 2> "$WORK/g.err"; grc=$?
+  "$KBUNDLE" gen --no-binaries --topology "$f" --state "$WORK/state" --out "$WORK/out" > "$WORK/g.out" 2> "$WORK/g.err"; grc=$?
   set -e
   [ $vrc -ne 0 ] || fail "$(basename "$f"): validate exited 0"
   [ $grc -ne 0 ] || fail "$(basename "$f"): gen exited 0"
@@ -28,6 +28,6 @@ done
 gen_example
 snap() { (cd "$WORK/out" && find . -type f -exec sha256sum {} + | sort); }
 before=$(snap)
-"$KBUNDLE" gen --topology "${cases[0]}" --state "$WORK/state" --out "$WORK/out" >/dev/null 2>&1 && fail "gen accepted a bad topology"
+"$KBUNDLE" gen --no-binaries --topology "${cases[0]}" --state "$WORK/state" --out "$WORK/out" >/dev/null 2>&1 && fail "gen accepted a bad topology"
 [ "$(snap)" = "$before" ] || fail "a failed gen changed the previous output"
 pass "$n broken topologies rejected with the expected message; nothing written"

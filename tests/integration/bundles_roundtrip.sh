@@ -6,7 +6,7 @@
 source "$(dirname "$0")/lib.bash"
 need tar zstd python3
 gen_example   # dir format into $WORK/out
-"$KBUNDLE" gen --topology "$EXAMPLE" --state "$WORK/state" --out "$WORK/b" > "$WORK/gen.log"
+"$KBUNDLE" gen --no-binaries --topology "$EXAMPLE" --state "$WORK/state" --out "$WORK/b" > "$WORK/gen.log"
 grep -q "bundle signing key sha256:$(cat "$WORK/b/bundle-signing.sha256")" "$WORK/gen.log" || fail "gen does not print the signing key fingerprint"
 nodes=(control-0 control-1 control-2 worker-0 worker-1 worker-2)
 for n in "${nodes[@]}"; do
@@ -39,12 +39,12 @@ done
 
 # Determinism: same inputs, byte-identical bundles and serials.
 cp -a "$WORK/b" "$WORK/b1"
-"$KBUNDLE" gen --topology "$EXAMPLE" --state "$WORK/state" --out "$WORK/b" >/dev/null
+"$KBUNDLE" gen --no-binaries --topology "$EXAMPLE" --state "$WORK/state" --out "$WORK/b" >/dev/null
 for n in "${nodes[@]}"; do cmp -s "$WORK/b/$n.kbundle" "$WORK/b1/$n.kbundle" || fail "$n.kbundle changed on an identical re-run"; done
 
 # A changed node gets a higher serial; the others keep theirs, byte for byte.
 sed 's/^\(    privateIP: 10.0.1.21\)$/\1\n    publicIP: 3.3.3.3/' "$EXAMPLE" > "$WORK/t2.yaml"
-"$KBUNDLE" gen --topology "$WORK/t2.yaml" --state "$WORK/state" --out "$WORK/b" >/dev/null
+"$KBUNDLE" gen --no-binaries --topology "$WORK/t2.yaml" --state "$WORK/state" --out "$WORK/b" >/dev/null
 serial() { "$KBUNDLE" inspect --json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["serial"])'; }
 [ "$(serial "$WORK/b/worker-1.kbundle")" = 2 ] || fail "worker-1's serial did not go up"
 for n in control-0 control-1 control-2 worker-0 worker-2; do

@@ -41,7 +41,7 @@ ca1=$(fp); gen_example; [ "$(fp)" = "$ca1" ] || fail "the CA changed"
 sed 's/^\(  name:\) kthw/\1 other/' "$EXAMPLE" > "$WORK/other.yaml"
 grep -q "name: other" "$WORK/other.yaml" || fail "test setup: cluster rename"
 state_before=$(snap "$WORK/state"); out_before=$(snap "$WORK/out")
-if "$KBUNDLE" gen --topology "$WORK/other.yaml" --state "$WORK/state" --out "$WORK/out" 2> "$WORK/err" >/dev/null; then
+if "$KBUNDLE" gen --no-binaries --topology "$WORK/other.yaml" --state "$WORK/state" --out "$WORK/out" 2> "$WORK/err" >/dev/null; then
   fail "gen used another cluster's state"
 fi
 grep -q "kthw" "$WORK/err" && grep -q "other" "$WORK/err" || fail "foreign state message does not name both clusters: $(cat "$WORK/err")"
@@ -50,33 +50,33 @@ grep -q "kthw" "$WORK/err" && grep -q "other" "$WORK/err" || fail "foreign state
 # 5. A damaged state (CA key gone) is reported, not replaced.
 mv "$WORK/state/ca/etcd-ca.key" "$WORK/etcd-ca.key.saved"
 state_before=$(snap "$WORK/state")
-if "$KBUNDLE" gen --topology "$EXAMPLE" --state "$WORK/state" --out "$WORK/out" 2> "$WORK/err" >/dev/null; then fail "gen accepted a state without the etcd CA key"; fi
+if "$KBUNDLE" gen --no-binaries --topology "$EXAMPLE" --state "$WORK/state" --out "$WORK/out" 2> "$WORK/err" >/dev/null; then fail "gen accepted a state without the etcd CA key"; fi
 grep -q "etcd-ca" "$WORK/err" || fail "damaged state message does not name the file: $(cat "$WORK/err")"
 [ "$(snap "$WORK/state")" = "$state_before" ] || fail "a damaged state was modified"
 mv "$WORK/etcd-ca.key.saved" "$WORK/state/ca/etcd-ca.key"
 
 # 6. Two runs at once: the second is refused while the first holds the lock.
 exec 9> "$WORK/state/.lock"; flock -n 9 || fail "test setup: cannot take the lock"
-if "$KBUNDLE" gen --topology "$EXAMPLE" --state "$WORK/state" --out "$WORK/out" 2> "$WORK/err" >/dev/null; then fail "gen ran while the state was locked"; fi
+if "$KBUNDLE" gen --no-binaries --topology "$EXAMPLE" --state "$WORK/state" --out "$WORK/out" 2> "$WORK/err" >/dev/null; then fail "gen ran while the state was locked"; fi
 grep -qi "in use\|lock" "$WORK/err" || fail "lock message unclear: $(cat "$WORK/err")"
 exec 9>&-
 
 # 7. --node regenerates one node and keeps the others' output.
 rm -rf "$WORK/out/worker-2/var/lib/kube-proxy"
 before=$(snap "$WORK/out")
-"$KBUNDLE" gen --topology "$EXAMPLE" --state "$WORK/state" --out "$WORK/out" --node worker-0 >/dev/null
+"$KBUNDLE" gen --no-binaries --topology "$EXAMPLE" --state "$WORK/state" --out "$WORK/out" --node worker-0 >/dev/null
 [ ! -e "$WORK/out/worker-2/var/lib/kube-proxy" ] || fail "--node worker-0 rewrote worker-2"
 [ -f "$WORK/out/control-0/etc/systemd/system/etcd.service" ] || fail "--node lost control-0's output"
-"$KBUNDLE" gen --topology "$EXAMPLE" --state "$WORK/state" --out "$WORK/out" --node nosuch 2> "$WORK/err" >/dev/null && fail "--node nosuch accepted"
+"$KBUNDLE" gen --no-binaries --topology "$EXAMPLE" --state "$WORK/state" --out "$WORK/out" --node nosuch 2> "$WORK/err" >/dev/null && fail "--node nosuch accepted"
 grep -q "nosuch" "$WORK/err" || fail "--node nosuch message"
 
 # 8. --out pointing at a directory kbundle did not make is refused, untouched.
 mkdir "$WORK/home"; echo precious > "$WORK/home/file"
-"$KBUNDLE" gen --topology "$EXAMPLE" --state "$WORK/state" --out "$WORK/home" 2> "$WORK/err" >/dev/null && fail "gen replaced a foreign directory"
+"$KBUNDLE" gen --no-binaries --topology "$EXAMPLE" --state "$WORK/state" --out "$WORK/home" 2> "$WORK/err" >/dev/null && fail "gen replaced a foreign directory"
 [ "$(cat "$WORK/home/file")" = precious ] || fail "foreign --out dir changed"
 
 # 9. --json summary carries no secrets.
-"$KBUNDLE" gen --topology "$EXAMPLE" --state "$WORK/state" --out "$WORK/out" --json > "$WORK/summary.json"
+"$KBUNDLE" gen --no-binaries --topology "$EXAMPLE" --state "$WORK/state" --out "$WORK/out" --json > "$WORK/summary.json"
 python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert len(d['nodes'])==6, d" "$WORK/summary.json" || fail "--json summary"
 grep -q "PRIVATE KEY\|BEGIN" "$WORK/summary.json" && fail "--json leaks PEM data"
 pass "state reused, SAN change reissues one cert, foreign/damaged/locked state refused, --node and --out safe"

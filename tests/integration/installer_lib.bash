@@ -4,9 +4,9 @@ INSTALLER=${KB_INSTALLER:-$KB_BUILD_DIR/installer/kbundle-installer}
 
 # gen_serials: $WORK/o1 (serial 1 of every node) and $WORK/o2 (serial 2 of every node: the API host changed).
 gen_serials() {
-  "$KBUNDLE" gen --topology "$EXAMPLE" --state "$WORK/state" --out "$WORK/o1" >"$WORK/gen1.log" 2>&1 || fail "gen 1"
+  "$KBUNDLE" gen --no-binaries --topology "$EXAMPLE" --state "$WORK/state" --out "$WORK/o1" >"$WORK/gen1.log" 2>&1 || fail "gen 1"
   sed 's/host: api.kthw.example.com/host: api2.kthw.example.com/' "$EXAMPLE" >"$WORK/topology2.yaml"
-  "$KBUNDLE" gen --topology "$WORK/topology2.yaml" --state "$WORK/state" --out "$WORK/o2" >"$WORK/gen2.log" 2>&1 || fail "gen 2"
+  "$KBUNDLE" gen --no-binaries --topology "$WORK/topology2.yaml" --state "$WORK/state" --out "$WORK/o2" >"$WORK/gen2.log" 2>&1 || fail "gen 2"
 }
 # new_root DIR: the directories a Debian node has.
 new_root() { mkdir -p "$1"/{etc/systemd/system,var/lib,usr/local/bin}; }

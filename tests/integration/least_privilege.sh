@@ -46,7 +46,7 @@ check_tree() { # check_tree ROOT: ROOT/<node>/... as on the nodes
 check_tree "$WORK/out"
 
 # The same at bundle level: what each signed bundle carries.
-"$KBUNDLE" gen --topology "$EXAMPLE" --state "$WORK/state" --out "$WORK/b" >/dev/null
+"$KBUNDLE" gen --no-binaries --topology "$EXAMPLE" --state "$WORK/state" --out "$WORK/b" >/dev/null
 for n in control-0 control-1 control-2 worker-0 worker-1 worker-2; do
   mkdir -p "$WORK/x/$n"; tar -xf "$WORK/b/$n.kbundle" -C "$WORK/x/$n"
   mv "$WORK/x/$n/files" "$WORK/bx-$n"; rm -rf "$WORK/x/$n"; mv "$WORK/bx-$n" "$WORK/x/$n"

@@ -23,6 +23,6 @@ need() { for c in "$@"; do command -v "$c" >/dev/null 2>&1 || skip "$c is not in
 
 # gen_example [TOPOLOGY] -> $WORK/state, $WORK/out (dir format)
 gen_example() {
-  "$KBUNDLE" gen --topology "${1:-$EXAMPLE}" --state "$WORK/state" --out "$WORK/out" --format dir >"$WORK/gen.log" 2>&1 ||
+  "$KBUNDLE" gen --no-binaries --topology "${1:-$EXAMPLE}" --state "$WORK/state" --out "$WORK/out" --format dir >"$WORK/gen.log" 2>&1 ||
     { cat "$WORK/gen.log" >&2; fail "kbundle gen failed"; }
 }

@@ -40,7 +40,7 @@ else
   [[ -x $kbundle ]] || skip "$kbundle not built"
   [[ -f $topology ]] || skip "$topology missing"
   out=$work/out
-  if ! "$kbundle" gen --topology "$topology" --state "$work/state" --out "$out" --format dir >"$work/gen.log" 2>&1; then
+  if ! "$kbundle" gen --no-binaries --topology "$topology" --state "$work/state" --out "$out" --format dir >"$work/gen.log" 2>&1; then
     cat "$work/gen.log" >&2
     fail "kbundle gen failed"
   fi
