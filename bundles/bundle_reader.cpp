@@ -348,6 +348,7 @@ struct BundleReader::Impl {
   Decoder dec;
   TarReader tar{dec};
   std::string manifest_bytes;
+  std::string signature;
   Manifest manifest;
   bool payload_read = false;
   explicit Impl(const std::string& path) : dec(path) {}
@@ -378,7 +379,7 @@ BundleReader::BundleReader(const std::string& path, std::string_view public_key_
   if (sh.name != kSignatureMember || sh.type != '0')
     d.fail(BundleErrc::MissingSignature, "second member is \"" + printable(sh.name) + "\", not " + kSignatureMember);
   if (sh.size != kSignatureSize) d.fail(BundleErrc::MissingSignature, "signature is not 64 bytes");
-  std::string sig;
+  std::string& sig = impl_->signature;
   tar.data(sh.name, sh.size, [&](std::string_view b) { sig.append(b); });
 
   // Verify before parsing: nothing in the manifest is looked at until it is known to be signed.
@@ -401,6 +402,7 @@ BundleReader::~BundleReader() = default;
 
 const Manifest& BundleReader::manifest() const { return impl_->manifest; }
 const std::string& BundleReader::manifest_bytes() const { return impl_->manifest_bytes; }
+const std::string& BundleReader::signature() const { return impl_->signature; }
 Compression BundleReader::compression() const { return impl_->dec.compression(); }
 
 void BundleReader::read_payload(MemberSink& sink) {

@@ -42,6 +42,7 @@ class BundleReader {
 
   const Manifest& manifest() const;
   const std::string& manifest_bytes() const;  // exactly the signed bytes
+  const std::string& signature() const;       // the 64-byte Ed25519 signature over them
   Compression compression() const;
 
   // Streams every payload member to `sink`, checking names, order, types,

@@ -142,8 +142,20 @@ std::optional<Installed> read_installed(const Layout& layout) {
   return i;
 }
 
-void commit_generation(Run& r, const std::string& manifest_bytes, const std::string& trust_pem, uint64_t serial) {
+void restore_current_manifest(const Layout& layout, const std::string& dir) {
+  std::string sig = dir + "/manifest.sig";
+  if (::access(sig.c_str(), F_OK) == 0)
+    write_file_atomic(layout.current() + "/manifest.sig", read_file(sig), 0600);
+  else
+    ::unlink((layout.current() + "/manifest.sig").c_str());
+  write_file_atomic(layout.current() + "/manifest.json", read_file(dir + "/manifest.json"), 0600);
+}
+
+void commit_generation(Run& r, const std::string& manifest_bytes, const std::string& signature,
+                       const std::string& trust_pem, uint64_t serial) {
   ensure_dir(r.layout.current(), 0700);
+  // The signature first: a manifest.json on the node always has its signature beside it.
+  write_file_atomic(r.layout.current() + "/manifest.sig", signature, 0600);
   write_file_atomic(r.layout.current() + "/manifest.json", manifest_bytes, 0600);
   fault_point("after-commit-current");
   if (!trust_pem.empty() && inspect(r.layout.trust_key(), false).kind == LiveState::Kind::Absent) {
@@ -183,7 +195,7 @@ bool recover_if_needed(Run& r) {
     ServiceManager& sm = r.services();
     sm.daemon_reload();
     for (const auto& u : units_to_restart(older.units, restored)) sm.restart(u, true);
-    write_file_atomic(r.layout.current() + "/manifest.json", bytes, 0600);
+    restore_current_manifest(r.layout, dir);
     remove_journal(r.layout);
     remove_tree(dir);
     r.say("recovered: finished the rollback to serial " + std::to_string(j->serial));
@@ -199,7 +211,7 @@ bool recover_if_needed(Run& r) {
     // Every file is in place and health passed: finish the commit.
     std::string staging = r.layout.staging(j->serial);
     std::string trust = inspect(staging + "/trust.pub", false).kind == LiveState::Kind::File ? read_file(staging + "/trust.pub") : "";
-    commit_generation(r, read_file(staging + "/manifest.json"), trust, j->serial);
+    commit_generation(r, read_file(staging + "/manifest.json"), read_file(staging + "/manifest.sig"), trust, j->serial);
     r.say("recovered: finished committing serial " + std::to_string(j->serial));
     r.report["recovered"] = "committed";
   } else {
@@ -285,6 +297,7 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
       remove_tree(staging);
       ensure_dir(staging, 0700);
       write_file_atomic(staging + "/manifest.json", reader.manifest_bytes(), 0600);
+      write_file_atomic(staging + "/manifest.sig", reader.signature(), 0600);
       if (!trust.pinned) write_file_atomic(staging + "/trust.pub", trust.pem, 0644);
       StagingSink sink(staging);
       reader.read_payload(sink);
@@ -310,7 +323,11 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
     std::string backup = L.generation(old_serial);
     remove_tree(backup);  // a leftover of an attempt that never got this far
     ensure_dir(backup, 0700);
-    if (installed) write_file_atomic(backup + "/manifest.json", installed->bytes, 0600);
+    if (installed) {
+      write_file_atomic(backup + "/manifest.json", installed->bytes, 0600);
+      std::string sig = L.current() + "/manifest.sig";
+      if (::access(sig.c_str(), F_OK) == 0) write_file_atomic(backup + "/manifest.sig", read_file(sig), 0600);
+    }
     take_backups(L, backup, plan);
 
     // 9. Switch (G7, G10): each path by temp file, fsync, rename, fsync of the directory.
@@ -378,7 +395,7 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
     j.phase = "commit";
     r.journal(j);
     fault_point("before-commit");
-    commit_generation(r, reader.manifest_bytes(), trust.pinned ? "" : trust.pem, m.serial);
+    commit_generation(r, reader.manifest_bytes(), reader.signature(), trust.pinned ? "" : trust.pem, m.serial);
     r.say("applied serial " + std::to_string(m.serial) + " for node " + m.node_name);
     r.report["result"] = "applied";
     return ExitCode::Ok;

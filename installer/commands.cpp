@@ -237,7 +237,7 @@ ExitCode rollback(const Options& opt, const Hooks& hooks, Io io) {
       sm.restart(u, u == "etcd.service");
       r.say("restarted " + u);
     }
-    write_file_atomic(r.layout.current() + "/manifest.json", bytes, 0600);
+    restore_current_manifest(r.layout, dir);
     remove_journal(r.layout);
     remove_tree(dir);
     r.say("rolled back from serial " + std::to_string(inst.manifest.serial) + " to " + std::to_string(*prev) + " (" +

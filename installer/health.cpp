@@ -36,6 +36,14 @@ struct ConfigError {
   std::string detail;
 };
 
+// A string field of the check; "" when absent.
+std::string field(const nlohmann::json& check, const char* key) {
+  auto it = check.find(key);
+  if (it == check.end()) return "";
+  if (!it->is_string()) throw ConfigError{std::string(key) + " is not a string"};
+  return it->get<std::string>();
+}
+
 struct Url {
   bool tls = false;
   std::string host;  // without brackets
@@ -185,7 +193,7 @@ CtxPtr make_ctx(const nlohmann::json& check, const std::string& root) {
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
   // Components close without close_notify after "Connection: close"; the body is complete then.
   SSL_CTX_set_options(ctx.get(), SSL_OP_IGNORE_UNEXPECTED_EOF);
-  std::string ca = check.value("caFile", std::string());
+  std::string ca = field(check, "caFile");
   if (!ca.empty()) {
     std::string path = under_root(root, ca);
     if (SSL_CTX_load_verify_locations(ctx.get(), path.c_str(), nullptr) != 1)
@@ -194,8 +202,8 @@ CtxPtr make_ctx(const nlohmann::json& check, const std::string& root) {
   } else {
     SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
   }
-  std::string cert = check.value("certFile", std::string());
-  std::string key = check.value("keyFile", std::string());
+  std::string cert = field(check, "certFile");
+  std::string key = field(check, "keyFile");
   if (cert.empty() != key.empty()) throw ConfigError{"certFile and keyFile must be given together"};
   if (!cert.empty()) {
     std::string cert_path = under_root(root, cert), key_path = under_root(root, key);
@@ -455,8 +463,6 @@ HealthResult run_health_check(const nlohmann::json& check, const std::string& ro
   SigpipeBlock no_sigpipe;
   const auto start = Clock::now();
   if (!check.is_object()) return {false, "health check is not a JSON object"};
-  std::string kind = check.value("kind", std::string());
-  std::string target = check.value("target", std::string());
   auto timeout = limit;
   auto t = check.find("timeoutSeconds");
   if (t != check.end() && t->is_number_integer() && t->get<long long>() > 0)
@@ -464,9 +470,12 @@ HealthResult run_health_check(const nlohmann::json& check, const std::string& ro
   const auto deadline = start + timeout;
 
   // Prepare once; a configuration problem fails at once.
+  std::string kind, target;
   std::optional<Url> url;
   CtxPtr ctx;
   try {
+    kind = field(check, "kind");
+    target = field(check, "target");
     if (kind == "etcd" || kind == "https") {
       url = parse_url(target, true);
       ctx = make_ctx(check, root);

@@ -545,6 +545,7 @@ TEST_CASE("configuration problems fail at once with the reason", "[health]") {
   const std::string url = "https://127.0.0.1:1/healthz";
   const std::vector<Case> cases = {
       {check("tcp", url, 30), "unknown health check kind 'tcp'"},
+      {{{"kind", "https"}, {"target", 443}}, "target is not a string"},
       {check("https", "http://127.0.0.1:1/", 30), "target 'http://127.0.0.1:1/' is not an https URL"},
       {check("http", "https://127.0.0.1:1/", 30), "target 'https://127.0.0.1:1/' is not an http URL"},
       {check("https", "https://127.0.0.1:99999/", 30), "target 'https://127.0.0.1:99999/': bad port '99999'"},

@@ -37,6 +37,8 @@ struct Installed {
   std::string bytes;  // exactly as committed
 };
 std::optional<Installed> read_installed(const Layout& layout);
+// Makes the generation saved in `dir` (manifest.json and, when saved, manifest.sig) the current one.
+void restore_current_manifest(const Layout& layout, const std::string& dir);
 
 // Finishes or undoes whatever the journal says was interrupted (see docs/installer.md).
 // Returns true when there was something to recover. With --dry-run it only refuses to go on.

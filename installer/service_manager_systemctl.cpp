@@ -45,6 +45,14 @@ std::string trim(std::string s) {
   return s;
 }
 
+// systemctl's message on one line (it often writes two: the failure and where to look).
+std::string one_line(std::string s) {
+  s = trim(std::move(s));
+  for (auto& c : s)
+    if (c == '\n' || c == '\r') c = ' ';
+  return s;
+}
+
 std::string joined(const std::vector<std::string>& args) {
   std::string s = "systemctl";
   for (const auto& a : args) s += " " + a;
@@ -126,8 +134,8 @@ Output run_systemctl(const std::vector<std::string>& args) {
 std::string checked(const std::vector<std::string>& args) {
   Output o = run_systemctl(args);
   if (o.status != 0) {
-    std::string why = trim(o.err);
-    if (why.empty()) why = trim(o.out);
+    std::string why = one_line(o.err);
+    if (why.empty()) why = one_line(o.out);
     if (why.empty()) why = "exited with status " + std::to_string(o.status);
     throw Error(joined(args) + ": " + why);
   }

@@ -1,0 +1,98 @@
+// kb_e2e_rebundle: test-only tool that makes a modified, validly signed copy of a bundle, so the
+// end-to-end tests can hand a node a bundle the generator would never write (e.g. a broken
+// etcd.service). It verifies IN with the public key, extracts it, replaces the named files,
+// optionally caps every health check's timeoutSeconds, and signs the result with the state's
+// bundle-signing key under the given serial (+N: IN's serial plus N).
+//
+//   kb_e2e_rebundle --in IN.kbundle --pub bundle-signing.pub --key state/keys/bundle-signing.key
+//                   --out OUT.kbundle --serial N|+N [--replace /node/path=LOCAL_FILE]...
+//                   [--health-timeout SECONDS]
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+#include <stdlib.h>
+
+#include "bundles/bundle_reader.h"
+#include "bundles/bundle_writer.h"
+#include "bundles/error.h"
+#include "bundles/signing.h"
+
+namespace {
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw kb::Error(path + ": cannot read");
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+int run(int argc, char** argv) {
+  std::string in, pub, key, out;
+  std::string serial;
+  int health_timeout = 0;
+  std::map<std::string, std::string> replace;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (i + 1 >= argc) throw kb::Error("usage: " + a + " needs a value");
+    std::string v = argv[++i];
+    if (a == "--in") in = v;
+    else if (a == "--pub") pub = v;
+    else if (a == "--key") key = v;
+    else if (a == "--out") out = v;
+    else if (a == "--serial") serial = v;
+    else if (a == "--health-timeout") health_timeout = std::stoi(v);
+    else if (a == "--replace" && v.find('=') != std::string::npos) replace[v.substr(0, v.find('='))] = v.substr(v.find('=') + 1);
+    else throw kb::Error("usage: unknown argument " + a);
+  }
+  if (in.empty() || pub.empty() || key.empty() || out.empty() || serial.empty()) throw kb::Error("usage: see rebundle.cpp");
+
+  char tmpl[] = "/tmp/kb-rebundle.XXXXXX";
+  if (!::mkdtemp(tmpl)) throw kb::Error("mkdtemp failed");
+  std::string tree = std::string(tmpl) + "/tree";
+  struct Remove {
+    std::string dir;
+    ~Remove() {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+  } remove{tmpl};
+
+  kb::Manifest old = kb::extract_bundle(in, read_file(pub), tree);
+  kb::Manifest header = old;
+  header.entries.clear();
+  header.signing_key_sha256.clear();
+  header.serial = serial[0] == '+' ? old.serial + std::stoull(serial.substr(1)) : std::stoull(serial);
+  if (health_timeout > 0)
+    for (auto& check : header.health_checks) check["timeoutSeconds"] = health_timeout;
+
+  kb::BundleWriter writer(header);
+  for (const auto& e : old.entries) {
+    if (e.type == kb::EntryType::Directory) {
+      writer.add_directory(e.path, e.mode, e.owner, e.group);
+      continue;
+    }
+    kb::ManifestEntry meta = e;
+    auto r = replace.find(e.path);
+    writer.add_file_from_path(meta, r == replace.end() ? tree + e.path : r->second);
+    if (r != replace.end()) replace.erase(r);
+  }
+  if (!replace.empty()) throw kb::Error(replace.begin()->first + ": not in the bundle");
+  kb::SigningKey signing(read_file(key));
+  kb::Manifest written = writer.write(out, signing);
+  std::cout << out << ": serial " << written.serial << ", " << written.entries.size() << " entries\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::cerr << "kb_e2e_rebundle: error: " << e.what() << "\n";
+    return 1;
+  }
+}
