@@ -7,7 +7,7 @@ source "$(dirname "$0")/installer_lib.bash"
 gen_serials
 N=control-0
 B1=$WORK/o1/$N.kbundle B2=$WORK/o2/$N.kbundle KEY=$WORK/o1/bundle-signing.pub
-"$KBUNDLE" inspect "$B2" | grep -qE "^serial: +2$" || fail "topology change did not raise $N to serial 2"
+"$KBUNDLE" inspect "$B2" | grep -E >/dev/null -e "^serial: +2$" || fail "topology change did not raise $N to serial 2"
 
 new_root "$WORK/t0"                       # template: empty node
 cp -a "$WORK/t0" "$WORK/t1"

@@ -24,7 +24,7 @@ while IFS= read -r kc; do
   [ "$(openssl x509 -in "$WORK/client.crt" -noout -pubkey | openssl sha256)" = "$(openssl pkey -in "$WORK/client.key" -pubout | openssl sha256)" ] ||
     fail "$kc: client key does not match its cert"
   # Without --raw, kubectl redacts the key: proves it parsed the field as key data.
-  kubectl config view --kubeconfig "$kc" | grep -Eq "client-key-data: (DATA\+OMITTED|REDACTED)" || fail "$kc: kubectl did not see key data"
+  kubectl config view --kubeconfig "$kc" | grep -E >/dev/null -e "client-key-data: (DATA\+OMITTED|REDACTED)" || fail "$kc: kubectl did not see key data"
   n=$((n + 1))
 done < <(find "$WORK/out" -name '*kubeconfig*' -type f | sort)
 [ "$n" -eq 16 ] || fail "expected 16 kubeconfigs (3x3 control plane, 3x2 workers, 1 admin), found $n"
