@@ -98,4 +98,20 @@ grep -q 'warning: CIS 1.2.11 (Manual) .*cluster.hardening.alwaysPullImages: fals
 manifests "$WORK/soft-state" "$WORK/soft.yaml" "$WORK/soft-manifests"
 expect_failures "$WORK/soft" "$WORK/soft-manifests" 1.2.3 1.2.11
 
-pass "$summary (weakened units and configs are caught)"
+# 4. The same checks on roots the installer applied (modes and owners as stat sees them),
+#    under a careless umask: the installer's modes must not depend on it.
+INSTALLER=$KB_BUILD_DIR/installer/kbundle-installer
+[ -x "$INSTALLER" ] || fail "kbundle-installer not built at $INSTALLER"
+for b in "$WORK/manifests.bundles"/*.kbundle; do
+  n=$(basename "$b" .kbundle)
+  mkdir -p "$WORK/applied/$n"/{etc/systemd/system,var/lib,usr/local/bin}
+  (umask 000; "$INSTALLER" --no-systemd --root "$WORK/applied/$n" --node "$n" apply \
+     --trust-key "$WORK/manifests.bundles/bundle-signing.pub" "$b" >"$WORK/apply-$n.log" 2>&1) ||
+    { cat "$WORK/apply-$n.log" >&2; fail "kbundle-installer apply $n failed"; }
+done
+"${CHECK[@]}" "$WORK/applied"/*/ >"$WORK/cis-applied.log" 2>&1 ||
+  { cat "$WORK/cis-applied.log" >&2; fail "an applied root fails the benchmark"; }
+applied=$(grep '^scored: ' "$WORK/cis-applied.log") || fail "no totals for the applied roots"
+[ "$applied" = "$summary" ] || fail "applied roots score '$applied', generated files '$summary'"
+
+pass "$summary, on the generated files and on roots applied by kbundle-installer (weakened units and configs are caught)"
