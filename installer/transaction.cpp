@@ -270,9 +270,25 @@ void run_op(const Layout& layout, const Op& op, const std::string& staging) {
       else if (op.kind == Op::Kind::Dir) set_dir_mode_owner(live, op.mode, op.uid, op.gid);
       return;
     }
-    case Op::Kind::File:
-      install_file(staging + "/files" + op.path, live, op.mode, op.uid, op.gid);
+    case Op::Kind::File: {
+      // The staged file is already verified and fsynced: give it its owner and mode and rename it
+      // into place, so a 1 GiB binary is not written twice. Another file system: copy it.
+      std::string staged = staging + "/files" + op.path;
+      int fd = ::open(staged.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+      if (fd < 0) throw_errno("cannot open " + staged);
+      bool ok = ::fchown(fd, op.uid, op.gid) == 0 && ::fchmod(fd, op.mode) == 0 && ::fsync(fd) == 0;
+      int saved = errno;
+      ::close(fd);
+      errno = saved;
+      if (!ok) throw_errno("cannot set mode and owner of " + staged);
+      if (::rename(staged.c_str(), live.c_str()) == 0) {
+        fsync_dir(parent_of(live));
+        return;
+      }
+      if (errno != EXDEV) throw_errno("cannot rename " + staged + " to " + live);
+      install_file(staged, live, op.mode, op.uid, op.gid);
       return;
+    }
     case Op::Kind::Remove: {
       LiveState s = inspect(live, false);
       if (s.kind == LiveState::Kind::Absent) return;
