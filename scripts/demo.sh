@@ -9,7 +9,8 @@ kbundle=${KB_BUILD_DIR:-build}/generator/kbundle
 
 echo; echo "== kbundle validate --topology examples/aws-ha.yaml"
 "$kbundle" validate --topology examples/aws-ha.yaml
-echo; echo "== kbundle gen --no-binaries --topology examples/aws-ha.yaml --state demo/state --out demo/bundles"
+echo; echo "== (config-only bundles: binaries need \`kbundle fetch\`, which needs a network or an air-gap kit)"
+echo "== kbundle gen --no-binaries --topology examples/aws-ha.yaml --state demo/state --out demo/bundles"
 "$kbundle" gen --no-binaries --topology examples/aws-ha.yaml --state demo/state --out demo/bundles
 echo; echo "== kbundle inspect demo/bundles/worker-0.kbundle (no CA key, no etcd or service-account key)"
 "$kbundle" inspect demo/bundles/worker-0.kbundle
