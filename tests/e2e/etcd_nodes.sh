@@ -42,7 +42,7 @@ nodes:
   - {name: ${names[1]}, role: control-plane, privateIP: ${ips[1]}}
   - {name: ${names[2]}, role: control-plane, privateIP: ${ips[2]}}
 YAML
-"$KBUNDLE" gen --topology "$WORK/topology.yaml" --state "$WORK/state" --out "$WORK/out" >"$WORK/gen.log" 2>&1 ||
+"$KBUNDLE" gen --no-binaries --topology "$WORK/topology.yaml" --state "$WORK/state" --out "$WORK/out" >"$WORK/gen.log" 2>&1 ||
   { cat "$WORK/gen.log" >&2; fail "kbundle gen failed"; }
 BUNDLES=$WORK/out
 
