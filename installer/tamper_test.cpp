@@ -62,8 +62,21 @@ TEST_CASE("G3/G6: at least 200 tampered and hostile bundles are refused and chan
   auto add = [&](std::string name, Maker m) { variants.emplace_back(std::move(name), std::move(m)); };
 
   // Bit flips in the compressed file and in the tar stream (recompressed, so only the tar layer can catch them).
+  // A few flips in the compressed encoding decode to the very same tar (zstd block headers; see
+  // FORMAT.md): nothing installed changes, so they are accepted by design. Keys are random, so
+  // where they fall differs per run: step past them instead of failing now and then.
+  const std::string probe = tmp / "probe.kbundle";
+  auto same_tar = [&](const std::string& bytes) {
+    write_raw(probe, bytes);
+    try {
+      return kb::test::decompress(probe) == tar;
+    } catch (...) {
+      return false;
+    }
+  };
   for (size_t i = 0; i < 60; ++i) {
     size_t pos = i * good.size() / 60;
+    while (pos + 1 < good.size() && same_tar(flip(good, pos, static_cast<int>(i % 8)))) ++pos;
     add("flip file byte " + std::to_string(pos), [&, pos, i](const std::string& o) { write_raw(o, flip(good, pos, static_cast<int>(i % 8))); });
   }
   std::vector<size_t> tar_positions;
@@ -71,8 +84,10 @@ TEST_CASE("G3/G6: at least 200 tampered and hostile bundles are refused and chan
   for (const auto& m : kb::test::tar_members(tar)) {  // every header's name, mode, size, checksum, type, magic
     for (size_t off : {0u, 100u, 124u, 148u, 156u, 257u}) tar_positions.push_back(m.header + off);
   }
+  // Not bits 4 and 5: '0' <-> ' ' <-> NUL read the same in ustar number fields (FORMAT.md).
+  static constexpr int kBits[] = {0, 1, 2, 3, 6, 7};
   for (size_t pos : tar_positions)
-    add("flip tar byte " + std::to_string(pos), [&, pos](const std::string& o) { kb::test::compress_to(o, flip(tar, pos, static_cast<int>(pos % 8))); });
+    add("flip tar byte " + std::to_string(pos), [&, pos](const std::string& o) { kb::test::compress_to(o, flip(tar, pos, kBits[pos % 6])); });
   // Truncation, appended bytes, empty, random.
   for (size_t i = 0; i < 20; ++i) {
     size_t len = i * good.size() / 20;
