@@ -1,5 +1,10 @@
 // apply and the recovery of an interrupted apply or rollback (G3-G9, G11, G12).
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
 #include <cerrno>
 #include <cstdlib>
 #include <fcntl.h>
@@ -27,9 +32,22 @@ class DiscardSink : public MemberSink {
 
 // Writes each file member to a temp file under `dir`/files; a member becomes its final name
 // only in finish(), i.e. after its size and sha256 matched the signed manifest.
+// Writes each verified member into staging. The reader decompresses and hashes on the calling
+// thread; the file writes run on a second thread (as `zstd -dc | tar -x` runs two processes),
+// through a small bounded queue, so memory stays flat. finish() drains the queue and only then
+// publishes the file; any write error is rethrown on the reader's thread.
 class StagingSink : public MemberSink {
  public:
-  explicit StagingSink(std::string dir) : dir_(std::move(dir)) {}
+  explicit StagingSink(std::string dir) : dir_(std::move(dir)), writer_([this] { write_loop(); }) {}
+  ~StagingSink() override {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    writer_.join();
+  }
+
   void begin(const ManifestEntry& e) override {
     if (e.type == EntryType::Directory) return;
     std::string target = dir_ + "/files" + e.path;
@@ -38,26 +56,71 @@ class StagingSink : public MemberSink {
     written_ = flushed_ = 0;
   }
   void write(std::string_view block) override {
-    file_->write(block);
-    written_ += block.size();
-    // Start writeback of every 8 MiB as it is written, so that the fsync in commit() does not
-    // wait for a whole 1 GiB binary at the end. Best effort: commit() still fsyncs everything.
-    if (written_ - flushed_ >= kWritebackChunk) {
-      ::sync_file_range(file_->fd(), static_cast<off_t>(flushed_), static_cast<off_t>(written_ - flushed_),
-                        SYNC_FILE_RANGE_WRITE);
-      flushed_ = written_;
-    }
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return queue_.size() < kMaxQueued || error_; });
+    rethrow_locked();
+    queue_.emplace_back(block);
+    cv_.notify_all();
   }
   void finish() override {
-    if (file_) file_->commit();
+    if (!file_) return;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return (queue_.empty() && !busy_) || error_; });
+      rethrow_locked();
+    }
+    file_->commit();
     file_.reset();
   }
 
  private:
+  static constexpr size_t kMaxQueued = 16;  // blocks of at most 256 KiB: 4 MiB in flight
   static constexpr uint64_t kWritebackChunk = 8u << 20;
+
+  void rethrow_locked() {
+    if (error_) std::rethrow_exception(error_);
+  }
+
+  void write_loop() {
+    std::unique_lock<std::mutex> lock(mu_);
+    for (;;) {
+      cv_.wait(lock, [&] { return !queue_.empty() || stop_; });
+      // Stopping without a finish(): the member was refused and its temp file is discarded anyway.
+      if (stop_) return;
+      std::string block = std::move(queue_.front());
+      queue_.pop_front();
+      busy_ = true;
+      lock.unlock();
+      std::exception_ptr failed;
+      try {
+        file_->write(block);
+        written_ += block.size();
+        // Start writeback every 8 MiB, so that commit()'s fsync does not wait for a whole binary.
+        if (written_ - flushed_ >= kWritebackChunk) {
+          ::sync_file_range(file_->fd(), static_cast<off_t>(flushed_), static_cast<off_t>(written_ - flushed_),
+                            SYNC_FILE_RANGE_WRITE);
+          flushed_ = written_;
+        }
+      } catch (...) {
+        failed = std::current_exception();
+      }
+      lock.lock();
+      busy_ = false;
+      if (failed && !error_) error_ = failed;
+      if (error_) queue_.clear();
+      cv_.notify_all();
+    }
+  }
+
   std::string dir_;
-  std::unique_ptr<AtomicFile> file_;
+  std::unique_ptr<AtomicFile> file_;  // touched by the writer only while blocks are queued or busy_
   uint64_t written_ = 0, flushed_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::string> queue_;
+  bool busy_ = false, stop_ = false;
+  std::exception_ptr error_;
+  std::thread writer_;  // last: started once everything above exists
 };
 
 std::string serial_text(const std::optional<uint64_t>& s) { return s ? std::to_string(*s) : "none"; }
