@@ -1,5 +1,5 @@
 #pragma once
-// The templates/ folder, compiled in (see cmake/embed_templates.cmake).
+// The templates/ folder, compiled in (see cmake/embed_files.cmake).
 #include <string_view>
 #include <vector>
 
