@@ -444,13 +444,20 @@ void BundleReader::read_payload(MemberSink& sink) {
 
     sink.begin(e);
     if (!dir) {
-      Sha256 hash;
-      tar.data(h.name, h.size, [&](std::string_view b) {
-        hash.update(b);
-        sink.write(b);
-      });
+      std::string digest;
+      if (sink.hashes_members()) {
+        tar.data(h.name, h.size, [&](std::string_view b) { sink.write(b); });
+        digest = sink.received_sha256();
+      } else {
+        Sha256 hash;
+        tar.data(h.name, h.size, [&](std::string_view b) {
+          hash.update(b);
+          sink.write(b);
+        });
+        digest = hash.hex_digest();
+      }
       // Checked before finish(): the sink never accepts a member that does not match.
-      if (hash.hex_digest() != e.sha256) d.fail(BundleErrc::HashMismatch, "member \"" + h.name + "\": sha256 differs from the manifest");
+      if (digest != e.sha256) d.fail(BundleErrc::HashMismatch, "member \"" + h.name + "\": sha256 differs from the manifest");
     }
     sink.finish();
   }

@@ -27,6 +27,15 @@ class MemberSink {
   virtual void begin(const ManifestEntry& entry) = 0;
   virtual void write(std::string_view block) = 0;
   virtual void finish() = 0;
+
+  // A sink may hash what it receives itself, e.g. on the thread that writes the
+  // bytes, so the reader's thread only decompresses. The reader then skips its
+  // own sha256 and, before finish(), compares received_sha256() (lowercase hex of
+  // exactly the bytes write() got since begin(); it may wait for the sink to
+  // catch up) with the manifest: a mismatch still throws and finish() is not
+  // called, so the guarantee above is unchanged.
+  virtual bool hashes_members() const { return false; }
+  virtual std::string received_sha256() { return {}; }
 };
 
 class BundleReader {
