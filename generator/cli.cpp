@@ -8,6 +8,7 @@
 #include "generator/fetch.h"
 #include "generator/gen.h"
 #include "generator/lint.h"
+#include "publish/publish.h"
 
 #ifndef KB_VERSION
 #define KB_VERSION "dev"
@@ -62,6 +63,10 @@ int run_cli(int argc, char** argv) {
   FetchOptions fetch;
   auto* fetch_cmd = add_fetch_command(app, fetch);
 
+  PublishOptions publish;
+  publish.self_exe = argc > 0 ? argv[0] : "";
+  auto* publish_cmd = add_publish_command(app, publish);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -76,6 +81,7 @@ int run_cli(int argc, char** argv) {
     if (*inspect_cmd) return run_inspect(inspect_bundle, inspect_pubkey, inspect_json, std::cout, std::cerr);
     if (*aws_cmd) return run_aws(aws, std::cout, std::cerr);
     if (*fetch_cmd) return run_fetch(fetch, std::cout, std::cerr);
+    if (*publish_cmd) return run_publish(publish, std::cout, std::cerr);
   } catch (const Error& e) {
     std::cerr << "kbundle: error: " << e.what() << "\n";
     return kExitFailure;

@@ -6,11 +6,13 @@ set -euo pipefail
 what=${1:-build}
 
 build_pkgs=(g++ cmake ninja-build pkg-config libssl-dev openssl libarchive-dev libzstd-dev libyaml-cpp-dev
-            libcli11-dev libcurl4-openssl-dev catch2 nlohmann-json3-dev libkainjow-mustache-dev zstd)
+            libcli11-dev libcurl4-openssl-dev libssh2-1-dev catch2 nlohmann-json3-dev libkainjow-mustache-dev zstd)
 test_pkgs=(etcd-server etcd-client systemd systemd-container debootstrap iproute2 tar file python3 python3-yaml)
 
 # kbundle fetch tests: a mirror made of real Debian binaries and a busybox OCI image.
 test_pkgs+=(containerd runc containernetworking-plugins busybox-static)
+# kbundle publish tests: a loopback sshd.
+test_pkgs+=(openssh-server openssh-client)
 
 pkgs=("${build_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")

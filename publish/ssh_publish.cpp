@@ -1,0 +1,357 @@
+// kbundle publish --to ssh | scp://USER@HOST[:PORT]/DIR: SFTP over SSH through libcurl (libssh2).
+// Every file goes to DIR/.NAME.part (created 0600), then is renamed over DIR/NAME and its size
+// checked; the host key is checked before any authentication or transfer.
+#include <curl/curl.h>
+#include <openssl/evp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <ostream>
+
+#include "bundles/atomic_file.h"
+#include "bundles/error.h"
+#include "generator/topology.h"
+#include "publish/progress.h"
+#include "publish/ssh_exec.h"
+#include "publish/ssh_target.h"
+#include "publish/targets.h"
+
+namespace kb {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string b64(const unsigned char* data, size_t len) {
+  std::string out(4 * ((len + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(len));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+const char* key_type_name(curl_khtype t) {
+  switch (t) {
+    case CURLKHTYPE_ED25519: return "ssh-ed25519";
+    case CURLKHTYPE_RSA: return "ssh-rsa";
+    case CURLKHTYPE_ECDSA: return "ecdsa-sha2-nistp256";
+    case CURLKHTYPE_DSS: return "ssh-dss";
+    default: return "unknown";
+  }
+}
+
+// What the host presented and how it compared with known_hosts.
+struct HostKeyCheck {
+  bool accept_new = false;
+  enum class Result { NotChecked, Ok, Missing, Mismatch } result = Result::NotChecked;
+  std::string type, blob_b64, fingerprint;  // fingerprint: "SHA256:..." as ssh-keygen -l prints it
+};
+
+int check_host_key(CURL*, const curl_khkey*, const curl_khkey* found, enum curl_khmatch match, void* user) {
+  auto* c = static_cast<HostKeyCheck*>(user);
+  std::string raw;
+  if (found->len) raw.assign(found->key, found->len);
+  c->type = key_type_name(found->keytype);
+  c->blob_b64 = found->len ? b64(reinterpret_cast<const unsigned char*>(raw.data()), raw.size()) : found->key;
+  if (found->len) {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_Digest(raw.data(), raw.size(), md, &n, EVP_sha256(), nullptr);
+    std::string f = b64(md, n);
+    while (f.ends_with('=')) f.pop_back();
+    c->fingerprint = "SHA256:" + f;
+  }
+  switch (match) {
+    case CURLKHMATCH_OK: c->result = HostKeyCheck::Result::Ok; return CURLKHSTAT_FINE;
+    case CURLKHMATCH_MISMATCH: c->result = HostKeyCheck::Result::Mismatch; return CURLKHSTAT_REJECT;
+    case CURLKHMATCH_MISSING:
+      c->result = HostKeyCheck::Result::Missing;
+      return c->accept_new ? CURLKHSTAT_FINE : CURLKHSTAT_REJECT;
+    default: return CURLKHSTAT_REJECT;
+  }
+}
+
+size_t read_file_cb(char* buffer, size_t size, size_t count, void* user) {
+  return std::fread(buffer, 1, size * count, static_cast<FILE*>(user));
+}
+
+struct ProgressSink {
+  Progress* bar;
+  uint64_t total;
+};
+int progress_cb(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t ulnow) {
+  auto* p = static_cast<ProgressSink*>(user);
+  if (ulnow > 0) p->bar->update(static_cast<uint64_t>(ulnow), p->total);
+  return 0;
+}
+
+// Double-quoted for libcurl's SFTP quote commands.
+std::string quote_path(const std::string& p) {
+  std::string out = "\"";
+  for (char c : p) {
+    if (c == '"' || c == '\\') out += '\\';
+    out += c;
+  }
+  return out + "\"";
+}
+
+std::string home() {
+  const char* h = std::getenv("HOME");
+  return h && *h ? h : "/root";
+}
+
+std::string known_hosts_name(const SshTarget& t) {
+  return t.port == 22 ? t.host : "[" + t.host + "]:" + std::to_string(t.port);
+}
+
+// Appends one line to known_hosts atomically (temp file, fsync, rename), keeping its mode.
+void add_known_host(const std::string& path, const std::string& line) {
+  std::string content;
+  mode_t mode = 0600;
+  if (fs::exists(path)) {
+    content = read_file(path);
+    if (!content.empty() && !content.ends_with('\n')) content += '\n';
+    mode = static_cast<mode_t>(fs::status(path).permissions() & fs::perms::mask);
+  } else {
+    make_dirs(fs::path(path).parent_path().string(), 0700);
+  }
+  write_file_atomic(path, content + line + "\n", mode);
+}
+
+class SftpSession {
+ public:
+  SftpSession(const PublishOptions& o, const SshTarget& t, HostKeyCheck& check)
+      : o_(o), t_(t), check_(check), curl_(curl_easy_init()) {
+    if (!curl_) throw Error("libcurl: cannot create a handle");
+    identity_ = o.identity.empty() ? home() + "/.ssh/id_ed25519" : o.identity;
+    known_hosts_ = o.known_hosts.empty() ? home() + "/.ssh/known_hosts" : o.known_hosts;
+    if (!fs::exists(identity_))
+      throw Error(identity_ + ": no such private key (hint: --identity FILE, an ed25519 key made with ssh-keygen -t ed25519)");
+  }
+  ~SftpSession() { curl_easy_cleanup(curl_); }
+  SftpSession(const SftpSession&) = delete;
+  SftpSession& operator=(const SftpSession&) = delete;
+
+  const std::string& known_hosts() const { return known_hosts_; }
+  const std::string& identity() const { return identity_; }
+
+  // Uploads one file as DIR/NAME (0600), through DIR/.NAME.part and a rename.
+  void upload(const Artifact& a, bool progress, std::ostream& err) {
+    const std::string final_path = t_.dir + "/" + a.name, part = t_.dir + "/." + a.name + ".part";
+    FILE* f = std::fopen(a.path.c_str(), "rb");
+    if (!f) throw_errno(a.path);
+    Progress bar(err, progress, a.name);
+    ProgressSink sink{&bar, a.size};
+    curl_slist* pre = curl_slist_append(nullptr, ("*rm " + quote_path(part)).c_str());
+    curl_slist* post = curl_slist_append(nullptr, ("*rm " + quote_path(final_path)).c_str());
+    post = curl_slist_append(post, ("rename " + quote_path(part) + " " + quote_path(final_path)).c_str());
+    CURLcode rc = CURLE_OK;
+    for (int attempt = 0; attempt < 3; ++attempt) {
+      std::rewind(f);
+      setup(part);
+      curl_easy_setopt(curl_, CURLOPT_UPLOAD, 1L);
+      curl_easy_setopt(curl_, CURLOPT_READFUNCTION, read_file_cb);
+      curl_easy_setopt(curl_, CURLOPT_READDATA, f);
+      curl_easy_setopt(curl_, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(a.size));
+      curl_easy_setopt(curl_, CURLOPT_NEW_FILE_PERMS, 0600L);
+      curl_easy_setopt(curl_, CURLOPT_NEW_DIRECTORY_PERMS, 0700L);
+      curl_easy_setopt(curl_, CURLOPT_FTP_CREATE_MISSING_DIRS, static_cast<long>(CURLFTP_CREATE_DIR));
+      curl_easy_setopt(curl_, CURLOPT_QUOTE, pre);
+      curl_easy_setopt(curl_, CURLOPT_POSTQUOTE, post);
+      curl_easy_setopt(curl_, CURLOPT_XFERINFOFUNCTION, progress_cb);
+      curl_easy_setopt(curl_, CURLOPT_XFERINFODATA, &sink);
+      curl_easy_setopt(curl_, CURLOPT_NOPROGRESS, 0L);
+      rc = curl_easy_perform(curl_);
+      if (!transient(rc)) break;
+      retries_++;
+    }
+    std::fclose(f);
+    curl_slist_free_all(pre);
+    curl_slist_free_all(post);
+    if (rc != CURLE_OK) fail(rc, "upload of " + a.path + " to " + final_path);
+    // What landed has the size we sent.
+    setup(final_path);
+    curl_easy_setopt(curl_, CURLOPT_NOBODY, 1L);
+    rc = curl_easy_perform(curl_);
+    if (rc != CURLE_OK) fail(rc, "size check of " + final_path);
+    curl_off_t size = -1;
+    curl_easy_getinfo(curl_, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &size);
+    if (size != static_cast<curl_off_t>(a.size))
+      throw Error(where() + final_path + ": " + std::to_string(size) + " bytes after the upload, " + a.path + " has " +
+                  std::to_string(a.size));
+  }
+
+  int retries() const { return retries_; }
+  std::string where() const { return t_.user + "@" + known_hosts_name(t_) + ":"; }
+
+ private:
+  static bool transient(CURLcode rc) {
+    return rc == CURLE_COULDNT_CONNECT || rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_SEND_ERROR ||
+           rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING;
+  }
+
+  void setup(const std::string& remote_path) {
+    curl_easy_reset(curl_);  // keeps the connection
+    error_[0] = 0;
+    std::string host = t_.host.find(':') != std::string::npos ? "[" + t_.host + "]" : t_.host;
+    std::string path;
+    for (char c : remote_path) {
+      if (std::isalnum(static_cast<unsigned char>(c)) || std::string_view("/-._~").find(c) != std::string_view::npos) {
+        path += c;
+      } else {
+        char buf[4];
+        std::snprintf(buf, sizeof buf, "%%%02X", static_cast<unsigned char>(c));
+        path += buf;
+      }
+    }
+    url_ = "sftp://" + host + ":" + std::to_string(t_.port) + path;
+    curl_easy_setopt(curl_, CURLOPT_URL, url_.c_str());
+    curl_easy_setopt(curl_, CURLOPT_PROTOCOLS_STR, "sftp");
+    curl_easy_setopt(curl_, CURLOPT_USERNAME, t_.user.c_str());
+    curl_easy_setopt(curl_, CURLOPT_SSH_AUTH_TYPES, static_cast<long>(CURLSSH_AUTH_PUBLICKEY));
+    curl_easy_setopt(curl_, CURLOPT_SSH_PRIVATE_KEYFILE, identity_.c_str());
+    public_key_ = fs::exists(identity_ + ".pub") ? identity_ + ".pub" : "";
+    curl_easy_setopt(curl_, CURLOPT_SSH_PUBLIC_KEYFILE, public_key_.c_str());
+    if (!o_.host_fingerprint.empty()) {
+      fingerprint_ = o_.host_fingerprint.substr(7);  // after "SHA256:"
+      curl_easy_setopt(curl_, CURLOPT_SSH_HOST_PUBLIC_KEY_SHA256, fingerprint_.c_str());
+    } else {
+      curl_easy_setopt(curl_, CURLOPT_SSH_KNOWNHOSTS, known_hosts_.c_str());
+      curl_easy_setopt(curl_, CURLOPT_SSH_KEYFUNCTION, check_host_key);
+      curl_easy_setopt(curl_, CURLOPT_SSH_KEYDATA, &check_);
+    }
+    curl_easy_setopt(curl_, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(curl_, CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    curl_easy_setopt(curl_, CURLOPT_LOW_SPEED_TIME, 30L);
+    curl_easy_setopt(curl_, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, error_);
+  }
+
+  [[noreturn]] void fail(CURLcode rc, const std::string& what) {
+    const std::string at = "ssh " + known_hosts_name(t_) + ": ";
+    using R = HostKeyCheck::Result;
+    if (check_.result == R::Mismatch)
+      throw Error(at + "REFUSED: the host key (" + check_.type + " " + check_.fingerprint + ") does not match " +
+                  known_hosts_ + " (hint: if the host was really reinstalled, ssh-keygen -R '" + known_hosts_name(t_) +
+                  "' -f " + known_hosts_ + ", then check the new key)");
+    if (check_.result == R::Missing && !check_.accept_new)
+      throw Error(at + "unknown host: its key (" + check_.type + " " + check_.fingerprint + ") is not in " + known_hosts_ +
+                  " (hint: compare it with ssh-keygen -lf on the host, then --host-fingerprint " + check_.fingerprint +
+                  " or --accept-new)");
+    std::string msg = error_[0] ? error_ : curl_easy_strerror(rc);
+    if (rc == CURLE_PEER_FAILED_VERIFICATION && !o_.host_fingerprint.empty())
+      throw Error(at + "REFUSED: the host key is not " + o_.host_fingerprint + " (" + msg + ")");
+    if (rc == CURLE_LOGIN_DENIED)
+      throw Error(at + "login as " + t_.user + " with " + identity_ + " denied (hint: is its .pub in the node's authorized_keys?)");
+    throw Error(at + what + ": " + msg + (retries_ ? " (after retries)" : ""));
+  }
+
+  const PublishOptions& o_;
+  const SshTarget& t_;
+  HostKeyCheck& check_;
+  CURL* curl_;
+  std::string identity_, public_key_, known_hosts_, fingerprint_, url_;
+  char error_[CURL_ERROR_SIZE] = {};
+  int retries_ = 0;
+};
+
+}  // namespace
+
+void publish_ssh(const PublishOptions& o, const PublishSet& set, nlohmann::json& summary, std::ostream& out,
+                 std::ostream& err, bool progress) {
+  static const CURLcode init = curl_global_init(CURL_GLOBAL_DEFAULT);
+  if (init != CURLE_OK) throw Error(std::string("libcurl: ") + curl_easy_strerror(init));
+  if (!o.host_fingerprint.empty() && (!o.host_fingerprint.starts_with("SHA256:") || o.host_fingerprint.size() < 20))
+    throw PublishUsageError("--host-fingerprint " + o.host_fingerprint + ": expected SHA256:<base64> as ssh-keygen -lf prints it");
+  if (!o.host_fingerprint.empty() && o.accept_new)
+    throw PublishUsageError("--host-fingerprint and --accept-new exclude each other");
+
+  std::vector<SshTarget> targets;
+  if (o.to == "ssh") {
+    if (o.topology_path.empty()) throw PublishUsageError("--to ssh needs --topology (the nodes' addresses)");
+    TopologyResult t = load_topology(o.topology_path);
+    for (const auto& d : t.diagnostics) err << d.format() << "\n";
+    if (!t.ok()) throw Error(o.topology_path + ": invalid (see above)");
+    targets = ssh_targets_from_topology(*t.topology, set, o);
+  } else {
+    targets.push_back(parse_scp_url(o.to, o.ssh_user, o.remote_dir));
+  }
+  if (!o.host_fingerprint.empty() && targets.size() > 1)
+    throw PublishUsageError("--host-fingerprint checks one host; --to ssh has " + std::to_string(targets.size()) +
+                            " (use known_hosts, or --node NAME)");
+
+  summary["target"] = o.to;
+  auto& list = summary["targets"] = nlohmann::json::array();
+  for (const auto& t : targets) {
+    HostKeyCheck check;
+    check.accept_new = o.accept_new;
+    SftpSession session(o, t, check);
+    std::vector<const Artifact*> files;
+    for (const auto& b : set.bundles)
+      if (t.node.empty() || b.node == t.node) files.push_back(&b);
+    files.push_back(&set.trust_key);
+    if (set.installer) files.push_back(&*set.installer);
+    nlohmann::json j{{"node", t.node}, {"host", t.host}, {"port", t.port}, {"user", t.user}, {"dir", t.dir}};
+    auto& uploaded = j["files"] = nlohmann::json::array();
+    for (const Artifact* a : files) {
+      auto start = std::chrono::steady_clock::now();
+      session.upload(*a, progress, err);
+      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      uploaded.push_back({{"name", a->name}, {"size", a->size}, {"sha256", a->sha256}, {"seconds", seconds}});
+      if (!o.json) {
+        char line[96];
+        std::snprintf(line, sizeof line, " (%llu bytes, 0600, %.2f s, size verified)",
+                      static_cast<unsigned long long>(a->size), seconds);
+        out << "uploaded   " << session.where() << t.dir << "/" << a->name << line << "\n";
+      }
+      if (check.result == HostKeyCheck::Result::Missing && o.accept_new) {
+        add_known_host(session.known_hosts(), known_hosts_name(t) + " " + check.type + " " + check.blob_b64);
+        err << "kbundle: added " << known_hosts_name(t) << " (" << check.type << " " << check.fingerprint << ") to "
+            << session.known_hosts() << "\n";
+        check.result = HostKeyCheck::Result::Ok;
+      }
+    }
+    j["retries"] = session.retries();
+    // What to run there: check, pin and apply (the installer copied beside the bundle).
+    std::vector<nlohmann::json> commands;
+    for (const Artifact* a : files) {
+      if (a->node.empty()) continue;
+      std::string install = set.installer ? "install -D -m 0755 kbundle-installer " + shell_quote(o.remote_installer) : "";
+      std::string cmd = node_command(set, *a, t.dir, install, set.installer ? o.remote_installer : "kbundle-installer",
+                                     o.apply_flags);
+      std::string ssh = "ssh " + (t.port != 22 ? "-p " + std::to_string(t.port) + " " : std::string()) + t.user + "@" +
+                        t.host + " " + shell_quote(cmd);
+      nlohmann::json c{{"node", a->node}, {"serial", a->serial}, {"command", cmd}, {"ssh", ssh}};
+      if (!o.json) out << "\n# " << a->node << " (serial " << a->serial << "):\n" << ssh << "\n";
+      if (o.apply) {
+        // The host key the upload just verified, and no other.
+        const std::string fp = !o.host_fingerprint.empty() ? o.host_fingerprint : check.fingerprint;
+        if (fp.empty()) throw Error("ssh " + known_hosts_name(t) + ": --apply: the host key was not recorded");
+        ExecResult r = ssh_exec(t, session.identity(), fp, cmd, std::chrono::seconds(600));
+        c["applyExitStatus"] = r.exit_status;
+        c["applyOutput"] = r.output;
+        if (!o.json) {
+          out << "# " << a->node << ": kbundle-installer exited " << r.exit_status << "\n";
+          for (size_t pos = 0; pos < r.output.size();) {
+            size_t nl = r.output.find('\n', pos);
+            if (nl == std::string::npos) nl = r.output.size();
+            out << "  | " << r.output.substr(pos, nl - pos) << "\n";
+            pos = nl + 1;
+          }
+        }
+        if (r.exit_status != 0) {
+          if (o.json) out << summary.dump(2) << "\n";
+          throw Error(a->node + " (" + known_hosts_name(t) + "): the installer exited " + std::to_string(r.exit_status) +
+                      ": " + (r.output.size() > 400 ? r.output.substr(r.output.size() - 400) : r.output) +
+                      " (nothing more is applied; see docs/publish.md)");
+        }
+      }
+      commands.push_back(c);
+    }
+    j["commands"] = commands;
+    list.push_back(j);
+  }
+}
+
+}  // namespace kb
