@@ -172,8 +172,8 @@ TEST_CASE("binaries_for returns what each role needs, re-verified", "[binary_cac
                                                 "etcdctl"});
   auto worker = binaries_for(tmp.path, "v1.32.3", false, true);
   CHECK(components(worker) == std::set<std::string>{"kubelet", "kube-proxy", "kubectl", "containerd", "containerd-shim-runc-v2",
-                                                    "runc", "crictl", "cni-bridge", "cni-host-local", "cni-loopback"});
-  CHECK(binaries_for(tmp.path, "v1.32.3", true, true).size() == 15);
+                                                    "ctr", "runc", "crictl", "cni-bridge", "cni-host-local", "cni-loopback"});
+  CHECK(binaries_for(tmp.path, "v1.32.3", true, true).size() == 16);
   for (const auto& b : worker) {
     CHECK(b.mode == 0755);
     CHECK(b.cache_path == blob_path(tmp.path, b.sha256));

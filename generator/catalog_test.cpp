@@ -41,6 +41,7 @@ TEST_CASE("every catalog entry lists every node component with its place and rol
       {"kube-proxy", "/usr/local/bin/kube-proxy", false, true},
       {"containerd", "/usr/local/bin/containerd", false, true},
       {"containerd-shim-runc-v2", "/usr/local/bin/containerd-shim-runc-v2", false, true},
+      {"ctr", "/usr/local/bin/ctr", false, true},
       {"runc", "/usr/local/bin/runc", false, true},
       {"crictl", "/usr/local/bin/crictl", false, true},
       {"cni-bridge", "/opt/cni/bin/bridge", false, true},
@@ -69,6 +70,9 @@ TEST_CASE("every catalog entry lists every node component with its place and rol
     CHECK(art->checksum_url.ends_with("/SHA256SUMS"));
     CHECK(find_file(e, "containerd", &art)->member == "bin/containerd");
     CHECK(art->checksum_url == art->url + ".sha256sum");
+    const CatalogArtifact* ctr_art = nullptr;
+    CHECK(find_file(e, "ctr", &ctr_art)->member == "bin/ctr");
+    CHECK(ctr_art == art);  // the containerd release tarball
     CHECK(find_file(e, "runc", &art)->member.empty());
     CHECK(art->url.ends_with("/runc.amd64"));
     CHECK(art->checksum_url.ends_with("/runc.sha256sum"));

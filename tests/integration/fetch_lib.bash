@@ -2,7 +2,7 @@
 # layouts built from Debian binaries and stand-ins, served by fetch_server.py.
 FETCH_VERSION=v1.32.3
 need python3 tar sha256sum
-for f in /usr/bin/etcd /usr/bin/etcdctl /usr/bin/containerd /usr/bin/containerd-shim-runc-v2 /usr/sbin/runc \
+for f in /usr/bin/etcd /usr/bin/etcdctl /usr/bin/containerd /usr/bin/containerd-shim-runc-v2 /usr/bin/ctr /usr/sbin/runc \
          /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/loopback /bin/busybox; do
   [ -x "$f" ] || skip "$f is missing (scripts/deps.sh test installs it)"
 done

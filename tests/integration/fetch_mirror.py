@@ -4,7 +4,7 @@
 usage: fetch_mirror.py CATALOG.json MIRROR_DIR
 
 Every artifact the catalog names is made from real Debian binaries where Debian has them
-(etcd, etcdctl, containerd, containerd-shim-runc-v2, runc, CNI plugins, kubectl) and from
+(etcd, etcdctl, containerd, containerd-shim-runc-v2, ctr, runc, CNI plugins, kubectl) and from
 clearly named stand-ins otherwise (kube-apiserver & co: a shell script echoing
 "kbundle test stand-in"), archived like upstream, with checksum files in each project's style.
 Images are small OCI archives built by hand from busybox-static.
@@ -17,6 +17,7 @@ mirror = sys.argv[2]
 REAL = {
     "etcd": "/usr/bin/etcd", "etcdctl": "/usr/bin/etcdctl",
     "containerd": "/usr/bin/containerd", "containerd-shim-runc-v2": "/usr/bin/containerd-shim-runc-v2",
+    "ctr": "/usr/bin/ctr",
     "runc": "/usr/sbin/runc", "kubectl": shutil.which("kubectl") or "",
     "cni-bridge": "/usr/lib/cni/bridge", "cni-host-local": "/usr/lib/cni/host-local", "cni-loopback": "/usr/lib/cni/loopback",
 }
@@ -42,6 +43,8 @@ def tar_gz(members):  # [(name, bytes, mode)]
             for name, data, mode in members:
                 info = tarfile.TarInfo(name)
                 info.size, info.mode, info.mtime = len(data), mode, 0
+                if name.endswith("/"):  # a directory (a "bin/" regular file breaks `ctr images import`)
+                    info.type = tarfile.DIRTYPE
                 t.addfile(info, io.BytesIO(data))
     return buf.getvalue()
 

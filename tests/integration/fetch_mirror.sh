@@ -10,7 +10,7 @@ C=$WORK/cache
 
 "$KBUNDLE" fetch --version $FETCH_VERSION --mirror "$MIRROR/" --cache "$C" >"$WORK/out" 2>"$WORK/err" ||
   { cat "$WORK/err" >&2; fail "fetch failed"; }
-grep -q "15 binaries and 2 images verified" "$WORK/out" || fail "summary: $(cat "$WORK/out")"
+grep -q "16 binaries and 2 images verified" "$WORK/out" || fail "summary: $(cat "$WORK/out")"
 grep -q "^fetch: GET $MIRROR/dl.k8s.io/release/$FETCH_VERSION/bin/linux/amd64/kubelet$" "$WORK/err" ||
   fail "no plain progress lines (stderr is not a terminal)"
 ! grep -q $'\r' "$WORK/err" || fail "progress bar drawn on a non-terminal"
@@ -23,6 +23,7 @@ sha() { sha256sum "$1" | cut -d' ' -f1; }
 node_sha() { lock_py "$C" "print([e['sha256'] for e in lock['binaries'] + lock['images'] if e['nodePath'] == '$1'][0])"; }
 [ "$(node_sha /usr/local/bin/etcd)" = "$(sha /usr/bin/etcd)" ] || fail "etcd differs from the packaged one"
 [ "$(node_sha /usr/local/bin/containerd-shim-runc-v2)" = "$(sha /usr/bin/containerd-shim-runc-v2)" ] || fail "shim differs"
+[ "$(node_sha /usr/local/bin/ctr)" = "$(sha /usr/bin/ctr)" ] || fail "ctr differs"
 [ "$(node_sha /opt/cni/bin/bridge)" = "$(sha /usr/lib/cni/bridge)" ] || fail "CNI bridge differs"
 [ "$(node_sha /usr/local/bin/runc)" = "$(sha /usr/sbin/runc)" ] || fail "runc differs"
 cp "$C/blobs/sha256/$(node_sha /usr/local/bin/etcdctl)" "$WORK/etcdctl" && chmod +x "$WORK/etcdctl"
@@ -53,7 +54,7 @@ cp "$C/lock-$FETCH_VERSION.json" "$WORK/lock.before"
 [ -z "$(ls -A "$WORK" | grep '\.tmp-')" ] || fail "export left a temp file"
 tar -tf "$WORK/kit.tar" >"$WORK/kit.list"
 grep -qx "lock-$FETCH_VERSION.json" "$WORK/kit.list" && grep -qx "catalog-$FETCH_VERSION.json" "$WORK/kit.list" || fail "kit lacks lock/catalog"
-[ "$(grep -c '^blobs/sha256/' "$WORK/kit.list")" -eq 17 ] || fail "kit holds $(grep -c '^blobs/sha256/' "$WORK/kit.list") files, want 17"
+[ "$(grep -c '^blobs/sha256/' "$WORK/kit.list")" -eq 18 ] || fail "kit holds $(grep -c '^blobs/sha256/' "$WORK/kit.list") files, want 18 (16 binaries, 2 images)"
 stop_server  # the offline side has no network at all
 
 "$KBUNDLE" fetch --import "$WORK/kit.tar" --cache "$WORK/offline" >"$WORK/imp" 2>&1 || { cat "$WORK/imp" >&2; fail "import failed"; }
@@ -67,4 +68,4 @@ mkdir "$WORK/kitdir" && tar -xf "$WORK/kit.tar" -C "$WORK/kitdir"
 "$KBUNDLE" fetch --import "$WORK/kitdir" --state "$WORK/state" >"$WORK/imp2" 2>&1 || { cat "$WORK/imp2" >&2; fail "dir import failed"; }
 cmp "$WORK/state/cache/lock-$FETCH_VERSION.json" "$WORK/lock.before" || fail "dir-imported lock differs"
 check_cache "$WORK/state/cache"
-pass "fetched 15 binaries + 2 images through the mirror, re-run offline, kit exported and imported (tar and dir)"
+pass "fetched 16 binaries + 2 images through the mirror, re-run offline, kit exported and imported (tar and dir)"
