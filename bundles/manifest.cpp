@@ -156,10 +156,12 @@ json entry_to_json(const ManifestEntry& e) {
 json manifest_to_json(const Manifest& m) {
   json entries = json::array();
   for (const auto& e : m.entries) entries.push_back(entry_to_json(e));
+  json node = {{"name", m.node_name}, {"role", m.role}, {"hostname", m.hostname}, {"private_ip", m.private_ip}};
+  if (!m.instance_id.empty()) node["instance_id"] = m.instance_id;  // absent, not empty, when unset
   return {{"format_version", m.format_version},
           {"cluster_name", m.cluster_name},
           {"cluster_id", m.cluster_id},
-          {"node", {{"name", m.node_name}, {"role", m.role}, {"hostname", m.hostname}, {"private_ip", m.private_ip}}},
+          {"node", std::move(node)},
           {"serial", m.serial},
           {"created_at", m.created_at},
           {"kubernetes_version", m.kubernetes_version},
@@ -246,6 +248,9 @@ void validate_manifest(const Manifest& m) {
   if (m.hostname.empty() || m.hostname.size() > 253 || !all_of_chars(m.hostname, ".-"))
     bad("node.hostname \"" + m.hostname + "\" is not a host name");
   if (!is_ipv4(m.private_ip)) bad("node.private_ip \"" + m.private_ip + "\" is not a dotted IPv4 address");
+  if (!m.instance_id.empty() && (m.instance_id.size() > 34 || m.instance_id.rfind("i-", 0) != 0 || m.instance_id.size() < 3 ||
+                                 !all_of_chars(m.instance_id.substr(2), "", true)))
+    bad("node.instance_id \"" + m.instance_id + "\" is not an EC2 instance id");
   if (!parse_rfc3339_utc(m.created_at)) bad("created_at \"" + m.created_at + "\" is not YYYY-MM-DDTHH:MM:SSZ");
   if (m.kubernetes_version.size() < 2 || m.kubernetes_version.size() > 64 || m.kubernetes_version[0] != 'v' ||
       !all_of_chars(m.kubernetes_version, ".+-"))
@@ -320,11 +325,12 @@ Manifest parse_manifest(std::string_view bytes) {
   m.cluster_name = get_string(j, "cluster_name", top);
   m.cluster_id = get_string(j, "cluster_id", top);
   const json& node = j["node"];
-  check_keys(node, {"name", "role", "hostname", "private_ip"}, {}, "node");
+  check_keys(node, {"name", "role", "hostname", "private_ip"}, {"instance_id"}, "node");
   m.node_name = get_string(node, "name", "node");
   m.role = get_string(node, "role", "node");
   m.hostname = get_string(node, "hostname", "node");
   m.private_ip = get_string(node, "private_ip", "node");
+  if (node.contains("instance_id")) m.instance_id = get_string(node, "instance_id", "node");
   m.serial = get_uint(j, "serial", top);
   m.created_at = get_string(j, "created_at", top);
   m.kubernetes_version = get_string(j, "kubernetes_version", top);
@@ -388,7 +394,8 @@ Manifest parse_manifest(std::string_view bytes) {
 std::string manifest_listing_text(const Manifest& m) {
   std::string out;
   out += "cluster:     " + m.cluster_name + " (id " + m.cluster_id + ")\n";
-  out += "node:        " + m.node_name + " (" + m.role + "), hostname " + m.hostname + ", private IP " + m.private_ip + "\n";
+  out += "node:        " + m.node_name + " (" + m.role + "), hostname " + m.hostname + ", private IP " + m.private_ip +
+         (m.instance_id.empty() ? "" : ", EC2 instance " + m.instance_id) + "\n";
   out += "serial:      " + std::to_string(m.serial) + "\n";
   out += "created:     " + m.created_at + "\n";
   out += "kubernetes:  " + m.kubernetes_version + "\n";

@@ -52,6 +52,7 @@ struct Manifest {
   std::string role;        // "control-plane", "worker" or "both"
   std::string hostname;    // the node must have this hostname ...
   std::string private_ip;  // ... and this private IPv4 address
+  std::string instance_id; // ... and, when set, be this EC2 instance (optional)
   uint64_t serial = 0;     // strictly increasing per node
   std::string created_at;  // RFC 3339 UTC, seconds: 2026-01-02T03:04:05Z
   std::string kubernetes_version;

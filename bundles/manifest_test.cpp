@@ -42,6 +42,23 @@ TEST_CASE("canonical JSON: sorted keys, no whitespace, round trip", "[manifest]"
   CHECK(serialize_manifest(parse_manifest(s)) == s);
 }
 
+TEST_CASE("an optional EC2 instance id: absent when unset, round trip, shape checked", "[manifest]") {
+  Manifest m = sample();
+  m.instance_id = "i-0123456789abcdef0";
+  std::string s = serialize_manifest(m);
+  CHECK(s.find("\"node\":{\"hostname\":\"cp-1\",\"instance_id\":\"i-0123456789abcdef0\",\"name\"") != std::string::npos);
+  CHECK(parse_manifest(s) == m);
+  CHECK(serialize_manifest(sample()).find("instance_id") == std::string::npos);
+  // Present but empty is not what the writer makes: refused.
+  std::string empty = s;
+  empty.replace(empty.find("i-0123456789abcdef0"), 19, "");
+  CHECK_THROWS_AS(parse_manifest(empty), BundleError);
+  for (const char* bad : {"I-0ABC", "i-", "0123", "i-0a/b", "i-0123456789abcdef0123456789abcdef0"}) {
+    m.instance_id = bad;
+    CHECK_THROWS_AS(serialize_manifest(m), BundleError);
+  }
+}
+
 TEST_CASE("invalid manifests are refused with the right kind", "[manifest]") {
   struct Case {
     const char* name;

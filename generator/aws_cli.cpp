@@ -120,10 +120,13 @@ std::optional<Topology> load(const AwsOptions& o, std::ostream& err) {
   return std::move(r.topology);
 }
 
-// What `gen` reads that `up` knows: the load balancer's DNS name, each node's public IP.
+// What `gen` reads that `up` knows: the load balancer's DNS name, each node's public IP and
+// instance id (bundles are bound to their instance).
 struct TopologyValues {
   std::string api_host;
   std::map<std::string, std::string> public_ips;
+  std::map<std::string, std::string> instance_ids;
+  bool empty() const { return api_host.empty() && public_ips.empty() && instance_ids.empty(); }
 };
 
 TopologyValues values_from(const aws::Inventory& inv, const Topology& t) {
@@ -131,8 +134,9 @@ TopologyValues values_from(const aws::Inventory& inv, const Topology& t) {
   if (!inv.lb_dns.empty() && inv.lb_dns != t.cluster.api_host) v.api_host = inv.lb_dns;
   for (const Node& n : t.nodes) {
     auto it = inv.instances.find(n.name);
-    if (it != inv.instances.end() && !it->second.public_ip.empty() && it->second.public_ip != n.public_ip)
-      v.public_ips[n.name] = it->second.public_ip;
+    if (it == inv.instances.end()) continue;
+    if (!it->second.public_ip.empty() && it->second.public_ip != n.public_ip) v.public_ips[n.name] = it->second.public_ip;
+    if (!it->second.id.empty() && it->second.id != n.instance_id) v.instance_ids[n.name] = it->second.id;
   }
   return v;
 }
@@ -140,13 +144,14 @@ TopologyValues values_from(const aws::Inventory& inv, const Topology& t) {
 void print_values(const TopologyValues& v, std::ostream& out, const char* prefix) {
   if (!v.api_host.empty()) out << prefix << "cluster.apiEndpoint.host: " << v.api_host << "\n";
   for (const auto& [node, ip] : v.public_ips) out << prefix << "nodes[" << node << "].publicIP: " << ip << "\n";
+  for (const auto& [node, id] : v.instance_ids) out << prefix << "nodes[" << node << "].instanceId: " << id << "\n";
 }
 
 // Writes the values into the topology file (atomically, same mode), then checks that it still
 // parses to the same cluster with exactly those values.
 void update_topology(const std::string& path, const TopologyValues& v) {
   std::string text = read_file(path);
-  std::string patched = patch_topology_text(text, v.api_host, v.public_ips);
+  std::string patched = patch_topology_text(text, v.api_host, v.public_ips, v.instance_ids);
   TopologyResult check = parse_topology(patched, path);
   bool same = check.ok();
   if (same && !v.api_host.empty()) same = check.topology->cluster.api_host == v.api_host;
@@ -154,6 +159,10 @@ void update_topology(const std::string& path, const TopologyValues& v) {
     for (const auto& [node, ip] : v.public_ips)
       for (const Node& n : check.topology->nodes)
         if (n.name == node) same = same && n.public_ip == ip;
+  if (same)
+    for (const auto& [node, id] : v.instance_ids)
+      for (const Node& n : check.topology->nodes)
+        if (n.name == node) same = same && n.instance_id == id;
   if (!same)
     throw Error(path + ": could not update the topology in place (hint: set the values printed above by hand, "
                        "or run up with --keep-topology)");
@@ -284,7 +293,7 @@ int run_aws(const AwsOptions& o, std::ostream& out, std::ostream& err) {
   out << (plan.empty() ? "nothing to create: the infrastructure matches the topology\n"
                        : "made " + std::to_string(plan.changes.size()) + " change(s)\n");
   TopologyValues values = values_from(inv, t);
-  if (values.api_host.empty() && values.public_ips.empty()) {
+  if (values.empty()) {
     out << "topology " << o.topology_path << " is up to date\n";
   } else if (o.keep_topology) {
     out << "set these in " << o.topology_path << " before `kbundle gen`:\n";
@@ -339,7 +348,8 @@ struct Edit {
 }  // namespace
 
 std::string patch_topology_text(const std::string& text, const std::string& api_host,
-                                const std::map<std::string, std::string>& public_ips) {
+                                const std::map<std::string, std::string>& public_ips,
+                                const std::map<std::string, std::string>& instance_ids) {
   YAML::Node root = YAML::Load(text);
   std::vector<Edit> edits;
   // A value that has a place in the file: replaced where it stands.
@@ -390,11 +400,12 @@ std::string patch_topology_text(const std::string& text, const std::string& api_
     if (!endpoint || !endpoint.IsMap()) throw Error("topology: no cluster.apiEndpoint mapping");
     set_in_map(endpoint, "host", api_host, "port");
   }
-  if (!public_ips.empty()) {
+  for (const auto* values : {&public_ips, &instance_ids}) {
+    if (values->empty()) continue;
     for (const YAML::Node& node : root["nodes"]) {
       if (!node.IsMap() || !node["name"]) continue;
-      auto it = public_ips.find(node["name"].Scalar());
-      if (it != public_ips.end()) set_in_map(node, "publicIP", it->second, "privateIP");
+      auto it = values->find(node["name"].Scalar());
+      if (it != values->end()) set_in_map(node, values == &public_ips ? "publicIP" : "instanceId", it->second, "privateIP");
     }
   }
   std::sort(edits.begin(), edits.end(), [](const Edit& a, const Edit& b) { return a.begin > b.begin; });

@@ -29,9 +29,10 @@ CLI::App* add_aws_command(CLI::App& app, AwsOptions& options);
 int run_aws(const AwsOptions& options, std::ostream& out, std::ostream& err);
 
 // The topology text with cluster.apiEndpoint.host set to `api_host` (unless empty) and each named
-// node's publicIP set, every other byte (comments, order, quoting) kept. Throws kb::Error when the
+// node's publicIP and instanceId set, every other byte (comments, order, quoting) kept. Throws kb::Error when the
 // file's layout is one it cannot edit safely.
 std::string patch_topology_text(const std::string& text, const std::string& api_host,
-                                const std::map<std::string, std::string>& public_ips);
+                                const std::map<std::string, std::string>& public_ips,
+                                const std::map<std::string, std::string>& instance_ids = {});
 
 }  // namespace kb

@@ -71,3 +71,19 @@ TEST_CASE("aws: patching the example keeps it valid and changes only those value
                           std::string("x-api.elb.amazonaws.com").size() + std::string("\n    publicIP: 3.3.3.3").size());
   CHECK(patch_topology_text(text, "", {}) == text);
 }
+
+TEST_CASE("aws: instance ids are written next to privateIP and bind the nodes", "[aws_cli]") {
+  std::string text = kb::read_file(std::string(KB_SOURCE_DIR) + "/examples/aws-ha.yaml");
+  std::string out = patch_topology_text(text, "", {{"worker-2", "3.3.3.3"}}, {{"worker-2", "i-0123456789abcdef0"}, {"control-0", "i-0a"}});
+  auto r = kb::parse_topology(out, "aws-ha.yaml");
+  REQUIRE(r.ok());
+  CHECK(r.topology->nodes.back().instance_id == "i-0123456789abcdef0");
+  CHECK(r.topology->nodes.back().public_ip == "3.3.3.3");
+  CHECK(r.topology->nodes.front().instance_id == "i-0a");
+  // A second run with another id replaces the value where it stands.
+  std::string again = patch_topology_text(out, "", {}, {{"worker-2", "i-0b"}});
+  auto r2 = kb::parse_topology(again, "aws-ha.yaml");
+  REQUIRE(r2.ok());
+  CHECK(r2.topology->nodes.back().instance_id == "i-0b");
+  CHECK(again.size() == out.size() - std::string("0123456789abcdef0").size() + 2);
+}

@@ -65,6 +65,7 @@ BundleInfo write_node_bundle(const ClusterPlan& plan, const NodePlan& node, cons
   m.node_name = node.node.name;
   m.role = to_string(node.node.role);
   m.hostname = node.node.hostname;
+  m.instance_id = node.node.instance_id;
   m.private_ip = node.node.private_ip;
   m.kubernetes_version = kubernetes_version;
   m.signing_key_sha256 = key.fingerprint();

@@ -188,7 +188,7 @@ constexpr std::string_view kAwsKeys[] = {"region",           "vpcCIDR",     "sub
 constexpr std::string_view kAwsInstanceTypeKeys[] = {"controlPlane", "worker"};
 constexpr std::string_view kAwsImageKeys[] = {"id", "name", "owner"};
 constexpr std::string_view kAwsUserDataKeys[] = {"bundleURL", "installerURL"};
-constexpr std::string_view kNodeKeys[] = {"name", "role", "privateIP", "publicIP", "hostname", "podCIDR"};
+constexpr std::string_view kNodeKeys[] = {"name", "role", "privateIP", "publicIP", "hostname", "podCIDR", "instanceId"};
 
 constexpr std::string_view kRoleNames[] = {"control-plane", "worker", "both"};
 constexpr Role kRoles[] = {Role::ControlPlane, Role::Worker, Role::Both};
@@ -836,6 +836,15 @@ class Parser {
       n.hostname = n.name;
       info.hostname_ok = info.name_ok;
       info.hostname_loc = info.name_loc;
+    }
+    Loc id_loc;
+    if (auto id = string_field(f, "instanceId", false, "i-0123456789abcdef0", &id_loc)) {
+      bool ok = id->size() > 2 && id->size() <= 34 && id->rfind("i-", 0) == 0 &&
+                std::all_of(id->begin() + 2, id->end(), [](char ch) { return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'); });
+      if (!ok)
+        error(id_loc, f.path + ".instanceId: '" + *id + "' is not an EC2 instance id",
+              "write it as i- and lowercase letters and digits, e.g. i-0123456789abcdef0, or leave it out");
+      n.instance_id = *id;
     }
     if (f.find("podCIDR")) {
       info.pod_cidr = cidr_field(f, "podCIDR", &info.pod_cidr_loc);

@@ -42,6 +42,7 @@ struct Node {
   std::string public_ip;   // empty when not given
   std::string hostname;    // defaults to name
   std::string pod_cidr;    // workers (and "both"): given or assigned in node order; empty otherwise
+  std::string instance_id;  // EC2 instance id (written by `kbundle aws up`); binds the bundle to it
 
   bool is_control_plane() const { return role == Role::ControlPlane || role == Role::Both; }
   bool is_worker() const { return role == Role::Worker || role == Role::Both; }
