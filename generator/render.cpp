@@ -191,7 +191,8 @@ const std::string& embedded_template(const std::string& name) {
 }
 
 std::vector<PlannedFile> render_units_and_configs(const Topology& topology, const Node& node) {
-  std::vector<Output> outputs;
+  // Every node: the unit that finishes or undoes an interrupted apply at boot.
+  std::vector<Output> outputs{{"kbundle-recover.service.mustache", in_dir(paths::kSystemdDir, "kbundle-recover.service"), FileClass::Unit}};
   if (node.is_control_plane()) {
     auto cp = control_plane_outputs();
     outputs.insert(outputs.end(), cp.begin(), cp.end());

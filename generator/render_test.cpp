@@ -70,13 +70,13 @@ const PlannedFile& file_at(const std::vector<PlannedFile>& files, const std::str
 std::string unit_path(const std::string& name) { return std::string(kb::paths::kSystemdDir) + "/" + name; }
 
 const std::set<std::string> kControlPlaneFiles = {
-    unit_path("etcd.service"),           unit_path("kube-apiserver.service"),
+    unit_path("kbundle-recover.service"),  unit_path("etcd.service"),           unit_path("kube-apiserver.service"),
     unit_path("kube-controller-manager.service"), unit_path("kube-scheduler.service"),
     kb::paths::kSchedulerConfig,         kb::paths::kAuditPolicy,
     kb::paths::kAdmissionControlConfig,
 };
 const std::set<std::string> kWorkerFiles = {
-    unit_path("containerd.service"), unit_path("kubelet.service"),   unit_path("kube-proxy.service"),
+    unit_path("kbundle-recover.service"), unit_path("containerd.service"), unit_path("kubelet.service"),   unit_path("kube-proxy.service"),
     kb::paths::kContainerdConfig,    kb::paths::kKubeletConfig,      kb::paths::kKubeProxyConfig,
     kb::paths::kCniBridgeConf,       kb::paths::kCniLoopbackConf,    kb::paths::kSysctlConf,
     kb::paths::kModulesLoadConf,
@@ -312,7 +312,7 @@ TEST_CASE("every ExecStart flag is known to its component and every path comes f
   std::set<std::string> binaries_seen;
   for (const auto& [node, files] : render_all(t)) {
     for (const auto& f : files) {
-      if (f.cls != FileClass::Unit) continue;
+      if (f.cls != FileClass::Unit || f.path == unit_path("kbundle-recover.service")) continue;  // checked below
       INFO(node << " " << f.path);
       const ExecStart e = exec_start(f.content);
       REQUIRE(e.binary.rfind(std::string(kb::paths::kBinDir) + "/", 0) == 0);
@@ -341,7 +341,7 @@ TEST_CASE("units carry the ordering, restart policy and install section", "[rend
   t.nodes[0].pod_cidr = "10.200.9.0/24";
   const auto files = kb::render_units_and_configs(t, t.nodes[0]);
   for (const auto& f : files) {
-    if (f.cls != FileClass::Unit) continue;
+    if (f.cls != FileClass::Unit || f.path == unit_path("kbundle-recover.service")) continue;  // checked below
     INFO(f.path);
     const std::string& u = f.content;
     CHECK(u.rfind("[Unit]\n", 0) == 0);
@@ -351,6 +351,18 @@ TEST_CASE("units carry the ordering, restart policy and install section", "[rend
     CHECK(u.find("\nRestartSec=5\n") != std::string::npos);
     CHECK(u.find("\n[Install]\nWantedBy=multi-user.target\n") != std::string::npos);
   }
+  // The installer's boot-time recovery: a oneshot before every cluster unit, only when a journal is left.
+  const std::string recover = file_at(files, unit_path("kbundle-recover.service")).content;
+  for (const char* line : {"\nType=oneshot\n", "\nExecStart=/usr/local/bin/kbundle-installer recover\n", "\nDefaultDependencies=no\n",
+                           "\nConditionPathExists=/var/lib/kbundle/journal.json\n", "\n[Install]\nWantedBy=multi-user.target\n"})
+    CHECK(recover.find(line) != std::string::npos);
+  const size_t before = recover.find("\nBefore=");
+  REQUIRE(before != std::string::npos);
+  std::string before_line = recover.substr(before + 8, recover.find('\n', before + 1) - before - 8);
+  before_line = " " + before_line + " ";
+  for (const char* unit : {" etcd.service ", " kube-apiserver.service ", " containerd.service ", " kubelet.service "})
+    CHECK(before_line.find(unit) != std::string::npos);
+  CHECK(recover.find("Restart=") == std::string::npos);
   const std::string etcd = file_at(files, unit_path("etcd.service")).content;
   CHECK(etcd.find("\nType=notify\n") != std::string::npos);
   CHECK(etcd.find("\nLimitNOFILE=") != std::string::npos);

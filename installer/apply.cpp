@@ -5,6 +5,7 @@
 #include <exception>
 #include <mutex>
 #include <thread>
+#include <vector>
 #include <cerrno>
 #include <cstdlib>
 #include <fcntl.h>
@@ -14,7 +15,9 @@
 #include "bundles/atomic_file.h"
 #include "bundles/bundle_error.h"
 #include "bundles/bundle_reader.h"
+#include "bundles/hash.h"
 #include "installer/fault.h"
+#include "installer/images.h"
 #include "installer/live_fs.h"
 #include "installer/run.h"
 #include "installer/trust.h"
@@ -32,10 +35,11 @@ class DiscardSink : public MemberSink {
 
 // Writes each file member to a temp file under `dir`/files; a member becomes its final name
 // only in finish(), i.e. after its size and sha256 matched the signed manifest.
-// Writes each verified member into staging. The reader decompresses and hashes on the calling
-// thread; the file writes run on a second thread (as `zstd -dc | tar -x` runs two processes),
-// through a small bounded queue, so memory stays flat. finish() drains the queue and only then
-// publishes the file; any write error is rethrown on the reader's thread.
+// The reader decompresses on the calling thread; hashing and the file writes run on a second
+// thread (as `zstd -dc | tar -x` runs two processes; sha256 and zstd cost about the same), through
+// a small bounded queue of recycled 256 KiB buffers, so memory stays flat. received_sha256()
+// drains the queue and hands the digest back to the reader, which compares it with the manifest
+// before it calls finish(); any write error is rethrown on the reader's thread.
 class StagingSink : public MemberSink {
  public:
   explicit StagingSink(std::string dir) : dir_(std::move(dir)), writer_([this] { write_loop(); }) {}
@@ -53,24 +57,35 @@ class StagingSink : public MemberSink {
     std::string target = dir_ + "/files" + e.path;
     ensure_dir(parent_of(target), 0700);
     file_ = std::make_unique<AtomicFile>(target, 0600);
+    hash_ = std::make_unique<Sha256>();
     written_ = flushed_ = 0;
   }
   void write(std::string_view block) override {
     std::unique_lock<std::mutex> lock(mu_);
     cv_.wait(lock, [&] { return queue_.size() < kMaxQueued || error_; });
     rethrow_locked();
-    queue_.emplace_back(block);
+    std::string buf;
+    if (!spare_.empty()) {
+      buf = std::move(spare_.back());
+      spare_.pop_back();
+    }
+    lock.unlock();
+    buf.assign(block);  // copied outside the lock; reuses the spare's capacity
+    lock.lock();
+    queue_.push_back(std::move(buf));
     cv_.notify_all();
+  }
+  bool hashes_members() const override { return true; }
+  std::string received_sha256() override {
+    drain();
+    return hash_->hex_digest();
   }
   void finish() override {
     if (!file_) return;
-    {
-      std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return (queue_.empty() && !busy_) || error_; });
-      rethrow_locked();
-    }
+    drain();
     file_->commit();
     file_.reset();
+    hash_.reset();
   }
 
  private:
@@ -79,6 +94,11 @@ class StagingSink : public MemberSink {
 
   void rethrow_locked() {
     if (error_) std::rethrow_exception(error_);
+  }
+  void drain() {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return (queue_.empty() && !busy_) || error_; });
+    rethrow_locked();
   }
 
   void write_loop() {
@@ -93,6 +113,7 @@ class StagingSink : public MemberSink {
       lock.unlock();
       std::exception_ptr failed;
       try {
+        hash_->update(block);
         file_->write(block);
         written_ += block.size();
         // Start writeback every 8 MiB, so that commit()'s fsync does not wait for a whole binary.
@@ -106,6 +127,7 @@ class StagingSink : public MemberSink {
       }
       lock.lock();
       busy_ = false;
+      spare_.push_back(std::move(block));
       if (failed && !error_) error_ = failed;
       if (error_) queue_.clear();
       cv_.notify_all();
@@ -113,11 +135,14 @@ class StagingSink : public MemberSink {
   }
 
   std::string dir_;
-  std::unique_ptr<AtomicFile> file_;  // touched by the writer only while blocks are queued or busy_
+  // Touched by the writer only while blocks are queued or busy_.
+  std::unique_ptr<AtomicFile> file_;
+  std::unique_ptr<Sha256> hash_;
   uint64_t written_ = 0, flushed_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::string> queue_;
+  std::vector<std::string> spare_;  // emptied buffers, reused so blocks are not reallocated
   bool busy_ = false, stop_ = false;
   std::exception_ptr error_;
   std::thread writer_;  // last: started once everything above exists
@@ -322,6 +347,9 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
     } else if (std::string why = machine_mismatch(m); !why.empty()) {
       throw InstallerError(ExitCode::Refused, bundle + ": " + why + "; refused");
     }
+    // A bundle bound to an EC2 instance is checked even under --node: IMDS can be pointed at in tests.
+    if (std::string why = instance_mismatch(m, [&](const std::string& w) { r.warn(w); }); !why.empty())
+      throw InstallerError(ExitCode::Refused, bundle + ": " + why + "; refused");
 
     // 4. Serial (G4): never backwards; the same serial is a no-op only with the same manifest.
     auto installed = read_installed(L);
@@ -435,6 +463,7 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
         sm.disable(u);
       }
       for (const auto& u : m.units) sm.enable(u);
+      if (has_recover_unit(m)) sm.enable(kRecoverUnit);
       for (size_t i = 0; i < plan.restart.size(); ++i) {
         j.restarted.push_back(plan.restart[i]);
         r.journal(j);
@@ -453,19 +482,15 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
     // 11. Health checks gate the commit; a failure restores the previous generation.
     j.phase = "health";
     r.journal(j);
-    if (opt.no_systemd) {
-      r.say("health checks skipped (--no-systemd)");
-    } else {
-      for (const auto& check : m.health_checks) {
-        HealthResult res = r.hooks.health ? r.hooks.health(check, opt.root, sm) : HealthResult{false, "no health checker"};
-        std::string name = check.value("name", check.value("target", std::string("?")));
-        r.say("health " + name + ": " + (res.ok ? "ok" : "FAILED") + " (" + res.detail + ")");
-        if (!res.ok) {
-          undo_switch(r, j, old_units);
-          throw InstallerError(ExitCode::HealthRolledBack, "health check " + name + " failed: " + res.detail +
-                                                               "; rolled back to serial " + serial_text(old_serial));
-        }
-      }
+    if (std::string why = health_gate(r, m, opt.no_systemd); !why.empty()) {
+      undo_switch(r, j, old_units);
+      throw InstallerError(ExitCode::HealthRolledBack, why + "; rolled back to serial " + serial_text(old_serial));
+    }
+    // 11b. The bundle's images into containerd, now that it is up; a failure is a failed health check.
+    if (std::string why = import_images(r, m, j.done); !why.empty()) {
+      undo_switch(r, j, old_units);
+      throw InstallerError(ExitCode::HealthRolledBack,
+                           "health check images failed: " + why + "; rolled back to serial " + serial_text(old_serial));
     }
 
     // 12. Commit: the new manifest becomes current, the journal goes, the previous generation stays.

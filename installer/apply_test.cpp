@@ -221,6 +221,26 @@ TEST_CASE("rollback returns to the previous generation; the first generation can
   CHECK(apply_bundle(options(f.root), f.b2).code == ExitCode::Ok);
 }
 
+TEST_CASE("rollback runs the restored generation's health checks and reports a failure", "[apply]") {
+  Fixture f;
+  REQUIRE(apply_bundle(options(f.root, f.key), f.b1).code == ExitCode::Ok);
+  auto gen1 = snapshot(f.root, kState);
+  REQUIRE(apply_bundle(options(f.root), f.b2).code == ExitCode::Ok);
+  auto opt = options(f.root);
+  opt.no_systemd = false;  // the null manager still, but health checks run
+  int checks = 0;
+  auto rb = run([](const Options& o, const Hooks& h, Io io) { return rollback(o, h, io); }, opt,
+                [&](const nlohmann::json&, const std::string&, ServiceManager&) {
+                  ++checks;
+                  return HealthResult{false, "connection refused (after 60 s)"};
+                });
+  CHECK(checks == 1);
+  CHECK(rb.code == ExitCode::Failure);
+  CHECK(rb.err.find("rolled back to serial 1, but health check") != std::string::npos);
+  CHECK(rb.err.find("connection refused") != std::string::npos);
+  CHECK(snapshot(f.root, kState) == gen1);  // the rollback itself stands
+}
+
 TEST_CASE("dry run writes nothing; reset removes what kbundle installed and keeps etcd data", "[apply]") {
   Fixture f;
   auto empty = snapshot(f.root, "", true);

@@ -93,6 +93,11 @@ int run_cli(int argc, char** argv, const Hooks& hooks, std::ostream& out, std::o
   } catch (const UsageError& e) {
     err << "kbundle-installer: error: " << e.what << "\n" << kUsage;
     return static_cast<int>(ExitCode::Usage);
+  } catch (const std::exception& e) {
+    // Before a command could run (e.g. --root names no directory): still one clear line, exit 1.
+    err << "kbundle-installer: error: " << e.what() << "\n";
+    if (opt.json) out << nlohmann::json{{"error", e.what()}, {"exit_code", static_cast<int>(ExitCode::Failure)}}.dump() << "\n";
+    return static_cast<int>(ExitCode::Failure);
   }
 }
 

@@ -188,6 +188,20 @@ ExitCode status(const Options& opt, const Hooks& hooks, Io io) {
   });
 }
 
+std::string health_gate(Run& r, const Manifest& m, bool no_systemd) {
+  if (no_systemd) {
+    r.say("health checks skipped (--no-systemd)");
+    return "";
+  }
+  for (const auto& check : m.health_checks) {
+    HealthResult res = r.hooks.health ? r.hooks.health(check, r.opt.root, r.services()) : HealthResult{false, "no health checker"};
+    std::string name = check.value("name", check.value("target", std::string("?")));
+    r.say("health " + name + ": " + (res.ok ? "ok" : "FAILED") + " (" + res.detail + ")");
+    if (!res.ok) return "health check " + name + " failed: " + res.detail;
+  }
+  return "";
+}
+
 ExitCode rollback(const Options& opt, const Hooks& hooks, Io io) {
   return guarded(opt, hooks, io, "rollback", [&](Run& r) {
     recover_if_needed(r);
@@ -233,6 +247,7 @@ ExitCode rollback(const Options& opt, const Hooks& hooks, Io io) {
         sm.disable(u);
       }
     for (const auto& u : older.units) sm.enable(u);
+    if (has_recover_unit(older)) sm.enable(kRecoverUnit);
     for (const auto& u : units_to_restart(older.units, restored)) {
       sm.restart(u, u == "etcd.service");
       r.say("restarted " + u);
@@ -243,6 +258,10 @@ ExitCode rollback(const Options& opt, const Hooks& hooks, Io io) {
     r.say("rolled back from serial " + std::to_string(inst.manifest.serial) + " to " + std::to_string(*prev) + " (" +
           std::to_string(restored.size()) + " paths restored)");
     r.report["restored"] = restored;
+    // The restored generation answers its own health checks, or the user hears it now.
+    if (std::string why = health_gate(r, older, opt.no_systemd); !why.empty())
+      throw InstallerError(ExitCode::Failure, "rolled back to serial " + std::to_string(*prev) + ", but " + why +
+                                                  "; the node runs serial " + std::to_string(*prev) + " (see `status`)");
     return ExitCode::Ok;
   });
 }

@@ -19,7 +19,7 @@
 
 namespace kb::installer {
 
-// The process exit codes (README: docs/installer.md).
+// The process exit codes (README.md, section 5).
 enum class ExitCode {
   Ok = 0,
   Failure = 1,        // I/O, space, drift found, a crash that could not be recovered

@@ -1,4 +1,4 @@
-// kbundle-installer: see installer/installer.h for the commands and docs/installer.md for the guide.
+// kbundle-installer: see installer/installer.h for the commands and README.md, section 5, for the guide.
 #include <iostream>
 
 #include "installer/installer.h"

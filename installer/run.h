@@ -40,7 +40,7 @@ std::optional<Installed> read_installed(const Layout& layout);
 // Makes the generation saved in `dir` (manifest.json and, when saved, manifest.sig) the current one.
 void restore_current_manifest(const Layout& layout, const std::string& dir);
 
-// Finishes or undoes whatever the journal says was interrupted (see docs/installer.md).
+// Finishes or undoes whatever the journal says was interrupted (README.md, "Crash safety").
 // Returns true when there was something to recover. With --dry-run it only refuses to go on.
 bool recover_if_needed(Run& r);
 
@@ -53,5 +53,10 @@ ExitCode guarded(const Options& opt, const Hooks& hooks, Io io, const char* comm
                  const std::function<ExitCode(Run&)>& body);
 
 void remove_journal(const Layout& layout);
+
+// Runs the manifest's health checks in order, saying each result; stops at the first failure
+// and returns "health check NAME failed: DETAIL", or "" when all pass. Skipped (and said so)
+// with --no-systemd.
+std::string health_gate(Run& r, const Manifest& m, bool no_systemd);
 
 }  // namespace kb::installer

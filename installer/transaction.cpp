@@ -58,6 +58,11 @@ std::vector<std::string> unit_paths(const std::string& unit) {
   return p;
 }
 
+bool has_recover_unit(const Manifest& m) {
+  const std::string path = std::string("/etc/systemd/system/") + kRecoverUnit;
+  return std::any_of(m.entries.begin(), m.entries.end(), [&](const ManifestEntry& e) { return e.path == path; });
+}
+
 std::vector<std::string> units_to_restart(const std::vector<std::string>& units, const std::vector<std::string>& changed) {
   std::vector<std::string> out;
   for (const auto& u : units) {

@@ -55,9 +55,14 @@ struct Plan {
 Plan make_plan(const Layout& layout, const Manifest& next, const Manifest* installed);
 
 // The path prefixes a unit depends on (its unit file, binary and data directories),
-// see docs/installer.md. A unit restarts when any changed path is one of them or below.
+// see unit_paths() in transaction.cpp. A unit restarts when any changed path is one of them or below.
 std::vector<std::string> unit_paths(const std::string& unit);
 std::vector<std::string> units_to_restart(const std::vector<std::string>& units, const std::vector<std::string>& changed);
+
+// Every bundle carries kbundle-recover.service: enabled, never started by apply (it runs
+// `kbundle-installer recover` at boot, before the cluster's units, when a journal is left).
+inline constexpr const char* kRecoverUnit = "kbundle-recover.service";
+bool has_recover_unit(const Manifest& m);
 
 struct Journal {
   std::string op = "apply";  // or "rollback"

@@ -12,6 +12,7 @@
 #include "bundles/atomic_file.h"
 #include "bundles/bundle_error.h"
 #include "bundles/signing.h"
+#include "installer/imds.h"
 #include "installer/live_fs.h"
 
 namespace kb::installer {
@@ -78,6 +79,22 @@ Trust resolve_trust(const Layout& layout, const Options& opt, const std::string&
   }
   throw InstallerError(ExitCode::BadBundle, layout.trust_key() + ": no pinned signing key; the first apply needs "
                                             "--trust-key FILE or --trust-fingerprint HEX (fail closed)");
+}
+
+std::string instance_mismatch(const Manifest& m, const std::function<void(const std::string&)>& warn) {
+  if (m.instance_id.empty()) return "";
+  try {
+    bool overridden = false;
+    ImdsEndpoint ep = imds_endpoint(&overridden);
+    if (overridden) warn("instance metadata asked at " + ep.ip + ":" + std::to_string(ep.port) + " (KB_IMDS_ENDPOINT, tests only)");
+    std::string id = imds_instance_id(ep);
+    if (id != m.instance_id)
+      return "bundle is for EC2 instance " + m.instance_id + " (node " + m.node_name + "), this is " + id;
+    return "";
+  } catch (const std::exception& e) {
+    return "bundle is bound to EC2 instance " + m.instance_id + " (node " + m.node_name + ") and this machine's identity cannot be read: " +
+           e.what();
+  }
 }
 
 std::string machine_mismatch(const Manifest& m) {

@@ -2,6 +2,7 @@
 // Which public key a bundle must be signed with (G1, fail closed), and whether
 // a manifest is meant for this machine (G5).
 
+#include <functional>
 #include <string>
 
 #include "bundles/manifest.h"
@@ -27,5 +28,10 @@ std::string normalize_fingerprint(const std::string& text);
 // Empty when this machine has the manifest's hostname and private IPv4 address,
 // otherwise why not.
 std::string machine_mismatch(const Manifest& m);
+
+// Empty when the manifest names no EC2 instance or the instance metadata service
+// (IMDSv2) says this is it; otherwise why not (also when the service cannot be asked:
+// a bound bundle fails closed). `warn` hears about a test-only endpoint override.
+std::string instance_mismatch(const Manifest& m, const std::function<void(const std::string&)>& warn);
 
 }  // namespace kb::installer

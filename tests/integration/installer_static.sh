@@ -35,4 +35,11 @@ for n in control-0 control-1 control-2 worker-0 worker-1 worker-2; do
   # Secrets never printed.
   inst --root "$R" --json status 2>&1 | grep >/dev/null -e "PRIVATE KEY" && fail "$n: status printed a key"
 done
+# A bad --root is one clear line and exit 1 (it once aborted with an uncaught exception, exit 134).
+set +e
+"$INSTALLER" --no-systemd --root "$WORK/no-such-root" status >"$WORK/badroot.log" 2>&1
+rc=$?
+set -e
+[ $rc -eq 1 ] || { cat "$WORK/badroot.log" >&2; fail "--root of a missing directory: exit $rc, want 1"; }
+grep >/dev/null -e "^kbundle-installer: error: --root $WORK/no-such-root" "$WORK/badroot.log" || fail "--root error not named"
 pass "statically linked, $size bytes ($stripped stripped), --version $((us / 1000)).$(((us % 1000) / 100)) ms average over 100 runs; 6 real bundles applied, 2 serials, rollback"
