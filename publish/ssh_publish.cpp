@@ -136,13 +136,60 @@ class SftpSession {
   const std::string& known_hosts() const { return known_hosts_; }
   const std::string& identity() const { return identity_; }
 
-  // Uploads one file as DIR/NAME (0600), through DIR/.NAME.part and a rename.
+  // Whether DIR/NAME already holds these bytes: its size matches and the digest file that the last
+  // upload left beside it (DIR/.NAME.sha256, written after the file was complete) names this sha256.
+  // A node verifies every bundle it applies anyway; this only saves sending the same bytes again.
+  bool holds(const Artifact& a) {
+    const std::string final_path = t_.dir + "/" + a.name;
+    std::string digest;
+    setup(t_.dir + "/." + a.name + ".sha256");
+    curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, append_cb);
+    curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &digest);
+    CURLcode rc = curl_easy_perform(curl_);
+    if (rc == CURLE_REMOTE_FILE_NOT_FOUND) return false;
+    if (rc != CURLE_OK) fail(rc, "reading the digest beside " + final_path);
+    if (digest != a.sha256 + "\n") return false;
+    return remote_size(final_path) == static_cast<curl_off_t>(a.size);
+  }
+
+  // Uploads one file as DIR/NAME (0600), through DIR/.NAME.part and a rename, then its digest file.
   void upload(const Artifact& a, bool progress, std::ostream& err) {
-    const std::string final_path = t_.dir + "/" + a.name, part = t_.dir + "/." + a.name + ".part";
     FILE* f = std::fopen(a.path.c_str(), "rb");
     if (!f) throw_errno(a.path);
-    Progress bar(err, progress, a.name);
-    ProgressSink sink{&bar, a.size};
+    send(f, a.name, a.size, progress, err);
+    std::string digest = a.sha256 + "\n";
+    FILE* d = ::fmemopen(digest.data(), digest.size(), "rb");
+    if (!d) throw_errno("fmemopen");
+    send(d, "." + a.name + ".sha256", digest.size(), false, err);
+  }
+
+  int retries() const { return retries_; }
+  std::string where() const { return t_.user + "@" + known_hosts_name(t_) + ":"; }
+
+ private:
+  static size_t append_cb(char* data, size_t size, size_t count, void* user) {
+    auto* s = static_cast<std::string*>(user);
+    if (s->size() + size * count > 4096) return 0;  // a digest file is 65 bytes
+    s->append(data, size * count);
+    return size * count;
+  }
+
+  curl_off_t remote_size(const std::string& path) {
+    setup(path);
+    curl_easy_setopt(curl_, CURLOPT_NOBODY, 1L);
+    CURLcode rc = curl_easy_perform(curl_);
+    if (rc == CURLE_REMOTE_FILE_NOT_FOUND) return -1;
+    if (rc != CURLE_OK) fail(rc, "size check of " + path);
+    curl_off_t size = -1;
+    curl_easy_getinfo(curl_, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &size);
+    return size;
+  }
+
+  // Sends `f` (closed here) as DIR/NAME, 0600, through DIR/.NAME.part and a rename; checks the size that landed.
+  void send(FILE* f, const std::string& name, uint64_t bytes, bool progress, std::ostream& err) {
+    const std::string final_path = t_.dir + "/" + name, part = t_.dir + "/." + name + ".part";
+    Progress bar(err, progress, name);
+    ProgressSink sink{&bar, bytes};
     curl_slist* pre = curl_slist_append(nullptr, ("*rm " + quote_path(part)).c_str());
     curl_slist* post = curl_slist_append(nullptr, ("*rm " + quote_path(final_path)).c_str());
     post = curl_slist_append(post, ("rename " + quote_path(part) + " " + quote_path(final_path)).c_str());
@@ -153,7 +200,7 @@ class SftpSession {
       curl_easy_setopt(curl_, CURLOPT_UPLOAD, 1L);
       curl_easy_setopt(curl_, CURLOPT_READFUNCTION, read_file_cb);
       curl_easy_setopt(curl_, CURLOPT_READDATA, f);
-      curl_easy_setopt(curl_, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(a.size));
+      curl_easy_setopt(curl_, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(bytes));
       curl_easy_setopt(curl_, CURLOPT_NEW_FILE_PERMS, 0600L);
       curl_easy_setopt(curl_, CURLOPT_NEW_DIRECTORY_PERMS, 0700L);
       curl_easy_setopt(curl_, CURLOPT_FTP_CREATE_MISSING_DIRS, static_cast<long>(CURLFTP_CREATE_DIR));
@@ -169,23 +216,14 @@ class SftpSession {
     std::fclose(f);
     curl_slist_free_all(pre);
     curl_slist_free_all(post);
-    if (rc != CURLE_OK) fail(rc, "upload of " + a.path + " to " + final_path);
+    if (rc != CURLE_OK) fail(rc, "upload of " + name + " to " + final_path);
     // What landed has the size we sent.
-    setup(final_path);
-    curl_easy_setopt(curl_, CURLOPT_NOBODY, 1L);
-    rc = curl_easy_perform(curl_);
-    if (rc != CURLE_OK) fail(rc, "size check of " + final_path);
-    curl_off_t size = -1;
-    curl_easy_getinfo(curl_, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &size);
-    if (size != static_cast<curl_off_t>(a.size))
-      throw Error(where() + final_path + ": " + std::to_string(size) + " bytes after the upload, " + a.path + " has " +
-                  std::to_string(a.size));
+    curl_off_t size = remote_size(final_path);
+    if (size != static_cast<curl_off_t>(bytes))
+      throw Error(where() + final_path + ": " + std::to_string(size) + " bytes after the upload, " + name + " has " +
+                  std::to_string(bytes));
   }
 
-  int retries() const { return retries_; }
-  std::string where() const { return t_.user + "@" + known_hosts_name(t_) + ":"; }
-
- private:
   static bool transient(CURLcode rc) {
     return rc == CURLE_COULDNT_CONNECT || rc == CURLE_OPERATION_TIMEDOUT || rc == CURLE_SEND_ERROR ||
            rc == CURLE_RECV_ERROR || rc == CURLE_GOT_NOTHING;
@@ -296,14 +334,19 @@ void publish_ssh(const PublishOptions& o, const PublishSet& set, nlohmann::json&
     auto& uploaded = j["files"] = nlohmann::json::array();
     for (const Artifact* a : files) {
       auto start = std::chrono::steady_clock::now();
-      session.upload(*a, progress, err);
-      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      uploaded.push_back({{"name", a->name}, {"size", a->size}, {"sha256", a->sha256}, {"seconds", seconds}});
-      if (!o.json) {
-        char line[96];
-        std::snprintf(line, sizeof line, " (%llu bytes, 0600, %.2f s, size verified)",
-                      static_cast<unsigned long long>(a->size), seconds);
-        out << "uploaded   " << session.where() << t.dir << "/" << a->name << line << "\n";
+      if (!o.force && session.holds(*a)) {
+        uploaded.push_back({{"name", a->name}, {"size", a->size}, {"sha256", a->sha256}, {"status", "unchanged"}});
+        if (!o.json) out << "unchanged  " << session.where() << t.dir << "/" << a->name << "\n";
+      } else {
+        session.upload(*a, progress, err);
+        double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+        uploaded.push_back({{"name", a->name}, {"size", a->size}, {"sha256", a->sha256}, {"seconds", seconds}, {"status", "uploaded"}});
+        if (!o.json) {
+          char line[96];
+          std::snprintf(line, sizeof line, " (%llu bytes, 0600, %.2f s, size verified)",
+                        static_cast<unsigned long long>(a->size), seconds);
+          out << "uploaded   " << session.where() << t.dir << "/" << a->name << line << "\n";
+        }
       }
       if (check.result == HostKeyCheck::Result::Missing && o.accept_new) {
         add_known_host(session.known_hosts(), known_hosts_name(t) + " " + check.type + " " + check.blob_b64);

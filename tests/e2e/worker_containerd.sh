@@ -43,7 +43,7 @@ source "$(dirname "$0")/nspawn.bash"
 nspawn_require
 source "$KB_SOURCE_DIR/tests/integration/fetch_lib.bash"  # skips without Debian's binaries
 need sha256sum python3
-[ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep -q "statically linked" ||
+[ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep >/dev/null "statically linked" ||
   skip "/bin/busybox is not a static busybox (scripts/deps.sh test installs busybox-static)"
 INSTALLER=$KB_BUILD_DIR/installer/kbundle-installer
 REBUNDLE=$KB_BUILD_DIR/tests/kb_e2e_rebundle
@@ -162,7 +162,7 @@ apply_ok "$WORK/next2.log" "/opt/bundles/$W-next2.kbundle"
 grep -q "^imported /var/lib/kbundle/images/coredns.tar as registry.k8s.io/coredns/coredns:v1.11.3 .*it was missing" "$WORK/next2.log" ||
   { cat "$WORK/next2.log" >&2; fail "the removed CoreDNS image was not imported again"; }
 grep -q "^imported /var/lib/kbundle/images/pause.tar" "$WORK/next2.log" && fail "pause was imported again although containerd has it"
-images_ls | grep -q "^registry.k8s.io/coredns/coredns:v1.11.3 " || fail "CoreDNS is not back in containerd"
+images_ls | grep >/dev/null "^registry.k8s.io/coredns/coredns:v1.11.3 " || fail "CoreDNS is not back in containerd"
 lap "lost image imported again"
 
 nspawn_stop "$W"

@@ -32,7 +32,7 @@ s3curl --fail-with-body -o "$WORK/got.kbundle" "$MOTO_URL/kb-test/r/worker-2.kbu
 cmp "$WORK/got.kbundle" "$WORK/out/worker-2.kbundle" || fail "the stored bytes differ from the bundle"
 "$KBUNDLE" inspect --pubkey "$WORK/out/bundle-signing.pub" "$WORK/got.kbundle" >/dev/null || fail "stored bundle does not verify"
 # No multipart upload was left behind.
-s3curl "$MOTO_URL/kb-test?uploads=" | grep -q "<Upload>" && fail "an unfinished multipart upload is left"
+s3curl "$MOTO_URL/kb-test?uploads=" | grep >/dev/null "<Upload>" && fail "an unfinished multipart upload is left"
 
 echo "publish_retry: $(sed -n 2p "$WORK/proxy.log"); $(stat -c %s "$WORK/out/worker-2.kbundle") bytes in" \
   "$(python3 -c "print(f'{$end - $start:.2f}')") s"

@@ -10,7 +10,7 @@ need ssh-keygen ssh python3
 SSHD=$(command -v sshd || echo /usr/sbin/sshd)
 [ -x "$SSHD" ] || skip "sshd is not installed (apt-get install openssh-server)"
 [ "$(id -u)" = 0 ] || skip "needs root: an sshd with its own config logs users in only as root"
-curl -V | grep -q '^Protocols:.* sftp' || skip "this libcurl has no sftp (libssh2) support"
+curl -V | grep >/dev/null '^Protocols:.* sftp' || skip "this libcurl has no sftp (libssh2) support"
 export HOME=$WORK/home
 mkdir -p "$HOME" "$WORK/sshd"
 
@@ -84,14 +84,30 @@ for f in "$WORK"/out/*.kbundle "$WORK/out/bundle-signing.pub" "$INSTALLER"; do
   cmp "$f" "$WORK/r2/$n" || fail "$n: uploaded bytes differ"
   [ "$(stat -c %a "$WORK/r2/$n")" = 600 ] || fail "$n: mode $(stat -c %a "$WORK/r2/$n"), expected 600"
 done
-ls -a "$WORK/r2" | grep -q '\.part$' && fail "a temporary .part file was left"
+ls -a "$WORK/r2" | grep >/dev/null '\.part$' && fail "a temporary .part file was left"
 for f in "$WORK"/r2/*.kbundle; do
   "$KBUNDLE" inspect --pubkey "$WORK/r2/bundle-signing.pub" "$f" >/dev/null || fail "$f does not verify"
 done
 J=$(cat "$WORK/p2.json")
 [ "$(jget "$J" 'len(j["targets"])')" = 6 ] || fail "expected 6 targets: $J"
-jget "$J" 'j["targets"][4]["commands"][0]["ssh"]' | grep -q "^ssh -p $port root@127.0.0.5 .*kbundle-installer apply --trust-fingerprint sha256:" ||
+jget "$J" 'j["targets"][4]["commands"][0]["ssh"]' | grep >/dev/null "^ssh -p $port root@127.0.0.5 .*kbundle-installer apply --trust-fingerprint sha256:" ||
   fail "no apply command for worker-1"
+
+# 2b. Only what changed is sent again: a second run sends nothing; a damaged remote bundle (other size)
+# and one whose digest file is gone are sent again, and end byte-identical.
+"${P[@]}" --to ssh --topology "$WORK/topology.yaml" --ssh-port "$port" --remote-dir "$WORK/r2" --json >"$WORK/p2b.json" 2>"$WORK/p2b.err" ||
+  { cat "$WORK/p2b.err" >&2; fail "second publish --to ssh failed"; }
+J=$(cat "$WORK/p2b.json")
+[ "$(jget "$J" 'sum(f["status"] == "unchanged" for t in j["targets"] for f in t["files"])')" = 18 ] ||
+  fail "second run re-sent files: $J"
+head -c 1000 "$WORK/out/worker-1.kbundle" >"$WORK/r2/worker-1.kbundle"
+rm "$WORK/r2/.control-2.kbundle.sha256"
+"${P[@]}" --to ssh --topology "$WORK/topology.yaml" --ssh-port "$port" --remote-dir "$WORK/r2" --json >"$WORK/p2c.json" 2>"$WORK/p2c.err" ||
+  { cat "$WORK/p2c.err" >&2; fail "third publish --to ssh failed"; }
+J=$(cat "$WORK/p2c.json")
+[ "$(jget "$J" 'sorted(f["name"] for t in j["targets"] for f in t["files"] if f["status"] == "uploaded")')" = "['control-2.kbundle', 'worker-1.kbundle']" ] ||
+  fail "expected exactly control-2 and worker-1 re-sent: $J"
+cmp "$WORK/out/worker-1.kbundle" "$WORK/r2/worker-1.kbundle" || fail "worker-1 not repaired"
 
 # 3. Known now: a plain run (no --accept-new) works; a changed host key is refused, nothing written.
 expect 0 "uploaded   root@\[127.0.0.1\]:$port:$WORK/r3/control-0.kbundle" "${P[@]}" --to "scp://root@127.0.0.1:$port$WORK/r3" --node control-0
