@@ -7,15 +7,6 @@ start_moto
 T=$WORK/topology.yaml
 make_topology "$T"
 
-# expect RC PATTERN CMD...: exit status RC and PATTERN in the output.
-expect() {
-  local rc=$1 pattern=$2 got=0
-  shift 2
-  "$@" >"$WORK/out.log" 2>&1 || got=$?
-  [ "$got" = "$rc" ] || { cat "$WORK/out.log" >&2; fail "$*: exit $got, expected $rc"; }
-  grep -q -- "$pattern" "$WORK/out.log" || { cat "$WORK/out.log" >&2; fail "$*: no '$pattern' in the output"; }
-}
-
 expect 1 "ec2 DescribeVpcs: AuthFailure: AWS was not able to validate" \
   env AWS_SECRET_ACCESS_KEY=wrong-secret "$KBUNDLE" aws plan --topology "$T"
 expect 1 "AuthFailure" env AWS_ACCESS_KEY_ID=AKIAUNKNOWNUNKNOWN00 "$KBUNDLE" aws up --topology "$T"

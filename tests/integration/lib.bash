@@ -19,6 +19,14 @@ skip() { echo "SKIPPED: $TEST_NAME: $*"; exit 77; }
 fail() { echo "FAIL: $TEST_NAME: $*" >&2; exit 1; }
 pass() { echo "PASS: $TEST_NAME: $*"; }
 need() { for c in "$@"; do command -v "$c" >/dev/null 2>&1 || skip "$c is not installed"; done; }
+# expect RC PATTERN CMD...: runs CMD; its exit status must be RC and its output hold PATTERN.
+expect() {
+  local rc=$1 pattern=$2 got=0
+  shift 2
+  "$@" >"$WORK/out.log" 2>&1 || got=$?
+  [ "$got" = "$rc" ] || { cat "$WORK/out.log" >&2; fail "$*: exit $got, expected $rc"; }
+  grep -q -- "$pattern" "$WORK/out.log" || { cat "$WORK/out.log" >&2; fail "$*: no '$pattern' in the output"; }
+}
 [ -x "$KBUNDLE" ] || fail "kbundle not built at $KBUNDLE"
 
 # gen_example [TOPOLOGY] -> $WORK/state, $WORK/out (dir format)

@@ -56,15 +56,6 @@ P0=("$KBUNDLE" publish --out "$WORK/out" --installer "$INSTALLER" --identity "$W
 P=("${P0[@]}" --known-hosts "$KH")
 [ -x "$INSTALLER" ] || fail "kbundle-installer not built at $INSTALLER"
 
-# expect RC PATTERN CMD...: exit status RC and PATTERN in the output.
-expect() {
-  local rc=$1 pattern=$2 got=0
-  shift 2
-  "$@" >"$WORK/out.log" 2>&1 || got=$?
-  [ "$got" = "$rc" ] || { cat "$WORK/out.log" >&2; fail "$*: exit $got, expected $rc"; }
-  grep -q -- "$pattern" "$WORK/out.log" || { cat "$WORK/out.log" >&2; fail "$*: no '$pattern' in the output"; }
-}
-
 # 1. An unknown host is refused, and nothing is written there.
 expect 1 "unknown host: its key (ssh-ed25519 $HOST_FP) is not in $KH" \
   "${P[@]}" --to "scp://root@127.0.0.1:$port$WORK/r1"
