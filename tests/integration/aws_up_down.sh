@@ -17,6 +17,11 @@ lb=$(jget "$j" 'j["loadBalancer"]["dnsName"]')
 [ -n "$lb" ] || fail "no load balancer DNS name in status"
 grep -q "^    host: $lb$" "$T" || fail "apiEndpoint.host is not $lb in the topology"
 [ "$(grep -c '^    publicIP: ' "$T")" -eq 6 ] || fail "expected 6 publicIP lines in the topology"
+# ... and every node's instance id, the one the status reports (bundles are bound to it).
+for n in control-0 control-1 control-2 worker-0 worker-1 worker-2; do
+  id=$(jget "$j" "[i['id'] for i in j['instances'] if i['node']=='$n'][0]")
+  sed -n "/^  - name: $n\$/,/^  - name/p" "$T" | grep >/dev/null -e "^    instanceId: $id\$" || fail "$n: instanceId $id not in the topology"
+done
 grep -q "^# The seed cluster" "$T" || fail "the topology lost its comments"
 "$KBUNDLE" validate --topology "$T" >/dev/null || fail "the updated topology does not validate"
 
@@ -68,6 +73,11 @@ fi
 # gen takes the load balancer as the API endpoint, with no hand edit.
 gen_example "$T"
 grep -Eq "server: \"?https://$lb:6443\"?$" "$WORK/out/admin.kubeconfig" || fail "admin.kubeconfig does not point at $lb"
+# ... and binds each bundle to its instance.
+"$KBUNDLE" gen --no-binaries --topology "$T" --state "$WORK/state" --out "$WORK/bundles" >/dev/null 2>&1 || fail "gen of bundles"
+id=$(jget "$j" "[i['id'] for i in j['instances'] if i['node']=='worker-1'][0]")
+"$KBUNDLE" inspect --pubkey "$WORK/bundles/bundle-signing.pub" "$WORK/bundles/worker-1.kbundle" |
+  grep >/dev/null -e "EC2 instance $id" || fail "worker-1's bundle is not bound to $id"
 
 "$KBUNDLE" aws down --topology "$T" >"$WORK/down0.log" 2>&1 && fail "down without --yes succeeded"
 "$KBUNDLE" aws down --topology "$T" --yes >"$WORK/down.log" 2>&1 || { cat "$WORK/down.log" >&2; fail "aws down failed"; }
