@@ -13,6 +13,8 @@ test_pkgs=(etcd-server etcd-client systemd systemd-container debootstrap iproute
 test_pkgs+=(containerd runc containernetworking-plugins busybox-static)
 # kbundle publish tests: a loopback sshd.
 test_pkgs+=(openssh-server openssh-client)
+# the short fuzz run: clang with libFuzzer.
+test_pkgs+=(clang libclang-rt-14-dev)
 
 pkgs=("${build_pkgs[@]}")
 [ "$what" = test ] && pkgs+=("${test_pkgs[@]}")
