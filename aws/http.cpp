@@ -2,6 +2,7 @@
 
 #include <curl/curl.h>
 
+#include "aws/curl_perform.h"
 #include "bundles/error.h"
 
 namespace kb::aws {
@@ -26,7 +27,6 @@ class CurlHttpClient : public HttpClient {
     if (!curl) throw Error("libcurl: cannot create a handle");
     curl_slist* headers = nullptr;
     for (const auto& h : r.headers) headers = curl_slist_append(headers, h.c_str());
-    char error[CURL_ERROR_SIZE] = {};
     curl_easy_setopt(curl, CURLOPT_URL, r.url.c_str());
     curl_easy_setopt(curl, CURLOPT_POST, 1L);
     curl_easy_setopt(curl, CURLOPT_POSTFIELDS, r.body.c_str());
@@ -37,21 +37,10 @@ class CurlHttpClient : public HttpClient {
     curl_easy_setopt(curl, CURLOPT_PASSWORD, r.secret_access_key.c_str());
     curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
     curl_easy_setopt(curl, CURLOPT_WRITEDATA, &out.body);
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
     curl_easy_setopt(curl, CURLOPT_TIMEOUT, 60L);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, "kbundle-aws");
-    CURLcode rc = curl_easy_perform(curl);
-    if (rc == CURLE_OK) {
-      curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out.status);
-    } else {
-      out.status = 0;
-      out.transport_error = error[0] ? error : curl_easy_strerror(rc);
-    }
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(curl);
+    CurlOutcome done = perform_and_free(curl, headers, "kbundle-aws");
+    out.status = done.status;
+    out.transport_error = std::move(done.transport_error);
     return out;
   }
 };

@@ -1,10 +1,10 @@
 #include "aws/infra.h"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <random>
 #include <set>
+
+#include "bundles/hash.h"
 
 namespace kb::aws {
 
@@ -46,14 +46,6 @@ void add_elb_tags(Params& p, const std::vector<std::pair<std::string, std::strin
     p.emplace_back("Tags.member." + std::to_string(i + 1) + ".Key", tags[i].first);
     p.emplace_back("Tags.member." + std::to_string(i + 1) + ".Value", tags[i].second);
   }
-}
-
-std::string base64(const std::string& in) {
-  std::string out(4 * ((in.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(in.data()),
-                          static_cast<int>(in.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
 }
 
 uint32_t fnv1a(const std::string& s) {
@@ -606,7 +598,7 @@ void apply(Client& c, const ClusterSpec& s, const Plan& plan, const std::string&
         break;
       }
       case Action::ImportKeyPair: {
-        Params p = {{"KeyName", key_pair_name(k)}, {"PublicKeyMaterial", base64(s.ssh_public_key)}};
+        Params p = {{"KeyName", key_pair_name(k)}, {"PublicKeyMaterial", base64_encode(s.ssh_public_key)}};
         add_tag_spec(p, 1, "key-pair", tags_for(k, key_pair_name(k)));
         c.call(Service::Ec2, "ImportKeyPair", p);
         inv.key_pair = true;
@@ -666,7 +658,7 @@ void apply(Client& c, const ClusterSpec& s, const Plan& plan, const std::string&
         int g = 1;
         if (n->control_plane) p.emplace_back("SecurityGroupId." + std::to_string(g++), need(inv.groups[kRoleControlPlane].id, "security group"));
         if (n->worker) p.emplace_back("SecurityGroupId." + std::to_string(g++), need(inv.groups[kRoleWorker].id, "security group"));
-        if (!n->user_data.empty()) p.emplace_back("UserData", base64(n->user_data));
+        if (!n->user_data.empty()) p.emplace_back("UserData", base64_encode(n->user_data));
         add_tag_spec(p, 1, "instance", tags_for(k, k + "-" + n->name, n->name));
         add_tag_spec(p, 2, "volume", tags_for(k, k + "-" + n->name, n->name));
         XmlElement r = c.call(Service::Ec2, "RunInstances", p);

@@ -12,6 +12,7 @@
 #include <random>
 #include <thread>
 
+#include "aws/curl_perform.h"
 #include "aws/xml.h"
 #include "bundles/error.h"
 #include "bundles/hash.h"
@@ -45,12 +46,14 @@ std::string hex(std::string_view raw) {
   return to_hex(reinterpret_cast<const uint8_t*>(raw.data()), raw.size());
 }
 
-std::string base64(std::string_view raw) {
-  std::string out(4 * ((raw.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(raw.data()), static_cast<int>(raw.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
+// SigV4's signature: HMAC chain over date, region, service and "aws4_request", then the string to sign.
+std::string signature(const std::string& secret, const std::string& date, const std::string& region,
+                      const std::string& to_sign) {
+  std::string key = hmac("AWS4" + secret, date);
+  key = hmac(key, region);
+  key = hmac(key, "s3");
+  key = hmac(key, "aws4_request");
+  return hex(hmac(key, to_sign));
 }
 
 std::string strip_quotes(std::string s) {
@@ -102,19 +105,6 @@ std::string format_time(std::time_t t, bool date_only) {
   if (date_only) std::strftime(buf, sizeof buf, "%Y%m%d", &tm);
   else std::strftime(buf, sizeof buf, "%Y%m%dT%H%M%SZ", &tm);
   return buf;
-}
-
-std::string s3_error_code(const S3Response& r, std::string* message) {
-  if (r.body.find("<Error") == std::string::npos) return {};
-  try {
-    XmlElement doc = parse_xml(r.body);
-    const XmlElement* e = doc.name == "Error" ? &doc : doc.descendant("Error");
-    if (!e) return {};
-    if (message) *message = e->get("Message");
-    return e->get("Code");
-  } catch (const Error&) {
-    return {};
-  }
 }
 
 // --- libcurl transport -------------------------------------------------------------------------
@@ -178,7 +168,6 @@ class CurlS3Transport : public S3Transport {
     curl_slist* headers = nullptr;
     for (const auto& h : r.headers) headers = curl_slist_append(headers, h.c_str());
     Body body{&r.body};
-    char error[CURL_ERROR_SIZE] = {};
     curl_easy_setopt(curl, CURLOPT_URL, r.url.c_str());
     if (r.method == "HEAD") {
       curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
@@ -204,22 +193,12 @@ class CurlS3Transport : public S3Transport {
     curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, progress_cb);
     curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &r.progress);
     curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
-    curl_easy_setopt(curl, CURLOPT_ERRORBUFFER, error);
-    curl_easy_setopt(curl, CURLOPT_CONNECTTIMEOUT, 10L);
+    // Big bodies: no overall time limit, but a stalled transfer (under 1 KiB/s for 30 s) is cut.
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);
     curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 30L);
-    curl_easy_setopt(curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl, CURLOPT_PROTOCOLS_STR, "http,https");
-    curl_easy_setopt(curl, CURLOPT_USERAGENT, "kbundle-publish");
-    CURLcode rc = curl_easy_perform(curl);
-    if (rc == CURLE_OK) {
-      curl_easy_getinfo(curl, CURLINFO_RESPONSE_CODE, &out.status);
-    } else {
-      out.status = 0;
-      out.transport_error = error[0] ? error : curl_easy_strerror(rc);
-    }
-    curl_slist_free_all(headers);
-    curl_easy_cleanup(curl);
+    CurlOutcome done = perform_and_free(curl, headers, "kbundle-publish");
+    out.status = done.status;
+    out.transport_error = std::move(done.transport_error);
     return out;
   }
 };
@@ -295,11 +274,7 @@ std::string presign_get(const std::string& url, const Credentials& c, const std:
   query += "&X-Amz-SignedHeaders=host";
   const std::string canonical = "GET\n" + u.path + "\n" + query + "\nhost:" + u.host + "\n\nhost\nUNSIGNED-PAYLOAD";
   const std::string to_sign = "AWS4-HMAC-SHA256\n" + stamp + "\n" + scope + "\n" + sha256_hex(canonical);
-  std::string key = hmac("AWS4" + c.secret_access_key, date);
-  key = hmac(key, region);
-  key = hmac(key, "s3");
-  key = hmac(key, "aws4_request");
-  return u.scheme + "://" + u.host + u.path + "?" + query + "&X-Amz-Signature=" + hex(hmac(key, to_sign));
+  return u.scheme + "://" + u.host + u.path + "?" + query + "&X-Amz-Signature=" + signature(c.secret_access_key, date, region, to_sign);
 }
 
 std::vector<std::string> sign_s3_request(const std::string& method, const std::string& url,
@@ -336,26 +311,12 @@ std::vector<std::string> sign_s3_request(const std::string& method, const std::s
   const std::string canonical =
       method + "\n" + u.path + "\n" + query + "\n" + canonical_headers + "\n" + signed_headers + "\n" + payload_sha256;
   const std::string to_sign = "AWS4-HMAC-SHA256\n" + stamp + "\n" + scope + "\n" + sha256_hex(canonical);
-  std::string key = hmac("AWS4" + c.secret_access_key, date);
-  key = hmac(key, region);
-  key = hmac(key, "s3");
-  key = hmac(key, "aws4_request");
   return {"Authorization: AWS4-HMAC-SHA256 Credential=" + c.access_key_id + "/" + scope +
-              ", SignedHeaders=" + signed_headers + ", Signature=" + hex(hmac(key, to_sign)),
+              ", SignedHeaders=" + signed_headers + ", Signature=" + signature(c.secret_access_key, date, region, to_sign),
           "x-amz-date: " + stamp};
 }
 
 std::unique_ptr<S3Transport> make_curl_s3_transport() { return std::make_unique<CurlS3Transport>(); }
-
-std::string expected_etag(const std::string& path, uint64_t part_size) {
-  uint64_t size = file_size(path);
-  if (part_size == 0 || size <= part_size) return hex(md5_raw(read_range(path, 0, size)));
-  std::string digests;
-  int parts = 0;
-  for (uint64_t off = 0; off < size; off += part_size, ++parts)
-    digests += md5_raw(read_range(path, off, std::min(part_size, size - off)));
-  return hex(md5_raw(digests)) + "-" + std::to_string(parts);
-}
 
 S3Client::S3Client(Credentials credentials, std::string region, S3Endpoint endpoint, S3Transport& transport,
                    RetryPolicy policy, Client::Sleeper sleep, Client::Random random)
@@ -387,7 +348,8 @@ S3Response S3Client::send(const std::string& what, S3Request request, int* retri
       request.headers.push_back(std::move(h));
     S3Response resp = transport_.send(request);
     if ((resp.status >= 200 && resp.status < 300) || (request.method == "HEAD" && resp.status == 404)) return resp;
-    std::string message, code = resp.status ? s3_error_code(resp, &message) : "";
+    std::string code, message;
+    if (resp.status) std::tie(code, message) = parse_error(resp.body);
     // S3 also answers 400 RequestTimeout when a body stalled (e.g. a dropped connection).
     bool transient = policy_.retryable(resp.status, code) || code == "RequestTimeout";
     if (transient && attempt + 1 < policy_.max_attempts) {
@@ -448,7 +410,7 @@ UploadResult S3Client::upload_file(const std::string& bucket, const std::string&
     r.url = url;
     r.body = read_range(path, 0, result.size);
     r.headers = object_headers;
-    r.headers.push_back("Content-MD5: " + base64(md5_raw(r.body)));
+    r.headers.push_back("Content-MD5: " + base64_encode(md5_raw(r.body)));
     r.progress = report;
     result.expected_etag = hex(md5_raw(r.body));
     send("s3 PutObject " + where, std::move(r), &result.retries);
@@ -481,7 +443,7 @@ UploadResult S3Client::upload_file(const std::string& bucket, const std::string&
       r.body = read_range(path, done, std::min(o.part_size, result.size - done));
       std::string md5 = md5_raw(r.body);
       digests += md5;
-      r.headers = {"Content-MD5: " + base64(md5)};
+      r.headers = {"Content-MD5: " + base64_encode(md5)};
       const uint64_t base = done;
       r.progress = [&report, base](uint64_t sent) { report(base + sent); };
       S3Response resp = send("s3 UploadPart " + std::to_string(part) + " " + where, r, &result.retries);
@@ -502,7 +464,7 @@ UploadResult S3Client::upload_file(const std::string& bucket, const std::string&
     fin.body = complete;
     fin.headers = {"Content-Type: application/xml"};
     S3Response resp = send("s3 CompleteMultipartUpload " + where, fin, &result.retries);
-    std::string message, code = s3_error_code(resp, &message);  // S3 may answer 200 with an error
+    auto [code, message] = parse_error(resp.body);  // S3 may answer 200 with an error
     if (!code.empty()) throw AwsError("s3 CompleteMultipartUpload " + where, code, message, resp.status);
     result.expected_etag = hex(md5_raw(digests)) + "-" + std::to_string(result.parts);
   } catch (...) {

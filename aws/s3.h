@@ -108,9 +108,6 @@ struct UploadResult {
 
 inline constexpr uint64_t kMinPartSize = 5ull << 20;
 
-// S3's ETag of a file under SSE-S3 when uploaded with `part_size` (0: single PUT).
-std::string expected_etag(const std::string& path, uint64_t part_size);
-
 class S3Client {
  public:
   S3Client(Credentials credentials, std::string region, S3Endpoint endpoint, S3Transport& transport,

@@ -13,6 +13,13 @@ namespace {
 
 using namespace kb::aws;
 
+std::string md5_of(std::string_view data) {
+  unsigned char md[16];
+  unsigned int n = 0;
+  EVP_Digest(data.data(), data.size(), md, &n, EVP_md5(), nullptr);
+  return std::string(reinterpret_cast<char*>(md), n);
+}
+
 // Answers from a script (then 200 OK) and remembers every request.
 struct FakeS3 : S3Transport {
   std::deque<S3Response> script;
@@ -31,14 +38,25 @@ struct FakeS3 : S3Transport {
     if (r.method == "POST" && r.url.ends_with("?uploads="))
       ok.body = "<InitiateMultipartUploadResult><UploadId>up/id+1</UploadId></InitiateMultipartUploadResult>";
     if (r.method == "PUT") {
-      unsigned char md[16];
-      unsigned int n = 0;
-      EVP_Digest(r.body.data(), r.body.size(), md, &n, EVP_md5(), nullptr);
-      ok.headers["etag"] = "\"" + kb::to_hex(md, n) + "\"";
+      const std::string md = md5_of(r.body);
+      ok.headers["etag"] = "\"" + kb::to_hex(reinterpret_cast<const uint8_t*>(md.data()), md.size()) + "\"";
     }
     return ok;
   }
 };
+
+// The oracle: S3's ETag of a file under SSE-S3 uploaded with `part_size` (0: one PUT), i.e. its MD5,
+// or the MD5 of the parts' MD5s and "-N".
+std::string expected_etag(const std::string& path, uint64_t part_size) {
+  std::ifstream in(path, std::ios::binary);
+  std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto hex = [](const std::string& raw) { return kb::to_hex(reinterpret_cast<const uint8_t*>(raw.data()), raw.size()); };
+  if (part_size == 0 || data.size() <= part_size) return hex(md5_of(data));
+  std::string digests;
+  int parts = 0;
+  for (size_t off = 0; off < data.size(); off += part_size, ++parts) digests += md5_of(std::string_view(data).substr(off, part_size));
+  return hex(md5_of(digests)) + "-" + std::to_string(parts);
+}
 
 bool has_header(const S3Request& r, const std::string& h) {
   return std::find(r.headers.begin(), r.headers.end(), h) != r.headers.end();

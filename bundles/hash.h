@@ -26,6 +26,9 @@ class Sha256 {
 };
 
 std::string sha256_hex(std::string_view data);
+
+// Standard base64 with padding, no line breaks (OpenSSL's EVP_EncodeBlock).
+std::string base64_encode(std::string_view bytes);
 std::string to_hex(const uint8_t* data, size_t len);
 
 }  // namespace kb

@@ -1,16 +1,8 @@
 #include "generator/kubeconfig.h"
 
-#include <openssl/evp.h>
+#include "bundles/hash.h"
 
 namespace kb {
-
-std::string base64_encode(const std::string& bytes) {
-  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
-                          reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
 
 namespace {
 

@@ -17,7 +17,4 @@ struct KubeconfigSpec {
 
 std::string render_kubeconfig(const KubeconfigSpec& spec);
 
-// Standard base64 (no line breaks), as kubeconfig *-data fields and EncryptionConfiguration expect.
-std::string base64_encode(const std::string& bytes);
-
 }  // namespace kb

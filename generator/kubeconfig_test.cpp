@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 #include <yaml-cpp/yaml.h>
 
+#include "bundles/hash.h"
+
 
 TEST_CASE("kubeconfig: one cluster, user and context, everything embedded", "[kubeconfig]") {
   kb::KubeconfigSpec spec{"kthw", "https://api.example.com:6443", "CA PEM\n", "system:node:worker-0",

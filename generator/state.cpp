@@ -1,6 +1,5 @@
 #include "generator/state.h"
 
-#include "generator/kubeconfig.h"  // base64_encode
 
 // Crash safety of the first run: a marker file (.init-incomplete) is written before anything
 // else and state.json is written last, then the marker is removed. open() returns only once

@@ -2,7 +2,6 @@
 // Every file goes to DIR/.NAME.part (created 0600), then is renamed over DIR/NAME and its size
 // checked; the host key is checked before any authentication or transfer.
 #include <curl/curl.h>
-#include <openssl/evp.h>
 
 #include <chrono>
 #include <cstdio>
@@ -12,6 +11,7 @@
 
 #include "bundles/atomic_file.h"
 #include "bundles/error.h"
+#include "bundles/hash.h"
 #include "generator/topology.h"
 #include "publish/progress.h"
 #include "publish/ssh_exec.h"
@@ -23,13 +23,6 @@ namespace kb {
 namespace fs = std::filesystem;
 
 namespace {
-
-std::string b64(const unsigned char* data, size_t len) {
-  std::string out(4 * ((len + 2) / 3) + 1, '\0');
-  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), data, static_cast<int>(len));
-  out.resize(static_cast<size_t>(n));
-  return out;
-}
 
 const char* key_type_name(curl_khtype t) {
   switch (t) {
@@ -53,12 +46,12 @@ int check_host_key(CURL*, const curl_khkey*, const curl_khkey* found, enum curl_
   std::string raw;
   if (found->len) raw.assign(found->key, found->len);
   c->type = key_type_name(found->keytype);
-  c->blob_b64 = found->len ? b64(reinterpret_cast<const unsigned char*>(raw.data()), raw.size()) : found->key;
+  c->blob_b64 = found->len ? base64_encode(raw) : found->key;
   if (found->len) {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    EVP_Digest(raw.data(), raw.size(), md, &n, EVP_sha256(), nullptr);
-    std::string f = b64(md, n);
+    Sha256 h;
+    h.update(raw);
+    const auto md = h.digest();
+    std::string f = base64_encode(std::string_view(reinterpret_cast<const char*>(md.data()), md.size()));
     while (f.ends_with('=')) f.pop_back();
     c->fingerprint = "SHA256:" + f;
   }
