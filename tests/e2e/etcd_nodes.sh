@@ -22,13 +22,6 @@ source "$(dirname "$0")/../integration/lib.bash"
 source "$(dirname "$0")/nspawn.bash"
 nspawn_require
 need etcd etcdctl openssl
-INSTALLER=$KB_BUILD_DIR/installer/kbundle-installer
-REBUNDLE=$KB_BUILD_DIR/tests/kb_e2e_rebundle
-[ -x "$INSTALLER" ] || fail "kbundle-installer not built at $INSTALLER"
-[ -x "$REBUNDLE" ] || fail "kb_e2e_rebundle not built at $REBUNDLE"
-
-t_start=$(date +%s.%N)
-lap() { printf '  %-44s %5.1f s\n' "$1" "$(echo "$(date +%s.%N) - $t_start" | bc)"; }
 
 names=(control-0 control-1 control-2)
 ips=("$NSPAWN_NET.1" "$NSPAWN_NET.2" "$NSPAWN_NET.3")

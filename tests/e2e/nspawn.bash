@@ -35,6 +35,18 @@ nspawn_require() {
   exec {NSPAWN_LOCK_FD}>/run/kbundle-e2e.lock
   flock -w 600 "$NSPAWN_LOCK_FD" || fail "another e2e run holds /run/kbundle-e2e.lock"
   nspawn_sweep
+  # What every e2e test drives, and the stopwatch its progress lines (lap) read.
+  INSTALLER=$KB_BUILD_DIR/installer/kbundle-installer
+  REBUNDLE=$KB_BUILD_DIR/tests/kb_e2e_rebundle
+  [ -x "$INSTALLER" ] || fail "kbundle-installer not built at $INSTALLER"
+  [ -x "$REBUNDLE" ] || fail "kb_e2e_rebundle not built at $REBUNDLE"
+  t_start=$(date +%s%N)
+}
+
+# lap TEXT: a progress line with the seconds since nspawn_require.
+lap() {
+  local tenths=$((($(date +%s%N) - t_start) / 100000000))
+  printf '  %-52s %3d.%d s\n' "$1" $((tenths / 10)) $((tenths % 10))
 }
 
 # The mirror apt uses (deb822 .sources or a sources.list "deb" line), for debootstrap;

@@ -45,13 +45,6 @@ source "$KB_SOURCE_DIR/tests/integration/fetch_lib.bash"  # skips without Debian
 need sha256sum python3
 [ -x /bin/busybox ] && file -L /bin/busybox 2>/dev/null | grep >/dev/null "statically linked" ||
   skip "/bin/busybox is not a static busybox (scripts/deps.sh test installs busybox-static)"
-INSTALLER=$KB_BUILD_DIR/installer/kbundle-installer
-REBUNDLE=$KB_BUILD_DIR/tests/kb_e2e_rebundle
-[ -x "$INSTALLER" ] || fail "kbundle-installer not built at $INSTALLER"
-[ -x "$REBUNDLE" ] || fail "kb_e2e_rebundle not built at $REBUNDLE"
-
-t_start=$(date +%s.%N)
-lap() { printf '  %-52s %5.1f s\n' "$1" "$(echo "$(date +%s.%N) - $t_start" | bc)"; }
 
 # 1. Mirror (kubelet and kube-proxy: the e2e stand-in), fetch, gen with binaries.
 make_mirror "$WORK/mirror"

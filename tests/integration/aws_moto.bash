@@ -1,6 +1,7 @@
-# Shared by the aws_*.sh tests (sourced after lib.bash): a private moto_server on 127.0.0.1 with
-# signature checking on, credentials created in it, a topology with an aws section.
-# Never talks to a real AWS endpoint: every AWS_ENDPOINT_URL points at the local moto.
+# Shared by the aws_*, publish_s3/retry and installer_instance_identity tests (sourced after lib.bash):
+# a private moto_server on 127.0.0.1 (run_moto), with signature checking on and credentials created
+# in it (start_moto), a topology with an aws section. Never talks to a real AWS endpoint: every
+# AWS_ENDPOINT_URL points at the local moto.
 
 command -v moto_server >/dev/null 2>&1 || skip "moto_server is not installed (pip install 'moto[server]')"
 need curl python3 ssh-keygen
@@ -10,21 +11,28 @@ for v in $(env | sed -n 's/^\(AWS_[A-Z0-9_]*\)=.*/\1/p'); do unset "$v"; done
 export HOME=$WORK/home
 mkdir -p "$HOME"
 
-# start_moto: sets MOTO_URL and exports AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY of an IAM user.
-start_moto() {
-  local port
-  port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-  MOTO_URL=http://127.0.0.1:$port
-  # Requests after the first 3 (the IAM set-up below) must carry a valid SigV4 signature
-  # of a known access key with a policy that allows the action.
-  INITIAL_NO_AUTH_ACTION_COUNT=3 moto_server -H 127.0.0.1 -p "$port" >"$WORK/moto.log" 2>&1 &
+# run_moto [VAR=VALUE...]: a moto_server on a free loopback port with that environment, stopped at
+# exit; sets MOTO_URL, MOTO_PORT and MOTO_PID once it answers.
+run_moto() {
+  MOTO_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  MOTO_URL=http://127.0.0.1:$MOTO_PORT
+  env "$@" moto_server -H 127.0.0.1 -p "$MOTO_PORT" >"$WORK/moto.log" 2>&1 &
   MOTO_PID=$!
   cleanup "kill $MOTO_PID 2>/dev/null; wait $MOTO_PID 2>/dev/null"
   for _ in $(seq 1 100); do
-    curl -s -o /dev/null "$MOTO_URL/moto-api/" && break
+    curl -s -o /dev/null "$MOTO_URL/moto-api/" && return 0
     kill -0 "$MOTO_PID" 2>/dev/null || { cat "$WORK/moto.log" >&2; fail "moto_server exited"; }
     sleep 0.1
   done
+  fail "moto_server did not answer within 10 s"
+}
+
+# start_moto: run_moto with signature checking, and exports AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY
+# of an IAM user.
+start_moto() {
+  # Requests after the first 3 (the IAM set-up below) must carry a valid SigV4 signature
+  # of a known access key with a policy that allows the action.
+  run_moto INITIAL_NO_AUTH_ACTION_COUNT=3
   local iam=(curl -sS --fail-with-body --aws-sigv4 "aws:amz:us-east-1:iam" --user bootstrap:bootstrap "$MOTO_URL/")
   "${iam[@]}" -d 'Action=CreateUser&Version=2010-05-08&UserName=kbundle' >/dev/null || fail "moto: CreateUser"
   local policy='{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"*","Resource":"*"}]}'
