@@ -56,6 +56,20 @@ P0=("$KBUNDLE" publish --out "$WORK/out" --installer "$INSTALLER" --identity "$W
 P=("${P0[@]}" --known-hosts "$KH")
 [ -x "$INSTALLER" ] || fail "kbundle-installer not built at $INSTALLER"
 
+# 0. What a node would refuse never leaves: a damaged bundle, a renamed one, no signing key, an
+# unknown --node; each is named with its fix, exit 1, before any connection is made.
+B=("$KBUNDLE" publish --installer "$INSTALLER" --identity "$WORK/id_ed25519" --known-hosts "$KH" --to "scp://root@127.0.0.1:$port$WORK/r0")
+cp -r "$WORK/out" "$WORK/bad"
+printf 'X' | dd of="$WORK/bad/worker-1.kbundle" bs=1 seek=600 conv=notrunc status=none
+expect 1 "worker-1.kbundle: does not verify with .*bundle-signing.pub" "${B[@]}" --out "$WORK/bad"
+cp "$WORK/out/worker-1.kbundle" "$WORK/bad/worker-1.kbundle"
+mv "$WORK/bad/worker-2.kbundle" "$WORK/bad/worker-9.kbundle"
+expect 1 "worker-9.kbundle: the bundle is for node 'worker-2' (hint: do not rename bundles)" "${B[@]}" --out "$WORK/bad"
+expect 1 "\-\-node nope: no nope.kbundle in" "${B[@]}" --out "$WORK/out" --node nope
+rm "$WORK/bad/bundle-signing.pub"
+expect 1 "bundle-signing.pub: not found (hint: --out is the directory" "${B[@]}" --out "$WORK/bad"
+[ ! -e "$WORK/r0" ] || fail "files were sent although publish refused"
+
 # 1. An unknown host is refused, and nothing is written there.
 expect 1 "unknown host: its key (ssh-ed25519 $HOST_FP) is not in $KH" \
   "${P[@]}" --to "scp://root@127.0.0.1:$port$WORK/r1"
