@@ -98,6 +98,10 @@ for n in "${names[@]}"; do
     [ "$(node "$n" systemctl is-active "$u.service")" = active ] || fail "$n: $u.service is not active after apply"
     [ "$(node "$n" systemctl is-enabled "$u.service")" = enabled ] || fail "$n: $u.service is not enabled after apply"
   done
+  # The boot-time recovery unit: enabled for the next boot, never started by apply.
+  [ "$(node "$n" systemctl is-enabled kbundle-recover.service)" = enabled ] || fail "$n: kbundle-recover.service not enabled"
+  [ "$(node "$n" systemctl show -p ActiveEnterTimestampMonotonic --value kbundle-recover.service)" = 0 ] ||
+    fail "$n: apply started kbundle-recover.service"
 done
 grep -q "health etcd: ok" "$WORK/apply-0.log" || { cat "$WORK/apply-0.log" >&2; fail "apply did not report the etcd health check"; }
 
