@@ -23,9 +23,11 @@ const char* kUsage =
     "  recover          finish or undo an interrupted apply (run at boot by kbundle-recover.service)\n"
     "flags:\n"
     "  --root DIR  --no-systemd  --dry-run  --json  --trust-key FILE  --trust-fingerprint HEX\n"
-    "  --node NAME (tests only)  --version  --help\n"
-    "exit codes: 0 ok, 1 failure, 2 usage, 3 bundle refused (verification/trust), 4 health check failed and\n"
-    "  rolled back, 5 refused (wrong node, lower serial, same serial with other content)\n";
+    "  --node NAME (tests only: skip the hostname/IP check; an EC2 instance binding is still checked)\n"
+    "  --version  --help\n"
+    "exit codes: 0 ok, 1 failure, 2 usage, 3 bundle refused (verification/trust), 4 health check (or image\n"
+    "  import) failed and rolled back, 5 refused (wrong node or instance, lower serial, same serial with\n"
+    "  other content)\n";
 
 struct UsageError {
   std::string what;
