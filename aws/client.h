@@ -14,7 +14,7 @@
 #include "aws/config.h"
 #include "aws/http.h"
 #include "aws/xml.h"
-#include "bundles/error.h"
+#include "base/error.h"
 
 namespace kb::aws {
 

@@ -5,7 +5,7 @@
 #include <iterator>
 #include <vector>
 
-#include "bundles/error.h"
+#include "base/error.h"
 
 namespace kb::aws {
 

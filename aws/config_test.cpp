@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "bundles/error.h"
+#include "base/error.h"
 
 namespace {
 

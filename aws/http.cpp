@@ -3,7 +3,7 @@
 #include <curl/curl.h>
 
 #include "aws/curl_perform.h"
-#include "bundles/error.h"
+#include "base/error.h"
 
 namespace kb::aws {
 

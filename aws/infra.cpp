@@ -4,7 +4,7 @@
 #include <random>
 #include <set>
 
-#include "bundles/hash.h"
+#include "base/hash.h"
 
 namespace kb::aws {
 

@@ -14,8 +14,8 @@
 
 #include "aws/curl_perform.h"
 #include "aws/xml.h"
-#include "bundles/error.h"
-#include "bundles/hash.h"
+#include "base/error.h"
+#include "base/hash.h"
 
 namespace kb::aws {
 

@@ -7,7 +7,7 @@
 #include <openssl/evp.h>
 #include <unistd.h>
 
-#include "bundles/hash.h"
+#include "base/hash.h"
 
 namespace {
 

@@ -1,6 +1,6 @@
 #include "aws/xml.h"
 
-#include "bundles/error.h"
+#include "base/error.h"
 
 namespace kb::aws {
 

@@ -2,7 +2,7 @@
 
 #include <catch2/catch.hpp>
 
-#include "bundles/error.h"
+#include "base/error.h"
 
 using kb::aws::parse_xml;
 

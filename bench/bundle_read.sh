@@ -19,7 +19,7 @@ bsize=$(stat -c %s "$tmp/b.kbundle")
 # Warm the page cache the same way for both; every timed step starts with no dirty pages
 # left by the one before (sync), so none pays for another's writeback.
 cat "$tmp/b.kbundle" > /dev/null
-/usr/bin/time -f '%e %M' -o "$tmp/k.time" "$build/generator/kbundle" inspect --pubkey "$tmp/key.pub" "$tmp/b.kbundle" > /dev/null
+/usr/bin/time -f '%e %M' -o "$tmp/k.time" "$build/cli/kbundle" inspect --pubkey "$tmp/key.pub" "$tmp/b.kbundle" > /dev/null
 mkdir "$tmp/x"
 sync
 /usr/bin/time -f '%e %M' -o "$tmp/z.time" bash -c "zstd -dc '$tmp/b.kbundle' | tar -x -C '$tmp/x' && find '$tmp/x/files' -type f -exec sha256sum {} + > /dev/null"

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-5}
-kbundle=${KB_BUILD_DIR:-build}/generator/kbundle
+kbundle=${KB_BUILD_DIR:-build}/cli/kbundle
 baseline=${KB_BASELINE:-../shared/bench/kthw-baseline.sh}
 tmp=$(mktemp -d /tmp/kb-bench.XXXXXX); trap 'rm -rf "$tmp"' EXIT
 now() { date +%s.%N; }

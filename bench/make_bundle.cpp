@@ -5,7 +5,7 @@
 #include <cstdio>
 #include <exception>
 
-#include "bundles/atomic_file.h"
+#include "base/atomic_file.h"
 #include "bundles/bundle_writer.h"
 #include "bundles/signing.h"
 

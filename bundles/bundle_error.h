@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "bundles/error.h"
+#include "base/error.h"
 
 namespace kb {
 

@@ -15,8 +15,8 @@
 #include <zlib.h>
 #include <zstd.h>
 
-#include "bundles/atomic_file.h"
-#include "bundles/hash.h"
+#include "base/atomic_file.h"
+#include "base/hash.h"
 #include "bundles/signing.h"
 
 namespace kb {

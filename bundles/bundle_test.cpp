@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "bundles/bundle_test_util.h"
-#include "bundles/hash.h"
+#include "base/hash.h"
 
 using namespace kb;
 using namespace kb::test;

@@ -15,7 +15,7 @@
 #include <string>
 #include <vector>
 
-#include "bundles/atomic_file.h"
+#include "base/atomic_file.h"
 #include "bundles/bundle_reader.h"
 #include "bundles/bundle_writer.h"
 #include "bundles/signing.h"

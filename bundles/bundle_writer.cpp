@@ -13,9 +13,9 @@
 #include <zlib.h>
 #include <zstd.h>
 
-#include "bundles/atomic_file.h"
+#include "base/atomic_file.h"
 #include "bundles/bundle_error.h"
-#include "bundles/hash.h"
+#include "base/hash.h"
 
 namespace kb {
 

@@ -13,7 +13,7 @@
 #include <zstd.h>
 
 #include "bundles/bundle_test_util.h"
-#include "bundles/hash.h"
+#include "base/hash.h"
 
 using namespace kb;
 using namespace kb::test;

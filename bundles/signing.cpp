@@ -7,7 +7,7 @@
 #include <openssl/pem.h>
 
 #include "bundles/bundle_error.h"
-#include "bundles/hash.h"
+#include "base/hash.h"
 
 namespace kb {
 

@@ -6,7 +6,7 @@
 
 #include "bundles/bundle_error.h"
 #include "bundles/bundle_test_util.h"
-#include "bundles/hash.h"
+#include "base/hash.h"
 #include "bundles/signing.h"
 
 using namespace kb;

@@ -3,7 +3,7 @@
 #include <cstdlib>
 #include <ctime>
 
-#include "bundles/hash.h"
+#include "base/hash.h"
 #include "bundles/manifest.h"
 #include "bundles/signing.h"
 #include "generator/state.h"

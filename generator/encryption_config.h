@@ -5,7 +5,7 @@
 
 #include <string>
 
-#include "generator/topology.h"
+#include "topology/topology.h"
 
 namespace kb {
 

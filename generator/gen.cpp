@@ -8,15 +8,15 @@
 #include <nlohmann/json.hpp>
 #include <ostream>
 
-#include "bundles/error.h"
+#include "base/error.h"
 #include "bundles/signing.h"
-#include "generator/binary_cache.h"
+#include "binaries/binary_cache.h"
 #include "generator/bundle_output.h"
 #include "generator/output_dir.h"
 #include "generator/parallel.h"
 #include "generator/plan.h"
 #include "generator/state.h"
-#include "generator/topology.h"
+#include "topology/topology.h"
 
 namespace kb {
 

@@ -5,9 +5,9 @@
 #include <string>
 #include <vector>
 
-namespace kb {
+#include "base/exit_code.h"
 
-enum ExitCode : int { kExitOk = 0, kExitFailure = 1, kExitUsage = 2, kExitInvalidInput = 3 };
+namespace kb {
 
 struct GenOptions {
   std::string topology_path;
@@ -24,11 +24,6 @@ struct GenOptions {
 // Validates, opens the state, plans, writes the output atomically. Reports on `out`
 // (progress, or the JSON summary) and `err` (diagnostics). Never prints secrets.
 int run_gen(const GenOptions& options, std::ostream& out, std::ostream& err);
-
-// `kbundle inspect`: verifies a bundle (signature, every entry's hash) and lists it.
-// `pubkey_path` empty: bundle-signing.pub next to the bundle.
-int run_inspect(const std::string& bundle_path, const std::string& pubkey_path, bool json, std::ostream& out,
-                std::ostream& err);
 
 // Validates only; prints every diagnostic. Writes nothing.
 int run_validate(const std::string& topology_path, bool json, std::ostream& out, std::ostream& err);

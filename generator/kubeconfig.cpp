@@ -1,6 +1,6 @@
 #include "generator/kubeconfig.h"
 
-#include "bundles/hash.h"
+#include "base/hash.h"
 
 namespace kb {
 

@@ -3,7 +3,7 @@
 #include <catch2/catch.hpp>
 #include <yaml-cpp/yaml.h>
 
-#include "bundles/hash.h"
+#include "base/hash.h"
 
 
 TEST_CASE("kubeconfig: one cluster, user and context, everything embedded", "[kubeconfig]") {

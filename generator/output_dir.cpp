@@ -6,8 +6,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bundles/atomic_file.h"
-#include "bundles/error.h"
+#include "base/atomic_file.h"
+#include "base/error.h"
 
 namespace fs = std::filesystem;
 

@@ -16,8 +16,8 @@
 #include <optional>
 #include <set>
 
-#include "bundles/error.h"
-#include "bundles/hash.h"
+#include "base/error.h"
+#include "base/hash.h"
 
 namespace kb {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "generator/topology.h"
+#include "topology/topology.h"
 
 typedef struct evp_pkey_st EVP_PKEY;
 typedef struct x509_st X509;

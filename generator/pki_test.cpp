@@ -16,7 +16,7 @@
 #include <set>
 #include <thread>
 
-#include "bundles/error.h"
+#include "base/error.h"
 
 using namespace kb;
 

@@ -2,7 +2,7 @@
 
 #include <algorithm>
 
-#include "bundles/error.h"
+#include "base/error.h"
 #include "generator/encryption_config.h"
 #include "generator/kubeconfig.h"
 #include "generator/node_paths.h"

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "generator/topology.h"
+#include "topology/topology.h"
 
 namespace kb {
 

@@ -14,9 +14,9 @@
 #include <kainjow/mustache.hpp>
 #pragma GCC diagnostic pop
 
-#include "bundles/error.h"
+#include "base/error.h"
 #include "generator/node_paths.h"
-#include "templates/embedded.h"
+#include "base/embedded_file.h"
 
 namespace kb {
 

@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "generator/plan.h"
-#include "generator/topology.h"
+#include "topology/topology.h"
 
 namespace kb {
 

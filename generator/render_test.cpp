@@ -11,7 +11,7 @@
 #include <set>
 #include <sstream>
 
-#include "bundles/error.h"
+#include "base/error.h"
 #include "generator/node_paths.h"
 
 namespace {

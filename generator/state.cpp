@@ -24,9 +24,9 @@
 #include <optional>
 #include <vector>
 
-#include "bundles/atomic_file.h"
-#include "bundles/error.h"
-#include "bundles/hash.h"
+#include "base/atomic_file.h"
+#include "base/error.h"
+#include "base/hash.h"
 
 namespace kb {
 

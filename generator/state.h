@@ -24,7 +24,7 @@
 #include <string>
 
 #include "generator/pki.h"
-#include "generator/topology.h"
+#include "topology/topology.h"
 
 namespace kb {
 

@@ -19,8 +19,8 @@
 #include <regex>
 #include <thread>
 
-#include "bundles/atomic_file.h"
-#include "bundles/error.h"
+#include "base/atomic_file.h"
+#include "base/error.h"
 
 using namespace kb;
 namespace fs = std::filesystem;

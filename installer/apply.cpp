@@ -12,10 +12,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bundles/atomic_file.h"
+#include "base/atomic_file.h"
 #include "bundles/bundle_error.h"
 #include "bundles/bundle_reader.h"
-#include "bundles/hash.h"
+#include "base/hash.h"
 #include "installer/fault.h"
 #include "installer/images.h"
 #include "installer/live_fs.h"

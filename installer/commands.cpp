@@ -8,7 +8,7 @@
 #include <openssl/x509.h>
 #include <unistd.h>
 
-#include "bundles/atomic_file.h"
+#include "base/atomic_file.h"
 #include "bundles/bundle_error.h"
 #include "bundles/bundle_reader.h"
 #include "installer/live_fs.h"

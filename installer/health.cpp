@@ -19,7 +19,7 @@
 #include <thread>
 #include <unistd.h>
 
-#include "bundles/error.h"
+#include "base/error.h"
 
 namespace kb::installer {
 

@@ -16,11 +16,11 @@
 #include <thread>
 #include <unistd.h>
 
-#include "bundles/error.h"
+#include "base/error.h"
 #include "installer/layout.h"
 #include "installer/process.h"
 #include "installer/run.h"
-#include "installer/unique_fd.h"
+#include "base/unique_fd.h"
 
 namespace kb::installer {
 

@@ -9,7 +9,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "bundles/error.h"
+#include "base/error.h"
 
 namespace kb::installer {
 

@@ -10,7 +10,7 @@
 #include <unistd.h>
 #include <vector>
 
-#include "bundles/error.h"
+#include "base/error.h"
 
 using namespace std::chrono_literals;
 using kb::installer::ImdsEndpoint;

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "bundles/error.h"
+#include "base/error.h"
 #include "installer/health.h"
 #include "installer/service_manager.h"
 

@@ -13,7 +13,7 @@
 #include <vector>
 
 #include "bundles/bundle_test_util.h"
-#include "bundles/hash.h"
+#include "base/hash.h"
 #include "installer/installer.h"
 
 namespace kb::installer::test {

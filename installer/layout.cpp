@@ -3,7 +3,7 @@
 #include <climits>
 #include <cstdlib>
 
-#include "bundles/error.h"
+#include "base/error.h"
 
 namespace kb::installer {
 

@@ -10,9 +10,9 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "bundles/atomic_file.h"
-#include "bundles/error.h"
-#include "bundles/hash.h"
+#include "base/atomic_file.h"
+#include "base/error.h"
+#include "base/hash.h"
 
 namespace kb::installer {
 

@@ -11,8 +11,8 @@
 #include <thread>
 #include <unistd.h>
 
-#include "bundles/error.h"
-#include "installer/unique_fd.h"
+#include "base/error.h"
+#include "base/unique_fd.h"
 
 extern char** environ;
 

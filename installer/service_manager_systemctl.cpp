@@ -2,7 +2,7 @@
 #include <string>
 #include <vector>
 
-#include "bundles/error.h"
+#include "base/error.h"
 #include "installer/process.h"
 #include "installer/service_manager.h"
 

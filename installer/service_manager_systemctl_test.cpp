@@ -2,7 +2,7 @@
 
 #include <sys/stat.h>
 
-#include "bundles/error.h"
+#include "base/error.h"
 #include "installer/service_manager.h"
 
 using namespace kb::installer;

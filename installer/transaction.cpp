@@ -8,8 +8,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bundles/atomic_file.h"
-#include "bundles/error.h"
+#include "base/atomic_file.h"
+#include "base/error.h"
 #include "installer/fault.h"
 
 namespace kb::installer {

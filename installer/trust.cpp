@@ -9,7 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "bundles/atomic_file.h"
+#include "base/atomic_file.h"
 #include "bundles/bundle_error.h"
 #include "bundles/signing.h"
 #include "installer/imds.h"

@@ -6,10 +6,10 @@
 #include <set>
 #include <sstream>
 
-#include "bundles/atomic_file.h"
+#include "base/atomic_file.h"
 #include "bundles/bundle_reader.h"
-#include "bundles/error.h"
-#include "bundles/hash.h"
+#include "base/error.h"
+#include "base/hash.h"
 #include "bundles/signing.h"
 
 namespace kb {

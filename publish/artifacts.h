@@ -33,7 +33,7 @@ struct PublishSet {
 PublishSet collect_artifacts(const std::string& out_dir, const std::vector<std::string>& nodes,
                              const std::string& installer_path);
 
-// The installer next to a kbundle built in a CMake tree (<build>/generator/kbundle ->
+// The installer next to a kbundle built in a CMake tree (<build>/cli/kbundle ->
 // <build>/installer/kbundle-installer), or empty.
 std::string default_installer_path(const std::string& self_exe);
 

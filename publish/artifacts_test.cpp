@@ -27,7 +27,7 @@ TEST_CASE("artifacts: the command for a node checks, pins and applies", "[artifa
 
 TEST_CASE("artifacts: the installer beside a build tree's kbundle", "[artifacts]") {
   CHECK(default_installer_path("").empty());
-  CHECK(default_installer_path("/nonexistent/generator/kbundle").empty());
+  CHECK(default_installer_path("/nonexistent/cli/kbundle").empty());
 }
 
 TEST_CASE("progress: bar rendering", "[artifacts]") {

@@ -12,10 +12,6 @@
 #include <string>
 #include <vector>
 
-namespace CLI {
-class App;
-}
-
 namespace kb {
 
 struct PublishOptions {
@@ -50,9 +46,6 @@ struct PublishOptions {
 
   std::string self_exe;            // this program's path, for the installer's default location
 };
-
-// Adds `publish` and its options to `app`; returns it.
-CLI::App* add_publish_command(CLI::App& app, PublishOptions& options);
 
 // Publishes; returns 0, or 2 for a usage problem (printed to err). Failures throw kb::Error (exit 1).
 int run_publish(const PublishOptions& options, std::ostream& out, std::ostream& err);

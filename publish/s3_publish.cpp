@@ -5,7 +5,7 @@
 
 #include "aws/config.h"
 #include "aws/s3.h"
-#include "bundles/error.h"
+#include "base/error.h"
 #include "publish/progress.h"
 #include "publish/targets.h"
 

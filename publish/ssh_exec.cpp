@@ -1,6 +1,6 @@
 #include "publish/ssh_exec.h"
 
-#include "bundles/error.h"
+#include "base/error.h"
 
 #ifdef KB_HAVE_LIBSSH2
 #include <libssh2.h>

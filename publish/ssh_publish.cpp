@@ -9,10 +9,10 @@
 #include <filesystem>
 #include <ostream>
 
-#include "bundles/atomic_file.h"
-#include "bundles/error.h"
-#include "bundles/hash.h"
-#include "generator/topology.h"
+#include "base/atomic_file.h"
+#include "base/error.h"
+#include "base/hash.h"
+#include "topology/topology.h"
 #include "publish/progress.h"
 #include "publish/ssh_exec.h"
 #include "publish/ssh_target.h"

@@ -1,6 +1,6 @@
 #include "publish/ssh_target.h"
 
-#include "bundles/error.h"
+#include "base/error.h"
 #include "publish/targets.h"
 
 namespace kb {

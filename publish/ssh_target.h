@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "generator/topology.h"
+#include "topology/topology.h"
 #include "publish/artifacts.h"
 #include "publish/publish.h"
 

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/deps.sh build
 scripts/build.sh
-kbundle=${KB_BUILD_DIR:-build}/generator/kbundle
+kbundle=${KB_BUILD_DIR:-build}/cli/kbundle
 
 echo; echo "== kbundle validate --topology examples/aws-ha.yaml"
 "$kbundle" validate --topology examples/aws-ha.yaml

@@ -16,7 +16,7 @@
 
 #include "bundles/bundle_reader.h"
 #include "bundles/bundle_writer.h"
-#include "bundles/error.h"
+#include "base/error.h"
 #include "bundles/signing.h"
 
 namespace {

@@ -3,7 +3,7 @@
 set -euo pipefail
 KB_SOURCE_DIR=${KB_SOURCE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
 KB_BUILD_DIR=${KB_BUILD_DIR:-$KB_SOURCE_DIR/build}
-KBUNDLE=$KB_BUILD_DIR/generator/kbundle
+KBUNDLE=$KB_BUILD_DIR/cli/kbundle
 EXAMPLE=$KB_SOURCE_DIR/examples/aws-ha.yaml
 TEST_NAME=$(basename "$0" .sh)
 WORK=$(mktemp -d "/tmp/kb-$TEST_NAME.XXXXXX")

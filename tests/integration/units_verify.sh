@@ -2,7 +2,7 @@
 # Every systemd unit kbundle generates passes `systemd-analyze verify`.
 #
 # Generates the example cluster with the real CLI
-#   $KB_BUILD_DIR/generator/kbundle gen --topology $KB_SOURCE_DIR/examples/aws-ha.yaml \
+#   $KB_BUILD_DIR/cli/kbundle gen --topology $KB_SOURCE_DIR/examples/aws-ha.yaml \
 #       --state S --out O --format dir
 # (or takes already generated node folders from $KB_UNITS_DIR, laid out the same
 # way: <dir>/<node>/etc/systemd/system/*.service), then, per node, builds a
@@ -35,7 +35,7 @@ if [[ -n ${KB_UNITS_DIR:-} ]]; then
 else
   : "${KB_BUILD_DIR:?set KB_BUILD_DIR (ctest does)}"
   : "${KB_SOURCE_DIR:?set KB_SOURCE_DIR (ctest does)}"
-  kbundle=$KB_BUILD_DIR/generator/kbundle
+  kbundle=$KB_BUILD_DIR/cli/kbundle
   topology=$KB_SOURCE_DIR/examples/aws-ha.yaml
   [[ -x $kbundle ]] || skip "$kbundle not built"
   [[ -f $topology ]] || skip "$topology missing"

@@ -1,0 +1,55 @@
+#include "base/hash.h"
+
+#include <openssl/evp.h>
+
+#include "base/error.h"
+
+namespace kb {
+
+Sha256::Sha256() : ctx_(EVP_MD_CTX_new()) {
+  if (!ctx_ || EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr) != 1) throw Error("sha256: cannot initialise OpenSSL digest");
+}
+
+Sha256::~Sha256() { EVP_MD_CTX_free(ctx_); }
+
+void Sha256::update(const void* data, size_t len) {
+  if (EVP_DigestUpdate(ctx_, data, len) != 1) throw Error("sha256: digest update failed");
+}
+
+std::array<uint8_t, 32> Sha256::digest() {
+  std::array<uint8_t, 32> out{};
+  unsigned int n = 0;
+  if (EVP_DigestFinal_ex(ctx_, out.data(), &n) != 1 || n != out.size()) throw Error("sha256: digest final failed");
+  return out;
+}
+
+std::string Sha256::hex_digest() {
+  auto d = digest();
+  return to_hex(d.data(), d.size());
+}
+
+std::string to_hex(const uint8_t* data, size_t len) {
+  static const char digits[] = "0123456789abcdef";
+  std::string s(len * 2, '0');
+  for (size_t i = 0; i < len; ++i) {
+    s[2 * i] = digits[data[i] >> 4];
+    s[2 * i + 1] = digits[data[i] & 15];
+  }
+  return s;
+}
+
+std::string sha256_hex(std::string_view data) {
+  Sha256 h;
+  h.update(data);
+  return h.hex_digest();
+}
+
+std::string base64_encode(std::string_view bytes) {
+  std::string out(4 * ((bytes.size() + 2) / 3) + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(bytes.data()),
+                          static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+}  // namespace kb

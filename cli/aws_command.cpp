@@ -1,0 +1,311 @@
+#include "cli/commands.h"
+#include "topology/text_edit.h"
+
+#include <sys/stat.h>
+#include <yaml-cpp/yaml.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <ostream>
+#include <thread>
+
+#include "aws/client.h"
+#include "aws/config.h"
+#include "aws/http.h"
+#include "aws/infra.h"
+#include "base/atomic_file.h"
+#include "base/error.h"
+#include "generator/gen.h"
+#include "topology/topology.h"
+
+namespace kb {
+
+CLI::App* add_aws_command(CLI::App& app, AwsOptions& o) {
+  auto* aws = app.add_subcommand("aws", "Create, inspect and delete the cluster's AWS infrastructure (docs/aws.md)");
+  aws->require_subcommand(1);
+  struct Sub {
+    const char* name;
+    const char* help;
+  };
+  for (Sub s : {Sub{"up", "Create what is missing (idempotent); write the load balancer's name and public IPs "
+                          "into the topology"},
+                Sub{"plan", "Show what up would create or change"},
+                Sub{"status", "Show every resource of the cluster and its state"},
+                Sub{"down", "Delete everything tagged for the cluster"}}) {
+    auto* sub = aws->add_subcommand(s.name, s.help);
+    std::string name = s.name;
+    sub->add_option("--topology,-t", o.topology_path, "Topology file (YAML) with an aws section")->required();
+    sub->callback([&o, name] { o.command = name; });
+    if (name == "status") sub->add_flag("--json", o.json, "Print the resources as JSON");
+    if (name == "down") sub->add_flag("--yes", o.yes, "Really delete (required)");
+    if (name == "up") {
+      sub->add_flag("--keep-topology", o.keep_topology,
+                    "Do not rewrite the topology; print the values to set instead");
+    }
+    if (name == "up" || name == "down")
+      sub->add_option("--timeout", o.timeout_seconds, "Seconds to wait for instances")->capture_default_str();
+  }
+  return aws;
+}
+
+namespace {
+
+// The ssh public key named by aws.sshPublicKeyFile: '~/' is the home directory, relative
+// paths start at the topology's folder.
+std::string read_public_key(const std::string& written, const std::string& topology_path) {
+  std::filesystem::path p = written;
+  if (written.starts_with("~/")) {
+    const char* home = std::getenv("HOME");
+    p = std::filesystem::path(home ? home : "") / written.substr(2);
+  } else if (p.is_relative()) {
+    p = std::filesystem::path(topology_path).parent_path() / p;
+  }
+  std::string text;
+  try {
+    text = read_file(p.string());
+  } catch (const Error& e) {
+    throw Error("aws.sshPublicKeyFile: " + std::string(e.what()));
+  }
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  if (text.find("PRIVATE KEY") != std::string::npos)
+    throw Error("aws.sshPublicKeyFile: " + p.string() + " is a private key (hint: give the .pub file)");
+  if (!(text.starts_with("ssh-") || text.starts_with("ecdsa-")) || text.find('\n') != std::string::npos)
+    throw Error("aws.sshPublicKeyFile: " + p.string() +
+                " is not one OpenSSH public key line (hint: e.g. ~/.ssh/id_ed25519.pub)");
+  return text;
+}
+
+aws::ClusterSpec make_spec(const Topology& t, bool with_key) {
+  const AwsSettings& a = *t.aws;
+  aws::ClusterSpec s;
+  s.cluster = t.cluster.name;
+  s.vpc_cidr = a.vpc_cidr;
+  s.subnet_cidr = a.subnet_cidr;
+  s.availability_zone = a.availability_zone;
+  s.pod_cidr = t.cluster.pod_cidr;
+  s.admin_cidr = a.admin_cidr;
+  s.image_id = a.image_id;
+  s.image_name = a.image_name;
+  s.image_owner = a.image_owner;
+  if (with_key) s.ssh_public_key = read_public_key(a.ssh_public_key_file, t.source_path);
+  s.api_port = t.cluster.api_port;
+  for (const Node& n : t.nodes) {
+    aws::NodeSpec ns;
+    ns.name = n.name;
+    ns.control_plane = n.is_control_plane();
+    ns.worker = n.is_worker();
+    ns.private_ip = n.private_ip;
+    ns.pod_cidr = n.is_worker() ? n.pod_cidr : "";
+    ns.instance_type = n.is_control_plane() ? a.control_plane_instance_type : a.worker_instance_type;
+    if (!a.bundle_url.empty())
+      ns.user_data = aws::render_user_data(a.bundle_url, a.installer_url, t.cluster.name, n.name);
+    s.nodes.push_back(std::move(ns));
+  }
+  return s;
+}
+
+std::optional<Topology> load(const AwsOptions& o, std::ostream& err) {
+  TopologyResult r = load_topology(o.topology_path);
+  for (const auto& d : r.diagnostics) err << d.format() << "\n";
+  if (!r.ok()) {
+    err << "kbundle: error: " << o.topology_path << ": invalid topology; nothing was done\n";
+    return std::nullopt;
+  }
+  if (!r.topology->aws) {
+    err << "kbundle: error: " << o.topology_path
+        << ": no aws section (hint: add one as in docs/aws.md: region, adminCIDR, image, sshPublicKeyFile)\n";
+    return std::nullopt;
+  }
+  return std::move(r.topology);
+}
+
+// What `gen` reads that `up` knows: the load balancer's DNS name, each node's public IP and
+// instance id (bundles are bound to their instance).
+struct TopologyValues {
+  std::string api_host;
+  std::map<std::string, std::string> public_ips;
+  std::map<std::string, std::string> instance_ids;
+  bool empty() const { return api_host.empty() && public_ips.empty() && instance_ids.empty(); }
+};
+
+TopologyValues values_from(const aws::Inventory& inv, const Topology& t) {
+  TopologyValues v;
+  if (!inv.lb_dns.empty() && inv.lb_dns != t.cluster.api_host) v.api_host = inv.lb_dns;
+  for (const Node& n : t.nodes) {
+    auto it = inv.instances.find(n.name);
+    if (it == inv.instances.end()) continue;
+    if (!it->second.public_ip.empty() && it->second.public_ip != n.public_ip) v.public_ips[n.name] = it->second.public_ip;
+    if (!it->second.id.empty() && it->second.id != n.instance_id) v.instance_ids[n.name] = it->second.id;
+  }
+  return v;
+}
+
+void print_values(const TopologyValues& v, std::ostream& out, const char* prefix) {
+  if (!v.api_host.empty()) out << prefix << "cluster.apiEndpoint.host: " << v.api_host << "\n";
+  for (const auto& [node, ip] : v.public_ips) out << prefix << "nodes[" << node << "].publicIP: " << ip << "\n";
+  for (const auto& [node, id] : v.instance_ids) out << prefix << "nodes[" << node << "].instanceId: " << id << "\n";
+}
+
+// Writes the values into the topology file (atomically, same mode), then checks that it still
+// parses to the same cluster with exactly those values.
+void update_topology(const std::string& path, const TopologyValues& v) {
+  std::string text = read_file(path);
+  std::string patched = patch_topology_text(text, v.api_host, v.public_ips, v.instance_ids);
+  TopologyResult check = parse_topology(patched, path);
+  bool same = check.ok();
+  if (same && !v.api_host.empty()) same = check.topology->cluster.api_host == v.api_host;
+  if (same)
+    for (const auto& [node, ip] : v.public_ips)
+      for (const Node& n : check.topology->nodes)
+        if (n.name == node) same = same && n.public_ip == ip;
+  if (same)
+    for (const auto& [node, id] : v.instance_ids)
+      for (const Node& n : check.topology->nodes)
+        if (n.name == node) same = same && n.instance_id == id;
+  if (!same)
+    throw Error(path + ": could not update the topology in place (hint: set the values printed above by hand, "
+                       "or run up with --keep-topology)");
+  struct stat st {};
+  mode_t mode = ::stat(path.c_str(), &st) == 0 ? (st.st_mode & 07777) : 0644;
+  write_file_atomic(path, patched, mode);
+}
+
+std::string change_mark(aws::Action a) {
+  switch (a) {
+    case aws::Action::EnableDnsHostnames:
+    case aws::Action::EnablePublicIp:
+    case aws::Action::DisableSourceDestCheck:
+    case aws::Action::ReplacePodRoute:
+    case aws::Action::AttachInternetGateway:
+    case aws::Action::AssociateRouteTable:
+      return "~ ";
+    case aws::Action::DeregisterTarget: return "- ";
+    default: return "+ ";
+  }
+}
+
+void print_inventory(const aws::Inventory& inv, const aws::ClusterSpec& s, std::ostream& out) {
+  auto line = [&](const std::string& what, const std::string& value) {
+    out << "  " << what << std::string(what.size() < 22 ? 22 - what.size() : 1, ' ') << (value.empty() ? "missing" : value)
+        << "\n";
+  };
+  line("vpc", inv.vpc_id.empty() ? "" : inv.vpc_id + " " + inv.vpc_cidr + (inv.vpc_dns_hostnames ? " dns-hostnames" : ""));
+  line("subnet", inv.subnet_id.empty() ? "" : inv.subnet_id + " " + inv.subnet_cidr);
+  line("internet gateway", inv.igw_id.empty() ? "" : inv.igw_id + (inv.igw_vpc.empty() ? " detached" : " attached"));
+  line("route table", inv.route_table_id);
+  for (const auto& [dest, target] : inv.routes) line("  route " + dest, target);
+  for (const char* role : {"control-plane", "worker"}) {
+    auto g = inv.groups.find(role);
+    line(std::string("security group ") + role,
+         g == inv.groups.end() ? "" : g->second.id + " (" + std::to_string(g->second.rules.size()) + " rules)");
+  }
+  line("key pair", inv.key_pair ? aws::key_pair_name(s.cluster) : "");
+  line("load balancer", inv.lb_arn.empty() ? "" : inv.lb_dns + " (" + inv.lb_state + ")");
+  for (const auto& [port, arn] : inv.listeners) line("  listener", "TCP " + std::to_string(port));
+  line("target group", inv.tg_arn.empty() ? "" : aws::target_group_name(s.cluster));
+  for (const auto& [ip, state] : inv.targets) line("  target " + ip, state);
+  for (const aws::NodeSpec& n : s.nodes) {
+    auto it = inv.instances.find(n.name);
+    if (it == inv.instances.end()) {
+      line("instance " + n.name, "");
+      continue;
+    }
+    const aws::Instance& i = it->second;
+    line("instance " + n.name, i.id + " " + i.state + " " + i.private_ip + (i.public_ip.empty() ? "" : " " + i.public_ip) +
+                                   (n.worker ? (i.source_dest_check ? " src/dst-check on" : " src/dst-check off") : ""));
+  }
+  for (const aws::Instance& i : inv.strays) line("stray instance", i.id + " " + i.state + " " + i.node);
+}
+
+}  // namespace
+
+int run_aws(const AwsOptions& o, std::ostream& out, std::ostream& err) {
+  auto topology = load(o, err);
+  if (!topology) return kExitInvalidInput;
+  const Topology& t = *topology;
+  const std::string& cluster = t.cluster.name;
+  aws::ClusterSpec spec = make_spec(t, o.command == "up");
+
+  if (o.command == "down" && !o.yes) {
+    err << "kbundle: error: aws down deletes every resource tagged kubernetes.io/cluster/" << cluster
+        << "=owned; run it with --yes\n";
+    return kExitUsage;
+  }
+
+  aws::AwsConfig config = aws::resolve_config(t.aws->region, aws::process_env());
+  auto http = aws::make_curl_http_client();
+  aws::Client client(config, *http);
+  auto progress = [&](const std::string& line) { out << "  " << line << "\n" << std::flush; };
+  aws::Waiter wait = [](std::chrono::milliseconds d) { std::this_thread::sleep_for(d); };
+  if (!(o.command == "status" && o.json))
+    out << "kbundle aws " << o.command << ": cluster " << cluster << " in " << config.region << " ("
+        << config.ec2_endpoint << ", credentials from " << config.credentials.source << ")\n";
+
+  if (o.command == "down") {
+    int n = aws::destroy(client, cluster, progress, wait, std::chrono::seconds(o.timeout_seconds));
+    out << (n == 0 ? "nothing to delete: no resource is tagged for cluster " + cluster
+                   : "deleted " + std::to_string(n) + " resource(s) of cluster " + cluster)
+        << "\n";
+    return kExitOk;
+  }
+
+  aws::Inventory inv = aws::discover(client, cluster);
+  aws::Plan plan = aws::compute_plan(spec, inv);
+
+  if (o.command == "status") {
+    if (o.json) {
+      nlohmann::json j = aws::to_json(inv);
+      j["cluster"] = cluster;
+      j["region"] = config.region;
+      nlohmann::json changes = nlohmann::json::array();
+      for (const auto& c : plan.changes) changes.push_back(aws::describe(c));
+      j["pendingChanges"] = changes;
+      j["planNotes"] = plan.notes;
+      out << j.dump(2) << "\n";
+    } else {
+      print_inventory(inv, spec, out);
+      out << (plan.empty() ? "up to date with the topology\n"
+                           : std::to_string(plan.changes.size()) + " change(s) pending: see `kbundle aws plan`\n");
+      for (const auto& n : plan.notes) out << "  ! " << n << "\n";
+    }
+    return kExitOk;
+  }
+
+  if (o.command == "plan") {
+    for (const auto& c : plan.changes) out << "  " << change_mark(c.action) << aws::describe(c) << "\n";
+    for (const auto& n : plan.notes) out << "  ! " << n << "\n";
+    print_values(values_from(inv, t), out, "  topology: ");
+    out << (plan.empty() ? "nothing to do: the infrastructure matches the topology\n"
+                         : std::to_string(plan.changes.size()) + " change(s); `kbundle aws up` makes them\n");
+    return kExitOk;
+  }
+
+  // up: make the changes, wait for the instances, write back what gen needs.
+  std::string image;
+  if (std::any_of(plan.changes.begin(), plan.changes.end(),
+                  [](const aws::Change& c) { return c.action == aws::Action::RunInstance; })) {
+    image = aws::resolve_image(client, spec);
+    if (spec.image_id.empty()) out << "  image " << image << " (newest match of " << spec.image_name << ")\n";
+  }
+  for (const auto& n : plan.notes) out << "  ! " << n << "\n";
+  aws::apply(client, spec, plan, image, inv, progress, wait, std::chrono::seconds(o.timeout_seconds));
+  out << (plan.empty() ? "nothing to create: the infrastructure matches the topology\n"
+                       : "made " + std::to_string(plan.changes.size()) + " change(s)\n");
+  TopologyValues values = values_from(inv, t);
+  if (values.empty()) {
+    out << "topology " << o.topology_path << " is up to date\n";
+  } else if (o.keep_topology) {
+    out << "set these in " << o.topology_path << " before `kbundle gen`:\n";
+    print_values(values, out, "  ");
+  } else {
+    update_topology(o.topology_path, values);
+    out << "updated " << o.topology_path << ":\n";
+    print_values(values, out, "  ");
+  }
+  out << "next: kbundle gen --topology " << o.topology_path << "\n";
+  return kExitOk;
+}
+
+}  // namespace kb

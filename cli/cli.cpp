@@ -1,0 +1,95 @@
+#include "cli/cli.h"
+
+#include <CLI/CLI.hpp>
+#include <iostream>
+
+#include "base/error.h"
+#include "cli/commands.h"
+
+#include "generator/gen.h"
+
+#include "publish/publish.h"
+
+#ifndef KB_VERSION
+#define KB_VERSION "dev"
+#endif
+
+namespace kb {
+
+int run_cli(int argc, char** argv) {
+  CLI::App app{"kbundle: a highly available Kubernetes cluster from one topology file, as one signed bundle per node"};
+  app.set_version_flag("--version", std::string("kbundle ") + KB_VERSION);
+  app.require_subcommand(1);
+
+  GenOptions gen;
+  auto* gen_cmd = app.add_subcommand("gen", "Generate every node's certificates, kubeconfigs, units and configs");
+  gen_cmd->add_option("--topology,-t", gen.topology_path, "Topology file (YAML)")->required();
+  gen_cmd->add_option("--state", gen.state_dir, "State directory: CAs and keys, created on first use")
+      ->capture_default_str();
+  gen_cmd->add_option("--out,-o", gen.out_dir, "Output directory, replaced atomically")->capture_default_str();
+  gen_cmd->add_option("--node", gen.nodes, "Only this node (repeatable); other nodes' output is kept");
+  gen_cmd->add_option("--format", gen.format, "bundle: one signed <node>.kbundle per node; dir: one tree per node")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"bundle", "dir"}));
+  gen_cmd->add_option("--compression", gen.compression, "Bundle compression: zstd or gzip")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"zstd", "gzip"}));
+  gen_cmd->add_option("--cache", gen.cache_dir, "Binary cache filled by `kbundle fetch` (default: <state>/cache)");
+  gen_cmd->add_flag("--no-binaries", gen.no_binaries, "Config-only bundles: no Kubernetes, etcd or containerd binaries");
+  gen_cmd->add_flag("--json", gen.json, "Print a machine-readable summary");
+
+  std::string validate_path;
+  bool validate_json = false;
+  auto* validate_cmd = app.add_subcommand("validate", "Check a topology file; write nothing");
+  validate_cmd->add_option("--topology,-t", validate_path, "Topology file (YAML)")->required();
+  validate_cmd->add_flag("--json", validate_json, "Print diagnostics as JSON");
+
+  std::string lint_path;
+  bool lint_json = false;
+  auto* lint_cmd = app.add_subcommand("lint", "List the CIS Kubernetes Benchmark checks a topology's settings turn off");
+  lint_cmd->add_option("--topology,-t", lint_path, "Topology file (YAML)")->required();
+  lint_cmd->add_flag("--json", lint_json, "Print the findings as JSON");
+
+  std::string inspect_bundle, inspect_pubkey;
+  bool inspect_json = false;
+  auto* inspect_cmd = app.add_subcommand("inspect", "Verify a bundle (signature, every file's hash) and list it");
+  inspect_cmd->add_option("bundle", inspect_bundle, "The .kbundle file")->required();
+  inspect_cmd->add_option("--pubkey", inspect_pubkey, "Signing public key (default: bundle-signing.pub beside the bundle)");
+  inspect_cmd->add_flag("--json", inspect_json, "Print the listing as JSON");
+
+  AwsOptions aws;
+  auto* aws_cmd = add_aws_command(app, aws);
+
+  FetchOptions fetch;
+  auto* fetch_cmd = add_fetch_command(app, fetch);
+
+  PublishOptions publish;
+  publish.self_exe = argc > 0 ? argv[0] : "";
+  auto* publish_cmd = add_publish_command(app, publish);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    int rc = app.exit(e);
+    return rc == 0 ? kExitOk : kExitUsage;
+  }
+
+  try {
+    if (*gen_cmd) return run_gen(gen, std::cout, std::cerr);
+    if (*validate_cmd) return run_validate(validate_path, validate_json, std::cout, std::cerr);
+    if (*lint_cmd) return run_lint(lint_path, lint_json, std::cout, std::cerr);
+    if (*inspect_cmd) return run_inspect(inspect_bundle, inspect_pubkey, inspect_json, std::cout, std::cerr);
+    if (*aws_cmd) return run_aws(aws, std::cout, std::cerr);
+    if (*fetch_cmd) return run_fetch(fetch, std::cout, std::cerr);
+    if (*publish_cmd) return run_publish(publish, std::cout, std::cerr);
+  } catch (const Error& e) {
+    std::cerr << "kbundle: error: " << e.what() << "\n";
+    return kExitFailure;
+  } catch (const std::exception& e) {
+    std::cerr << "kbundle: error: " << e.what() << "\n";
+    return kExitFailure;
+  }
+  return kExitUsage;
+}
+
+}  // namespace kb

@@ -1,0 +1,64 @@
+#pragma once
+// The wiring of kbundle's commands that are not a library's own driver: each adds its options to
+// the command table (cli/cli.cpp) and runs by calling the library below it. Every run_* prints
+// progress and results on `out`, diagnostics on `err`, and returns an exit code (base/exit_code.h);
+// failures the user cannot fix by editing the input are thrown as kb::Error (exit 1).
+
+#include <iosfwd>
+#include <string>
+
+namespace CLI {
+class App;
+}
+
+namespace kb {
+
+// `kbundle aws up|plan|status|down` (cli/aws_command.cpp): the cluster's AWS infrastructure, from
+// the topology's `aws` section. The AWS side lives in aws/; this turns the topology into an
+// aws::ClusterSpec, prints, and writes back what `gen` needs (see docs/aws.md).
+struct AwsOptions {
+  std::string command;  // "up", "plan", "status", "down"
+  std::string topology_path;
+  bool json = false;              // status: machine-readable
+  bool yes = false;               // down: really delete
+  bool keep_topology = false;     // up: do not write the load balancer's name and public IPs back
+  int timeout_seconds = 900;      // up: instances running; down: everything deleted
+};
+
+// Adds the `aws` command and its subcommands to `app`; returns it.
+CLI::App* add_aws_command(CLI::App& app, AwsOptions& options);
+
+// Runs one subcommand. Topology problems: kExitInvalidInput; AWS errors are thrown as kb::Error.
+int run_aws(const AwsOptions& options, std::ostream& out, std::ostream& err);
+
+// `kbundle fetch` (cli/fetch_command.cpp): fills the verified offline cache (binaries/fetch.h).
+struct FetchOptions {
+  std::string version = "v1.32.3";
+  std::string mirror;         // empty: upstream URLs (images are then skipped)
+  std::string cache_dir;      // empty: <state_dir>/cache
+  std::string state_dir = "state";
+  std::string export_path;    // write an air-gap kit after fetching
+  std::string import_path;    // a kit (.tar) or a directory holding one unpacked; no network
+};
+
+// Adds the `fetch` command to `app`; returns it.
+CLI::App* add_fetch_command(CLI::App& app, FetchOptions& options);
+
+// Fetches (and exports) or imports; progress on `err` (a bar when it is a terminal), the summary on `out`.
+int run_fetch(const FetchOptions& options, std::ostream& out, std::ostream& err);
+
+// `kbundle lint` (cli/lint_command.cpp).
+// Validates `topology_path` (diagnostics on `err`, exit 3 when invalid), then prints one
+// warning per finding (or JSON) on `out`. Exit 0 whether or not anything is turned off.
+int run_lint(const std::string& topology_path, bool json, std::ostream& out, std::ostream& err);
+
+// `kbundle inspect` (cli/inspect_command.cpp): verifies a bundle (signature, every entry's hash) and lists it.
+// `pubkey_path` empty: bundle-signing.pub next to the bundle.
+int run_inspect(const std::string& bundle_path, const std::string& pubkey_path, bool json, std::ostream& out,
+                std::ostream& err);
+
+struct PublishOptions;
+// `kbundle publish` (cli/publish_command.cpp): adds the command; publish/publish.h runs it.
+CLI::App* add_publish_command(CLI::App& app, PublishOptions& options);
+
+}  // namespace kb
