@@ -1,5 +1,14 @@
 #include "base/hash.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <memory>
+
+#include "base/error.h"
+#include "base/unique_fd.h"
+
 #include <openssl/evp.h>
 
 #include "base/error.h"
@@ -50,6 +59,31 @@ std::string base64_encode(std::string_view bytes) {
                           static_cast<int>(bytes.size()));
   out.resize(static_cast<size_t>(n));
   return out;
+}
+
+FileDigest sha256_fd(int fd, const std::string& path) {
+  constexpr size_t kBlock = 1 << 20;
+  std::unique_ptr<char[]> buf(new char[kBlock]);
+  Sha256 h;
+  FileDigest out;
+  for (;;) {
+    ssize_t n = ::read(fd, buf.get(), kBlock);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("cannot read " + path);
+    }
+    if (n == 0) break;
+    h.update(buf.get(), static_cast<size_t>(n));
+    out.size += static_cast<uint64_t>(n);
+  }
+  out.sha256 = h.hex_digest();
+  return out;
+}
+
+FileDigest sha256_file(const std::string& path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) throw_errno("cannot read " + path);
+  return sha256_fd(fd.get(), path);
 }
 
 }  // namespace kb

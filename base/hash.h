@@ -27,6 +27,14 @@ class Sha256 {
 
 std::string sha256_hex(std::string_view data);
 
+// A file's size and SHA-256 (lowercase hex), read in blocks from the current offset to the end.
+struct FileDigest {
+  uint64_t size = 0;
+  std::string sha256;
+};
+FileDigest sha256_fd(int fd, const std::string& path);  // `path` only names the file in errors
+FileDigest sha256_file(const std::string& path);         // throws kb::Error naming the path
+
 // Standard base64 with padding, no line breaks (OpenSSL's EVP_EncodeBlock).
 std::string base64_encode(std::string_view bytes);
 std::string to_hex(const uint8_t* data, size_t len);
