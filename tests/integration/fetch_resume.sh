@@ -5,7 +5,7 @@ source "$(dirname "$0")/lib.bash"
 source "$(dirname "$0")/fetch_lib.bash"
 make_mirror "$WORK/mirror"
 url=$(python3 -c 'import json,sys; print([a["url"] for a in json.load(open(sys.argv[1]))["artifacts"] if "containerd/containerd" in a["url"]][0])' \
-  "$KB_SOURCE_DIR/catalog/v1.32.json")
+  "$KB_SOURCE_DIR/binaries/catalog/v1.32.json")
 asset=${url##*/}
 tarball=$WORK/mirror/${url#https://}
 start_server "$WORK/mirror" "/$asset"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# A short libFuzzer run (RELIABILITY.md, "Fuzzing") of the topology parser, the manifest parser and
+# A short libFuzzer run (docs/RELIABILITY.md, G20) of the topology parser, the manifest parser and
 # the bundle reader/extractor, under ASan + UBSan, from the checked-in corpus: scripts/fuzz.sh with
 # 20 s per target, built in $KB_BUILD_DIR/fuzz. Any crash, sanitizer report, leak or hang fails it.
-source "$(dirname "$0")/lib.bash"
+source "$(dirname "$0")/../integration/lib.bash"
 need clang++
 ls /usr/lib/llvm-*/lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a >/dev/null 2>&1 ||
   skip "libFuzzer is not installed (Debian: libclang-rt-14-dev, pulled in by clang)"
