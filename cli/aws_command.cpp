@@ -1,8 +1,4 @@
-#include "cli/commands.h"
-#include "topology/text_edit.h"
-
 #include <sys/stat.h>
-#include <yaml-cpp/yaml.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -17,7 +13,9 @@
 #include "aws/infra.h"
 #include "base/atomic_file.h"
 #include "base/error.h"
-#include "generator/gen.h"
+#include "base/exit_code.h"
+#include "cli/commands.h"
+#include "topology/text_edit.h"
 #include "topology/topology.h"
 
 namespace kb {

@@ -5,9 +5,7 @@
 
 #include "base/error.h"
 #include "cli/commands.h"
-
 #include "generator/gen.h"
-
 #include "publish/publish.h"
 
 #ifndef KB_VERSION

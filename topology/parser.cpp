@@ -1,7 +1,5 @@
 #include "topology/topology.h"
 
-#include "topology/cidr.h"
-
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -16,6 +14,8 @@
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
+
+#include "topology/cidr.h"
 
 namespace kb {
 

@@ -2,7 +2,6 @@
 
 #include <string_view>
 
-
 namespace kb {
 
 const char* to_string(Role r) {
