@@ -12,11 +12,11 @@
 #include <memory>
 #include <ostream>
 #include <set>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/atomic_file.h"
+#include "base/dir_lock.h"
 #include "base/error.h"
 #include "base/hash.h"
 #include "binaries/catalog.h"
@@ -54,26 +54,11 @@ std::string normalize_member(std::string name) {
 }
 
 // One `kbundle fetch` at a time per cache (fetches and imports both rename into blobs/).
-class CacheLock {
- public:
-  explicit CacheLock(const std::string& cache_dir) {
-    make_dirs(cache_dir + "/blobs/sha256", 0755);
-    make_dirs(cache_dir + "/partial", 0755);
-    std::string path = cache_dir + "/.lock";
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw_errno("cannot open " + path);
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-      ::close(fd_);
-      throw Error(cache_dir + ": in use by another kbundle fetch");
-    }
-  }
-  ~CacheLock() { ::close(fd_); }
-  CacheLock(const CacheLock&) = delete;
-  CacheLock& operator=(const CacheLock&) = delete;
-
- private:
-  int fd_ = -1;
-};
+DirLock lock_cache(const std::string& cache_dir) {
+  make_dirs(cache_dir + "/blobs/sha256", 0755);
+  make_dirs(cache_dir + "/partial", 0755);
+  return DirLock(cache_dir, 0644, [&cache_dir](const std::string&) { return Error(cache_dir + ": in use by another kbundle fetch"); });
+}
 
 // A file written under a temporary name in `dir` and hashed as it is written; moved into
 // the blob store under its own hash by publish(); removed unless published.
@@ -215,7 +200,7 @@ std::optional<LockFile> usable_lock(const std::string& cache_dir, const CatalogE
 
 LockFile fetch_into_cache(const std::string& cache_dir, const CatalogEntry& entry, const std::string& mirror,
                           const DownloadOptions& download, std::ostream& log) {
-  CacheLock guard(cache_dir);
+  DirLock guard = lock_cache(cache_dir);
   std::optional<LockFile> previous = usable_lock(cache_dir, entry);
   LockFile lock;
   lock.kubernetes_version = entry.kubernetes_version;
@@ -359,7 +344,7 @@ void export_kit(const std::string& cache_dir, const std::string& kubernetes_vers
 }
 
 std::string import_kit(const std::string& cache_dir, const std::string& kit_path, std::ostream& log) {
-  CacheLock guard(cache_dir);
+  DirLock guard = lock_cache(cache_dir);
   // 1. Stage every file of the kit in the cache (same file system), hashing as it is copied.
   char tmpl_buf[4096];
   std::string tmpl = cache_dir + "/partial/import-XXXXXX";
