@@ -115,7 +115,7 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
   if (!o.no_binaries) binaries = resolve_binaries(*topology, o.cache_dir.empty() ? o.state_dir + "/cache" : o.cache_dir);
   OutputDir output(o.out_dir);
   auto state = State::open(o.state_dir, *topology);
-  ClusterPlan plan = make_plan(*topology, *state, o.nodes);
+  ClusterPlan plan = make_cluster_plan(*topology, *state, o.nodes);
   if (!o.no_binaries) add_binaries(plan, binaries);
 
   std::vector<BundleInfo> bundles(plan.nodes.size());
