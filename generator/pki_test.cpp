@@ -9,10 +9,8 @@
 
 #include <algorithm>
 #include <catch2/catch.hpp>
-#include <chrono>
 #include <cstdlib>
 #include <ctime>
-#include <iostream>
 #include <set>
 #include <thread>
 
@@ -369,18 +367,4 @@ TEST_CASE("issuing from several threads with one CA", "[pki]") {
   for (auto& th : threads) th.join();
   for (auto& certs : out)
     for (auto& c : certs) CHECK(verify_chain(ca.cert.get(), c.get()));
-}
-
-TEST_CASE("timing: 2000 ECDSA leaves (printed, not asserted)", "[pki]") {
-  const auto& ca = ec_ca();
-  auto start = std::chrono::steady_clock::now();
-  size_t bytes = 0;
-  for (int i = 0; i < 2000; ++i) {
-    PkeyPtr key = generate_key(KeyType::EcdsaP256);
-    X509Ptr cert = issue_cert(ca, key.get(), server_request(), 365);
-    bytes += cert_pem(cert.get()).size() + private_key_pem(key.get()).size();
-  }
-  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::cout << "pki_test: 2000 ECDSA key+cert+PEM in " << secs << " s, one thread (" << bytes << " bytes)\n";
-  CHECK(bytes > 0);
 }
