@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <ctime>
 #include <filesystem>
 #include <string>
 #include <thread>
@@ -55,12 +56,13 @@ int main(int argc, char** argv) {
     return 2;
   }
 
-  CertificateAuthority ca = make_ca("kubernetes-ca", "kubernetes-ca", KeyType::EcdsaP256, 3650);
+  const std::time_t now = std::time(nullptr);
+  CertificateAuthority ca = make_ca("kubernetes-ca", "kubernetes-ca", KeyType::EcdsaP256, 3650, now);
   auto start = Clock::now();
   size_t bytes = 0;
   for (int i = 0; i < leaves; ++i) {
     PkeyPtr key = generate_key(KeyType::EcdsaP256);
-    X509Ptr cert = issue_cert(ca, key.get(), kubelet_request(i), 365);
+    X509Ptr cert = issue_cert(ca, key.get(), kubelet_request(i), 365, now);
     bytes += cert_pem(cert.get()).size() + private_key_pem(key.get()).size();
   }
   std::printf("pki    %6d ECDSA key+cert+PEM, 1 thread           %8.3f s  (%zu bytes of PEM)\n", leaves,
@@ -75,7 +77,7 @@ int main(int argc, char** argv) {
   topology.cluster.name = "bench";
   int status = 0;
   {
-    auto state = State::open(dir + "/state", topology);
+    auto state = State::open(dir + "/state", topology, now);
     start = Clock::now();
     int issued = issue_all(*state, leaves);
     state->commit();
@@ -83,7 +85,7 @@ int main(int argc, char** argv) {
     if (issued != leaves) status = 1;
   }
   {
-    auto state = State::open(dir + "/state", topology);
+    auto state = State::open(dir + "/state", topology, now);
     start = Clock::now();
     int issued = issue_all(*state, leaves);
     state->commit();

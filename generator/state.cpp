@@ -158,7 +158,7 @@ std::unique_ptr<DirLock> lock_state_dir(const std::string& dir) {
 void write_secret(const std::string& path, const std::string& content) { write_file_atomic(path, content, kFileMode); }
 
 // Creates every piece of a new state; state.json last (see the comment at the top).
-void initialize(const std::string& dir, const Topology& topology, bool resuming) {
+void initialize(const std::string& dir, const Topology& topology, bool resuming, std::time_t now) {
   const Cluster& c = topology.cluster;
   write_secret(dir + "/" + kInitMarker, c.name + "\n");
   if (resuming) {
@@ -172,7 +172,7 @@ void initialize(const std::string& dir, const Topology& topology, bool resuming)
   make_dirs(dir + "/keys", kDirMode);
 
   for (const auto& spec : kCas) {
-    CertificateAuthority ca = make_ca(spec.name, spec.name, c.key_type, c.ca_validity_days);
+    CertificateAuthority ca = make_ca(spec.name, spec.name, c.key_type, c.ca_validity_days, now);
     write_secret(dir + "/ca/" + spec.name + ".key", ca.key_pem);
     write_secret(dir + "/ca/" + spec.name + ".crt", ca.cert_pem);
   }
@@ -225,6 +225,7 @@ struct State::Impl {
   };
 
   std::unique_ptr<DirLock> lock;  // held for the State's lifetime
+  std::time_t now = 0;            // the run's clock (State::open)
   std::array<CertificateAuthority, 3> cas;
   KeyType leaf_key_type = KeyType::EcdsaP256;
   int leaf_validity_days = 365;
@@ -319,13 +320,14 @@ void State::Impl::load(const std::string& dir, const Topology& topology, State& 
   renew_before_days = topology.cluster.renew_before_days;
 }
 
-std::unique_ptr<State> State::open(const std::string& dir_arg, const Topology& topology) {
+std::unique_ptr<State> State::open(const std::string& dir_arg, const Topology& topology, std::time_t now) {
   std::string dir = dir_arg;
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   if (dir.empty()) throw Error("state directory: empty path");
 
   std::unique_ptr<State> s(new State());
   s->impl_ = std::make_unique<Impl>();
+  s->impl_->now = now;
   s->dir_ = dir;
 
   // Refuse a foreign directory before creating even the lock file in it.
@@ -337,7 +339,7 @@ std::unique_ptr<State> State::open(const std::string& dir_arg, const Topology& t
   // Decide again under the lock: another run may have initialized meanwhile.
   if (!exists(dir + "/state.json")) {
     bool resuming = check_fresh(dir);
-    initialize(dir, topology, resuming);
+    initialize(dir, topology, resuming, now);
     s->created_ = true;
   }
   s->impl_->load(dir, topology, *s);
@@ -387,12 +389,13 @@ IssuedCert State::leaf(const std::string& owner, const std::string& name, CaName
     } catch (const Error&) {
       damaged(issued_path, "entry \"" + id + "\" does not hold a valid PEM certificate and private key");
     }
-    reason = why_reissue(cert.get(), key.get(), authority, request, impl_->leaf_key_type, impl_->renew_before_days);
+    reason = why_reissue(cert.get(), key.get(), authority, request, impl_->leaf_key_type, impl_->renew_before_days,
+                         impl_->now);
     if (reason.empty()) return IssuedCert{stored->cert_pem, stored->key_pem, false, ""};
   }
 
   PkeyPtr key = generate_key(impl_->leaf_key_type);
-  X509Ptr cert = issue_cert(authority, key.get(), request, impl_->leaf_validity_days);
+  X509Ptr cert = issue_cert(authority, key.get(), request, impl_->leaf_validity_days, impl_->now);
   Impl::Leaf fresh{cert_pem(cert.get()), private_key_pem(key.get()), authority.name};
   std::lock_guard<std::mutex> lock(impl_->mu);
   // Certs shared by several nodes (admin, kube-proxy, ...) are asked for by several threads at
