@@ -6,11 +6,6 @@ namespace kb::aws {
 
 namespace {
 
-size_t collect(char* data, size_t size, size_t count, void* user) {
-  static_cast<std::string*>(user)->append(data, size * count);
-  return size * count;
-}
-
 class CurlHttpClient : public HttpClient {
  public:
   CurlHttpClient() { curl::global_init(); }
@@ -27,14 +22,12 @@ class CurlHttpClient : public HttpClient {
     e.set(CURLOPT_AWS_SIGV4, r.sigv4.c_str());
     e.set(CURLOPT_USERNAME, r.access_key_id.c_str());
     e.set(CURLOPT_PASSWORD, r.secret_access_key.c_str());
-    e.set(CURLOPT_WRITEFUNCTION, collect);
-    e.set(CURLOPT_WRITEDATA, &out.body);
+    curl::collect_body(e, &out.body);
     e.set(CURLOPT_TIMEOUT, 60L);
     curl::http_defaults(e, "kbundle-aws", 10L);
     curl::Result done = curl::perform(e);
-    // status 0 tells the client "no response": keep it 0 whenever the transfer failed.
-    if (done.ok()) out.status = done.status;
-    else out.transport_error = std::move(done.error);
+    out.status = done.completed_status();
+    out.transport_error = std::move(done.error);
     return out;
   }
 };

@@ -128,11 +128,6 @@ int seek_body(void* user, curl_off_t offset, int origin) {
   return CURL_SEEKFUNC_OK;
 }
 
-size_t collect(char* data, size_t size, size_t count, void* user) {
-  static_cast<std::string*>(user)->append(data, size * count);
-  return size * count;
-}
-
 size_t collect_header(char* data, size_t size, size_t count, void* user) {
   auto* headers = static_cast<std::map<std::string, std::string>*>(user);
   std::string line(data, size * count);
@@ -180,8 +175,7 @@ class CurlS3Transport : public S3Transport {
       e.set(CURLOPT_CUSTOMREQUEST, r.method.c_str());
     }
     e.set(CURLOPT_HTTPHEADER, headers.get());
-    e.set(CURLOPT_WRITEFUNCTION, collect);
-    e.set(CURLOPT_WRITEDATA, &out.body);
+    curl::collect_body(e, &out.body);
     e.set(CURLOPT_HEADERFUNCTION, collect_header);
     e.set(CURLOPT_HEADERDATA, &out.headers);
     e.set(CURLOPT_XFERINFOFUNCTION, progress_cb);
@@ -192,9 +186,8 @@ class CurlS3Transport : public S3Transport {
     e.set(CURLOPT_LOW_SPEED_TIME, 30L);
     curl::http_defaults(e, "kbundle-publish", 10L);
     curl::Result done = curl::perform(e);
-    // status 0 tells the caller "no response": keep it 0 whenever the transfer failed.
-    if (done.ok()) out.status = done.status;
-    else out.transport_error = std::move(done.error);
+    out.status = done.completed_status();
+    out.transport_error = std::move(done.error);
     return out;
   }
 };

@@ -133,28 +133,30 @@ std::vector<CachedBinary> verified(const std::string& cache_dir, const std::stri
   return out;
 }
 
+// What a catalog file and a catalog image say alike: which component goes where, how, for whom.
+template <typename CatalogItem>
+LockEntry node_file_entry(const CatalogItem& item) {
+  LockEntry e;
+  e.component = item.component;
+  e.node_path = item.node_path;
+  e.mode = item.mode;
+  e.control_plane = item.control_plane;
+  e.worker = item.worker;
+  return e;
+}
+
 }  // namespace
 
 LockEntry lock_entry_for(const CatalogArtifact& artifact, const CatalogFile& file) {
-  LockEntry e;
-  e.component = file.component;
-  e.node_path = file.node_path;
+  LockEntry e = node_file_entry(file);
   e.url = artifact.url;
   e.member = file.member;
-  e.mode = file.mode;
-  e.control_plane = file.control_plane;
-  e.worker = file.worker;
   return e;
 }
 
 LockEntry lock_entry_for(const CatalogImage& image) {
-  LockEntry e;
-  e.component = image.component;
-  e.node_path = image.node_path;
+  LockEntry e = node_file_entry(image);
   e.ref = image.ref;
-  e.mode = image.mode;
-  e.control_plane = image.control_plane;
-  e.worker = image.worker;
   return e;
 }
 

@@ -32,6 +32,20 @@ void http_defaults(Easy& easy, const char* user_agent, long connect_timeout_seco
   easy.set(CURLOPT_USERAGENT, user_agent);
 }
 
+namespace {
+
+size_t append_to_string(char* data, size_t size, size_t count, void* body) {
+  static_cast<std::string*>(body)->append(data, size * count);
+  return size * count;
+}
+
+}  // namespace
+
+void collect_body(Easy& easy, std::string* body) {
+  easy.set(CURLOPT_WRITEFUNCTION, append_to_string);
+  easy.set(CURLOPT_WRITEDATA, body);
+}
+
 Slist::Slist(const std::vector<std::string>& lines) {
   for (const auto& line : lines) append(line);
 }

@@ -51,6 +51,9 @@ class Easy {
 // Plain HTTP(S) only, a connect time-out and our user agent: what every HTTP client of ours sets.
 void http_defaults(Easy& easy, const char* user_agent, long connect_timeout_seconds);
 
+// Appends what the transfer receives to `*body`.
+void collect_body(Easy& easy, std::string* body);
+
 // A curl_slist (request headers, SFTP quote commands), freed with the object.
 class Slist {
  public:
@@ -72,6 +75,8 @@ struct Result {
   long status = 0;    // the last HTTP response code; 0 when no response arrived
   std::string error;  // when code != CURLE_OK: libcurl's detailed message, or its generic one
   bool ok() const { return code == CURLE_OK; }
+  // The HTTP status of a completed transfer; 0 when it failed, for callers that read 0 as "no response".
+  long completed_status() const { return ok() ? status : 0; }
   // kb::Error "<what>: <error>", the project's form for a failed transfer.
   Error to_error(const std::string& what) const { return Error(what + ": " + error); }
 };

@@ -11,11 +11,6 @@ using namespace kb;
 
 namespace {
 
-size_t append(char* data, size_t size, size_t count, void* user) {
-  static_cast<std::string*>(user)->append(data, size * count);
-  return size * count;
-}
-
 std::string temp_file(const std::string& content) {
   std::string path = (std::filesystem::temp_directory_path() / "kb-curl-test.XXXXXX").string();
   int fd = ::mkstemp(path.data());
@@ -25,27 +20,33 @@ std::string temp_file(const std::string& content) {
   return path;
 }
 
+// Reads `url` with `e` as it is set up; the body goes to `*body`.
+curl::Result read(curl::Easy& e, const std::string& url, std::string* body) {
+  e.set(CURLOPT_URL, url.c_str());
+  curl::collect_body(e, body);
+  return curl::perform(e);
+}
+
 }  // namespace
 
 TEST_CASE("perform reports success and the transfer's data", "[curl]") {
   std::string path = temp_file("hello");
   curl::Easy e;
   std::string got;
-  e.set(CURLOPT_URL, ("file://" + path).c_str());
-  e.set(CURLOPT_WRITEFUNCTION, append);
-  e.set(CURLOPT_WRITEDATA, &got);
-  curl::Result r = curl::perform(e);
+  curl::Result r = read(e, "file://" + path, &got);
   std::filesystem::remove(path);
   CHECK(r.ok());
   CHECK(r.error.empty());
+  CHECK(r.completed_status() == r.status);
   CHECK(got == "hello");
 }
 
 TEST_CASE("perform names a failure with libcurl's message", "[curl]") {
   curl::Easy e;
-  e.set(CURLOPT_URL, "file:///nonexistent/kb-curl-test");
-  curl::Result r = curl::perform(e);
+  std::string got;
+  curl::Result r = read(e, "file:///nonexistent/kb-curl-test", &got);
   CHECK_FALSE(r.ok());
+  CHECK(r.completed_status() == 0);
   CHECK(r.code == CURLE_FILE_COULDNT_READ_FILE);
   CHECK_FALSE(r.error.empty());
   CHECK(std::string(r.to_error("file:///nonexistent/kb-curl-test").what()).rfind("file:///nonexistent/kb-curl-test: ", 0) == 0);
@@ -55,14 +56,10 @@ TEST_CASE("http_defaults allow only http and https; reset forgets them", "[curl]
   std::string path = temp_file("x");
   curl::Easy e;
   curl::http_defaults(e, "kbundle-test", 5L);
-  e.set(CURLOPT_URL, ("file://" + path).c_str());
-  CHECK(curl::perform(e).code == CURLE_UNSUPPORTED_PROTOCOL);
-  e.reset();
   std::string got;
-  e.set(CURLOPT_URL, ("file://" + path).c_str());
-  e.set(CURLOPT_WRITEFUNCTION, append);
-  e.set(CURLOPT_WRITEDATA, &got);
-  curl::Result r = curl::perform(e);
+  CHECK(read(e, "file://" + path, &got).code == CURLE_UNSUPPORTED_PROTOCOL);
+  e.reset();
+  curl::Result r = read(e, "file://" + path, &got);
   std::filesystem::remove(path);
   CHECK(r.ok());
   CHECK(r.error.empty());  // the buffer was cleared for this transfer
