@@ -312,7 +312,7 @@ Inventory discover(Client& c, const std::string& cluster) {
   return inv;
 }
 
-std::string describe(const Change& c) {
+std::string describe(const InfraChange& c) {
   switch (c.action) {
     case Action::CreateVpc: return "create " + c.resource + " " + c.detail;
     case Action::EnableDnsHostnames: return "enable DNS hostnames on " + c.resource;
@@ -358,10 +358,10 @@ std::vector<std::string> roles_needed(const ClusterSpec& s) {
 
 }  // namespace
 
-Plan compute_plan(const ClusterSpec& s, const Inventory& inv) {
-  Plan p;
+InfraChanges compute_changes(const ClusterSpec& s, const Inventory& inv) {
+  InfraChanges p;
   auto add = [&](Action a, std::string resource, std::string detail = "", std::string key = "") {
-    Change c{a, std::move(resource), std::move(detail), std::move(key), {}};
+    InfraChange c{a, std::move(resource), std::move(detail), std::move(key), {}};
     p.changes.push_back(std::move(c));
   };
 
@@ -409,7 +409,7 @@ Plan compute_plan(const ClusterSpec& s, const Inventory& inv) {
       bool present = g != inv.groups.end() && std::any_of(g->second.rules.begin(), g->second.rules.end(),
                                                           [&](const Rule& have) { return have.same(r); });
       if (present) continue;
-      Change c{Action::AuthorizeIngress, name, rule_text(r), role, r};
+      InfraChange c{Action::AuthorizeIngress, name, rule_text(r), role, r};
       p.changes.push_back(std::move(c));
     }
   }
@@ -498,7 +498,7 @@ std::string resolve_image(Client& c, const ClusterSpec& s) {
   return best_id;
 }
 
-void apply(Client& c, const ClusterSpec& s, const Plan& plan, const std::string& image_id, Inventory& inv,
+void apply(Client& c, const ClusterSpec& s, const InfraChanges& pending, const std::string& image_id, Inventory& inv,
            const Progress& progress, const Waiter& wait, std::chrono::seconds timeout) {
   const std::string& k = s.cluster;
   auto need = [](const std::string& id, const char* what) {
@@ -512,7 +512,7 @@ void apply(Client& c, const ClusterSpec& s, const Plan& plan, const std::string&
     return it->second;
   };
 
-  for (const Change& ch : plan.changes) {
+  for (const InfraChange& ch : pending.changes) {
     progress(describe(ch));
     switch (ch.action) {
       case Action::CreateVpc: {

@@ -1,6 +1,6 @@
 #pragma once
 // The cluster's AWS infrastructure: what the topology asks for (ClusterSpec), what exists
-// (Inventory, found by the cluster's tags and derived names), the difference (Plan), and the
+// (Inventory, found by the cluster's tags and derived names), the difference (InfraChanges), and the
 // calls that create (apply) or delete (destroy) it. Every resource carries the tags
 // Name, kbundle:cluster=<cluster> and kubernetes.io/cluster/<cluster>=owned.
 
@@ -95,7 +95,8 @@ enum class Action {
   DeregisterTarget, CreatePodRoute, ReplacePodRoute
 };
 
-struct Change {
+// One step `up` takes: create, attach, authorize or register one thing.
+struct InfraChange {
   Action action;
   std::string resource;  // "vpc", "security-group worker", "instance worker-0", ...
   std::string detail;    // what, for people
@@ -103,15 +104,16 @@ struct Change {
   Rule rule;             // AuthorizeIngress only
 };
 
-struct Plan {
-  std::vector<Change> changes;     // in the order `apply` runs them
+// Every step `up` would take, from what exists; printed by `kbundle aws plan`.
+struct InfraChanges {
+  std::vector<InfraChange> changes;     // in the order `apply` runs them
   std::vector<std::string> notes;  // differences `up` does not change (it never replaces instances)
   bool empty() const { return changes.empty(); }
 };
 
 // What `up` would do, from what exists. Pure: no calls.
-Plan compute_plan(const ClusterSpec& spec, const Inventory& inventory);
-std::string describe(const Change& c);  // "create vpc 10.0.0.0/16"
+InfraChanges compute_changes(const ClusterSpec& spec, const Inventory& inventory);
+std::string describe(const InfraChange& c);  // "create vpc 10.0.0.0/16"
 
 using Progress = std::function<void(const std::string& line)>;
 using Waiter = std::function<void(std::chrono::milliseconds)>;
@@ -119,10 +121,10 @@ using Waiter = std::function<void(std::chrono::milliseconds)>;
 // The AMI to launch: spec.image_id, or the newest image matching the name filter.
 std::string resolve_image(Client& client, const ClusterSpec& spec);
 
-// Runs the plan's changes in order; ids of what it creates go into `inventory` as it goes, so an
+// Runs the changes in order; ids of what it creates go into `inventory` as it goes, so an
 // interrupted run leaves tagged resources that the next discovery finds. Then waits (up to
 // `timeout`) until every node's instance runs. `image_id` is needed only for RunInstance.
-void apply(Client& client, const ClusterSpec& spec, const Plan& plan, const std::string& image_id,
+void apply(Client& client, const ClusterSpec& spec, const InfraChanges& pending, const std::string& image_id,
            Inventory& inventory, const Progress& progress, const Waiter& wait,
            std::chrono::seconds timeout = std::chrono::seconds(600));
 

@@ -1,6 +1,5 @@
 #include "aws/s3.h"
 
-#include <curl/curl.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -12,10 +11,10 @@
 #include <random>
 #include <thread>
 
-#include "aws/curl_perform.h"
 #include "aws/xml.h"
 #include "base/error.h"
 #include "base/hash.h"
+#include "curl/easy.h"
 
 namespace kb::aws {
 
@@ -129,11 +128,6 @@ int seek_body(void* user, curl_off_t offset, int origin) {
   return CURL_SEEKFUNC_OK;
 }
 
-size_t collect(char* data, size_t size, size_t count, void* user) {
-  static_cast<std::string*>(user)->append(data, size * count);
-  return size * count;
-}
-
 size_t collect_header(char* data, size_t size, size_t count, void* user) {
   auto* headers = static_cast<std::map<std::string, std::string>*>(user);
   std::string line(data, size * count);
@@ -156,49 +150,44 @@ int progress_cb(void* user, curl_off_t, curl_off_t, curl_off_t, curl_off_t ulnow
 
 class CurlS3Transport : public S3Transport {
  public:
-  CurlS3Transport() {
-    static const CURLcode init = curl_global_init(CURL_GLOBAL_DEFAULT);
-    if (init != CURLE_OK) throw Error(std::string("libcurl: ") + curl_easy_strerror(init));
-  }
+  CurlS3Transport() { curl::global_init(); }
 
   S3Response send(const S3Request& r) override {
     S3Response out;
-    CURL* curl = curl_easy_init();
-    if (!curl) throw Error("libcurl: cannot create a handle");
-    curl_slist* headers = nullptr;
-    for (const auto& h : r.headers) headers = curl_slist_append(headers, h.c_str());
+    curl::Easy e;
+    curl::Slist headers(r.headers);
     Body body{&r.body};
-    curl_easy_setopt(curl, CURLOPT_URL, r.url.c_str());
+    e.set(CURLOPT_URL, r.url.c_str());
     if (r.method == "HEAD") {
-      curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
+      e.set(CURLOPT_NOBODY, 1L);
     } else if (r.method == "PUT") {
-      curl_easy_setopt(curl, CURLOPT_UPLOAD, 1L);
-      curl_easy_setopt(curl, CURLOPT_READFUNCTION, read_body);
-      curl_easy_setopt(curl, CURLOPT_READDATA, &body);
-      curl_easy_setopt(curl, CURLOPT_SEEKFUNCTION, seek_body);
-      curl_easy_setopt(curl, CURLOPT_SEEKDATA, &body);
-      curl_easy_setopt(curl, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+      e.set(CURLOPT_UPLOAD, 1L);
+      e.set(CURLOPT_READFUNCTION, read_body);
+      e.set(CURLOPT_READDATA, &body);
+      e.set(CURLOPT_SEEKFUNCTION, seek_body);
+      e.set(CURLOPT_SEEKDATA, &body);
+      e.set(CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
     } else if (r.method == "POST") {
-      curl_easy_setopt(curl, CURLOPT_POST, 1L);
-      curl_easy_setopt(curl, CURLOPT_POSTFIELDS, r.body.c_str());
-      curl_easy_setopt(curl, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
+      e.set(CURLOPT_POST, 1L);
+      e.set(CURLOPT_POSTFIELDS, r.body.c_str());
+      e.set(CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(r.body.size()));
     } else if (r.method != "GET") {
-      curl_easy_setopt(curl, CURLOPT_CUSTOMREQUEST, r.method.c_str());
+      e.set(CURLOPT_CUSTOMREQUEST, r.method.c_str());
     }
-    curl_easy_setopt(curl, CURLOPT_HTTPHEADER, headers);
-    curl_easy_setopt(curl, CURLOPT_WRITEFUNCTION, collect);
-    curl_easy_setopt(curl, CURLOPT_WRITEDATA, &out.body);
-    curl_easy_setopt(curl, CURLOPT_HEADERFUNCTION, collect_header);
-    curl_easy_setopt(curl, CURLOPT_HEADERDATA, &out.headers);
-    curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, progress_cb);
-    curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &r.progress);
-    curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+    e.set(CURLOPT_HTTPHEADER, headers.get());
+    curl::collect_body(e, &out.body);
+    e.set(CURLOPT_HEADERFUNCTION, collect_header);
+    e.set(CURLOPT_HEADERDATA, &out.headers);
+    e.set(CURLOPT_XFERINFOFUNCTION, progress_cb);
+    e.set(CURLOPT_XFERINFODATA, &r.progress);
+    e.set(CURLOPT_NOPROGRESS, 0L);
     // Big bodies: no overall time limit, but a stalled transfer (under 1 KiB/s for 30 s) is cut.
-    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-    curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, 30L);
-    CurlOutcome done = perform_and_free(curl, headers, "kbundle-publish");
-    out.status = done.status;
-    out.transport_error = std::move(done.transport_error);
+    e.set(CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    e.set(CURLOPT_LOW_SPEED_TIME, 30L);
+    curl::http_defaults(e, "kbundle-publish", 10L);
+    curl::Result done = curl::perform(e);
+    out.status = done.completed_status();
+    out.transport_error = std::move(done.error);
     return out;
   }
 };

@@ -1,7 +1,6 @@
 #include "binaries/binary_cache.h"
 
 #include <cerrno>
-#include <fcntl.h>
 #include <nlohmann/json.hpp>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -125,7 +124,7 @@ std::vector<CachedBinary> verified(const std::string& cache_dir, const std::stri
     std::string path = blob_path(cache_dir, e->sha256);
     if (::access(path.c_str(), R_OK) != 0)
       throw Error(path + ": " + component + " (" + e->node_path + ") is missing from the cache: run `" + command + "`");
-    std::string actual = file_sha256(path);
+    std::string actual = sha256_file(path).sha256;
     if (actual != e->sha256)
       throw Error(path + ": " + component + " does not match the lock file (want sha256 " + e->sha256 + ", file has " + actual +
                   "): run `" + command + "`");
@@ -134,7 +133,32 @@ std::vector<CachedBinary> verified(const std::string& cache_dir, const std::stri
   return out;
 }
 
+// What a catalog file and a catalog image say alike: which component goes where, how, for whom.
+template <typename CatalogItem>
+LockEntry node_file_entry(const CatalogItem& item) {
+  LockEntry e;
+  e.component = item.component;
+  e.node_path = item.node_path;
+  e.mode = item.mode;
+  e.control_plane = item.control_plane;
+  e.worker = item.worker;
+  return e;
+}
+
 }  // namespace
+
+LockEntry lock_entry_for(const CatalogArtifact& artifact, const CatalogFile& file) {
+  LockEntry e = node_file_entry(file);
+  e.url = artifact.url;
+  e.member = file.member;
+  return e;
+}
+
+LockEntry lock_entry_for(const CatalogImage& image) {
+  LockEntry e = node_file_entry(image);
+  e.ref = image.ref;
+  return e;
+}
 
 std::string lock_path(const std::string& cache_dir, const std::string& kubernetes_version) {
   return cache_dir + "/lock-" + kubernetes_version + ".json";
@@ -196,27 +220,6 @@ void check_lock_matches_catalog(const LockFile& lock, const CatalogEntry& entry,
       throw Error(where + ": image " + img.component + ": does not match the release catalog (ref, node path, mode or roles)");
   }
   if (lock.images.size() != entry.images.size()) throw Error(where + ": lists images that are not in the release catalog");
-}
-
-std::string file_sha256(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw_errno("cannot open " + path);
-  Sha256 h;
-  char buf[1 << 16];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int saved = errno;
-      ::close(fd);
-      errno = saved;
-      throw_errno("cannot read " + path);
-    }
-    if (n == 0) break;
-    h.update(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return h.hex_digest();
 }
 
 std::string fetch_command(const std::string& cache_dir, const std::string& kubernetes_version) {

@@ -13,7 +13,10 @@
 
 namespace kb {
 
+struct CatalogArtifact;
 struct CatalogEntry;
+struct CatalogFile;
+struct CatalogImage;
 
 struct CachedBinary {
   std::string component;   // "kubelet", "cni-bridge", "pause"
@@ -44,6 +47,11 @@ struct LockFile {
   std::vector<LockEntry> images;  // empty when fetched without a mirror
 };
 
+// The lock entry for a catalog file or image with what the catalog says filled in (component,
+// node path, URL, member or ref, mode, roles); the caller adds the hashes and the size it verified.
+LockEntry lock_entry_for(const CatalogArtifact& artifact, const CatalogFile& file);
+LockEntry lock_entry_for(const CatalogImage& image);
+
 std::string lock_path(const std::string& cache_dir, const std::string& kubernetes_version);
 std::string blob_path(const std::string& cache_dir, const std::string& sha256);
 
@@ -56,9 +64,6 @@ void write_lock(const std::string& cache_dir, const LockFile& lock);  // atomic
 // members, modes, roles, image refs): a lock (or an air-gap kit) cannot add, drop or move a file.
 // Images are checked only when the lock has any. Throws kb::Error naming the first difference.
 void check_lock_matches_catalog(const LockFile& lock, const CatalogEntry& entry, const std::string& where);
-
-// sha256 of a file's content, lowercase hex; throws kb::Error naming the path.
-std::string file_sha256(const std::string& path);
 
 // "kbundle fetch --version V --cache DIR", the command that fills the cache.
 std::string fetch_command(const std::string& cache_dir, const std::string& kubernetes_version);

@@ -42,35 +42,22 @@ LockFile fill_cache(const std::string& cache, const std::string& version, bool i
   for (const auto& art : entry.artifacts) {
     std::string artifact_sha = put("artifact " + art.url);
     for (const auto& f : art.files) {
-      LockEntry e;
-      e.component = f.component;
-      e.node_path = f.node_path;
-      e.url = art.url;
-      e.member = f.member;
+      LockEntry e = lock_entry_for(art, f);
       e.artifact_sha256 = artifact_sha;
       std::string content = "#!/bin/sh\necho kbundle test stand-in " + f.component + "\n";
       e.sha256 = put(content);
       e.size = content.size();
-      e.mode = f.mode;
-      e.control_plane = f.control_plane;
-      e.worker = f.worker;
       lock.binaries.push_back(e);
     }
   }
   if (images) {
     for (const auto& img : entry.images) {
-      LockEntry e;
-      e.component = img.component;
-      e.node_path = img.node_path;
-      e.ref = img.ref;
+      LockEntry e = lock_entry_for(img);
       e.url = image_mirror_url("http://127.0.0.1:1", img.ref);
       std::string content = "oci archive " + img.ref;
       e.sha256 = e.artifact_sha256 = put(content);
       e.manifest_digest = "sha256:" + std::string(64, '0');
       e.size = content.size();
-      e.mode = img.mode;
-      e.worker = img.worker;
-      e.control_plane = img.control_plane;
       lock.images.push_back(e);
     }
   }

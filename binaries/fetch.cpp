@@ -12,13 +12,15 @@
 #include <memory>
 #include <ostream>
 #include <set>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "base/atomic_file.h"
+#include "base/dir_lock.h"
 #include "base/error.h"
+#include "base/file_io.h"
 #include "base/hash.h"
+#include "base/unique_fd.h"
 #include "binaries/catalog.h"
 #include "binaries/checksums.h"
 #include "base/exit_code.h"
@@ -54,60 +56,36 @@ std::string normalize_member(std::string name) {
 }
 
 // One `kbundle fetch` at a time per cache (fetches and imports both rename into blobs/).
-class CacheLock {
- public:
-  explicit CacheLock(const std::string& cache_dir) {
-    make_dirs(cache_dir + "/blobs/sha256", 0755);
-    make_dirs(cache_dir + "/partial", 0755);
-    std::string path = cache_dir + "/.lock";
-    fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd_ < 0) throw_errno("cannot open " + path);
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-      ::close(fd_);
-      throw Error(cache_dir + ": in use by another kbundle fetch");
-    }
-  }
-  ~CacheLock() { ::close(fd_); }
-  CacheLock(const CacheLock&) = delete;
-  CacheLock& operator=(const CacheLock&) = delete;
-
- private:
-  int fd_ = -1;
-};
+DirLock lock_cache(const std::string& cache_dir) {
+  make_dirs(cache_dir + "/blobs/sha256", 0755);
+  make_dirs(cache_dir + "/partial", 0755);
+  return DirLock(cache_dir, 0644, [&cache_dir](const std::string&) { return Error(cache_dir + ": in use by another kbundle fetch"); });
+}
 
 // A file written under a temporary name in `dir` and hashed as it is written; moved into
 // the blob store under its own hash by publish(); removed unless published.
 class HashingTemp {
  public:
-  explicit HashingTemp(const std::string& dir) : path_(dir + "/.tmp-XXXXXX") {
-    fd_ = ::mkstemp(path_.data());
-    if (fd_ < 0) throw_errno("cannot create a temporary file in " + dir);
+  explicit HashingTemp(const std::string& dir) : path_(dir + "/.tmp-XXXXXX"), fd_(::mkstemp(path_.data())) {
+    if (fd_.get() < 0) throw_errno("cannot create a temporary file in " + dir);
   }
   ~HashingTemp() {
-    if (fd_ >= 0) ::close(fd_);
+    fd_.reset();
     if (!published_) ::unlink(path_.c_str());
   }
   HashingTemp(const HashingTemp&) = delete;
   HashingTemp& operator=(const HashingTemp&) = delete;
 
   void write(const void* data, size_t len) {
-    auto* p = static_cast<const char*>(data);
-    hash_.update(p, len);
+    hash_.update(data, len);
     size_ += len;
-    while (len > 0) {
-      ssize_t n = ::write(fd_, p, len);
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) throw_errno("cannot write " + path_);
-      p += n;
-      len -= static_cast<size_t>(n);
-    }
+    write_all(fd_.get(), std::string_view(static_cast<const char*>(data), len), path_);
   }
   // Closes the file; returns its sha256.
   std::string finish() {
-    if (::fchmod(fd_, 0644) != 0) throw_errno("cannot chmod " + path_);
-    if (::fsync(fd_) != 0) throw_errno("cannot fsync " + path_);
-    ::close(fd_);
-    fd_ = -1;
+    if (::fchmod(fd_.get(), 0644) != 0) throw_errno("cannot chmod " + path_);
+    if (::fsync(fd_.get()) != 0) throw_errno("cannot fsync " + path_);
+    fd_.reset();
     sha256_ = hash_.hex_digest();
     return sha256_;
   }
@@ -120,7 +98,7 @@ class HashingTemp {
 
  private:
   std::string path_;
-  int fd_ = -1;
+  UniqueFd fd_;
   Sha256 hash_;
   std::string sha256_;
   uint64_t size_ = 0;
@@ -136,7 +114,7 @@ uint64_t file_size(const std::string& path) {
 // True when the cache holds `sha256` intact.
 bool blob_ok(const std::string& cache_dir, const std::string& sha256) {
   std::string p = blob_path(cache_dir, sha256);
-  return exists(p) && file_sha256(p) == sha256;
+  return exists(p) && sha256_file(p).sha256 == sha256;
 }
 
 // Takes `member` out of the archive at `artifact` into the blob store; returns {sha256, size}.
@@ -180,7 +158,7 @@ std::string fetch_verified(const std::string& cache_dir, const std::string& url,
   }
   std::string part = cache_dir + "/partial/" + sha256_hex(url) + ".part";
   download_to_file(url, part, download);
-  std::string actual = file_sha256(part);
+  std::string actual = sha256_file(part).sha256;
   if (actual != expected) {
     ::unlink(part.c_str());
     throw Error(url + ": checksum mismatch: " + sum_url + " publishes sha256 " + expected + ", the download has sha256 " + actual +
@@ -215,7 +193,7 @@ std::optional<LockFile> usable_lock(const std::string& cache_dir, const CatalogE
 
 LockFile fetch_into_cache(const std::string& cache_dir, const CatalogEntry& entry, const std::string& mirror,
                           const DownloadOptions& download, std::ostream& log) {
-  CacheLock guard(cache_dir);
+  DirLock guard = lock_cache(cache_dir);
   std::optional<LockFile> previous = usable_lock(cache_dir, entry);
   LockFile lock;
   lock.kubernetes_version = entry.kubernetes_version;
@@ -238,11 +216,7 @@ LockFile fetch_into_cache(const std::string& cache_dir, const CatalogEntry& entr
     std::string artifact_sha = fetch_verified(cache_dir, url, mirror_url(mirror, art.checksum_url), base_name(art.url), download);
     std::string artifact = blob_path(cache_dir, artifact_sha);
     for (const auto& f : art.files) {
-      LockEntry e;
-      e.component = f.component;
-      e.node_path = f.node_path;
-      e.url = art.url;
-      e.member = f.member;
+      LockEntry e = lock_entry_for(art, f);
       e.artifact_sha256 = artifact_sha;
       if (f.member.empty()) {
         e.sha256 = artifact_sha;
@@ -250,9 +224,6 @@ LockFile fetch_into_cache(const std::string& cache_dir, const CatalogEntry& entr
       } else {
         std::tie(e.sha256, e.size) = extract_member(cache_dir, artifact, url, f.member);
       }
-      e.mode = f.mode;
-      e.control_plane = f.control_plane;
-      e.worker = f.worker;
       lock.binaries.push_back(std::move(e));
     }
   }
@@ -267,10 +238,14 @@ LockFile fetch_into_cache(const std::string& cache_dir, const CatalogEntry& entr
   } else {
     for (const auto& img : entry.images) {
       const LockEntry* old = images_kept ? find_entry(previous->images, img.component) : nullptr;
-      LockEntry e;
+      LockEntry e = lock_entry_for(img);
       if (old) {
         log << "fetch: " << img.ref << ": cached and intact\n";
-        e = *old;
+        e.url = old->url;
+        e.sha256 = old->sha256;
+        e.manifest_digest = old->manifest_digest;
+        e.artifact_sha256 = old->artifact_sha256;
+        e.size = old->size;
       } else {
         std::string url = image_mirror_url(mirror, img.ref);
         e.sha256 = fetch_verified(cache_dir, url, url + ".sha256", base_name(url), download);
@@ -279,12 +254,6 @@ LockFile fetch_into_cache(const std::string& cache_dir, const CatalogEntry& entr
         e.artifact_sha256 = e.sha256;
         e.size = file_size(blob_path(cache_dir, e.sha256));
       }
-      e.component = img.component;
-      e.node_path = img.node_path;
-      e.ref = img.ref;
-      e.mode = img.mode;
-      e.control_plane = img.control_plane;
-      e.worker = img.worker;
       lock.images.push_back(std::move(e));
     }
   }
@@ -331,17 +300,16 @@ void export_kit(const std::string& cache_dir, const std::string& kubernetes_vers
   for (const LockEntry* e : all) {
     if (!done.insert(e->sha256).second) continue;
     std::string src = blob_path(cache_dir, e->sha256);
-    int fd = ::open(src.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) throw_errno("cannot open " + src + " (" + e->component + "; run `" + fetch_command(cache_dir, kubernetes_version) + "`)");
-    std::unique_ptr<int, void (*)(int*)> closer(&fd, [](int* p) { ::close(*p); });
+    UniqueFd fd(::open(src.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.get() < 0) throw_errno("cannot open " + src + " (" + e->component + "; run `" + fetch_command(cache_dir, kubernetes_version) + "`)");
     struct stat st{};
-    if (::fstat(fd, &st) != 0) throw_errno("cannot stat " + src);
+    if (::fstat(fd.get(), &st) != 0) throw_errno("cannot stat " + src);
     header("blobs/sha256/" + e->sha256, static_cast<uint64_t>(st.st_size));
     Sha256 h;
     char buf[1 << 16];
     uint64_t total = 0;
     for (;;) {
-      ssize_t n = ::read(fd, buf, sizeof buf);
+      ssize_t n = ::read(fd.get(), buf, sizeof buf);
       if (n < 0 && errno == EINTR) continue;
       if (n < 0) throw_errno("cannot read " + src);
       if (n == 0) break;
@@ -359,7 +327,7 @@ void export_kit(const std::string& cache_dir, const std::string& kubernetes_vers
 }
 
 std::string import_kit(const std::string& cache_dir, const std::string& kit_path, std::ostream& log) {
-  CacheLock guard(cache_dir);
+  DirLock guard = lock_cache(cache_dir);
   // 1. Stage every file of the kit in the cache (same file system), hashing as it is copied.
   char tmpl_buf[4096];
   std::string tmpl = cache_dir + "/partial/import-XXXXXX";
@@ -414,14 +382,13 @@ std::string import_kit(const std::string& cache_dir, const std::string& kit_path
       std::string n = de->d_name;
       if (n == "." || n == "..") continue;
       std::string src = bdir + "/" + n;
-      int fd = ::open(src.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-      if (fd < 0) throw_errno("cannot open " + src);
-      std::unique_ptr<int, void (*)(int*)> closer(&fd, [](int* p) { ::close(*p); });
+      UniqueFd fd(::open(src.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+      if (fd.get() < 0) throw_errno("cannot open " + src);
       struct stat st{};
-      if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) throw Error(src + ": not a regular file");
+      if (::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)) throw Error(src + ": not a regular file");
       stage("blobs/sha256/" + n, [&](char* buf, size_t len) -> size_t {
         for (;;) {
-          ssize_t r = ::read(fd, buf, len);
+          ssize_t r = ::read(fd.get(), buf, len);
           if (r < 0 && errno == EINTR) continue;
           if (r < 0) throw_errno("cannot read " + src);
           return static_cast<size_t>(r);

@@ -4,7 +4,6 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <curl/curl.h>
 #include <fcntl.h>
 #include <ostream>
 #include <sys/stat.h>
@@ -12,6 +11,8 @@
 #include <unistd.h>
 
 #include "base/error.h"
+#include "base/unique_fd.h"
+#include "curl/easy.h"
 
 #ifndef KB_VERSION
 #define KB_VERSION "dev"
@@ -22,11 +23,6 @@ namespace kb {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-
-void global_init() {
-  static const bool ok = curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK;
-  if (!ok) throw Error("libcurl: cannot initialise");
-}
 
 std::string human_bytes(double b) {
   const char* units[] = {"B", "KiB", "MiB", "GiB"};
@@ -112,56 +108,39 @@ int on_progress(void* user, curl_off_t dltotal, curl_off_t dlnow, curl_off_t, cu
   return 0;
 }
 
-struct Easy {
-  CURL* h;
-  Easy() : h(curl_easy_init()) {
-    if (!h) throw Error("libcurl: cannot create a handle");
-  }
-  ~Easy() { curl_easy_cleanup(h); }
-  Easy(const Easy&) = delete;
-  Easy& operator=(const Easy&) = delete;
-};
-
 enum class Outcome { kDone, kRetry, kRestart };
 
 // One try. kRetry: transient (back off and resume); kRestart: the partial file is unusable.
 Outcome attempt(const std::string& url, Transfer& t, std::string& error) {
-  Easy e;
-  char errbuf[CURL_ERROR_SIZE] = {0};
-  curl_easy_setopt(e.h, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(e.h, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(e.h, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e.h, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e.h, CURLOPT_FOLLOWLOCATION, 1L);
-  curl_easy_setopt(e.h, CURLOPT_MAXREDIRS, 10L);
-  curl_easy_setopt(e.h, CURLOPT_FAILONERROR, 1L);
-  curl_easy_setopt(e.h, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e.h, CURLOPT_CONNECTTIMEOUT, 30L);
-  curl_easy_setopt(e.h, CURLOPT_LOW_SPEED_LIMIT, 1L);
-  curl_easy_setopt(e.h, CURLOPT_LOW_SPEED_TIME, 60L);
-  curl_easy_setopt(e.h, CURLOPT_USERAGENT, "kbundle/" KB_VERSION);
-  curl_easy_setopt(e.h, CURLOPT_WRITEFUNCTION, on_write);
-  curl_easy_setopt(e.h, CURLOPT_WRITEDATA, &t);
-  curl_easy_setopt(e.h, CURLOPT_XFERINFOFUNCTION, on_progress);
-  curl_easy_setopt(e.h, CURLOPT_XFERINFODATA, &t);
-  curl_easy_setopt(e.h, CURLOPT_NOPROGRESS, 0L);
-  if (t.start_offset > 0) curl_easy_setopt(e.h, CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(t.start_offset));
-  CURLcode rc = curl_easy_perform(e.h);
+  curl::Easy e;
+  e.set(CURLOPT_URL, url.c_str());
+  curl::http_defaults(e, "kbundle/" KB_VERSION, 30L);
+  e.set(CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  e.set(CURLOPT_FOLLOWLOCATION, 1L);
+  e.set(CURLOPT_MAXREDIRS, 10L);
+  e.set(CURLOPT_FAILONERROR, 1L);
+  e.set(CURLOPT_LOW_SPEED_LIMIT, 1L);
+  e.set(CURLOPT_LOW_SPEED_TIME, 60L);
+  e.set(CURLOPT_WRITEFUNCTION, on_write);
+  e.set(CURLOPT_WRITEDATA, &t);
+  e.set(CURLOPT_XFERINFOFUNCTION, on_progress);
+  e.set(CURLOPT_XFERINFODATA, &t);
+  e.set(CURLOPT_NOPROGRESS, 0L);
+  if (t.start_offset > 0) e.set(CURLOPT_RESUME_FROM_LARGE, static_cast<curl_off_t>(t.start_offset));
+  curl::Result r = curl::perform(e);
   if (t.drew) *t.options->log << "\r\033[K" << std::flush;
-  if (rc == CURLE_OK) return Outcome::kDone;
-  long status = 0;
-  curl_easy_getinfo(e.h, CURLINFO_RESPONSE_CODE, &status);
-  error = errbuf[0] ? errbuf : curl_easy_strerror(rc);
+  if (r.ok()) return Outcome::kDone;
+  error = r.error;
   if (t.write_errno) throw Error(url + ": cannot write the download: " + std::strerror(t.write_errno));
   if (t.too_big) throw Error(url + ": larger than " + std::to_string(t.max_text) + " bytes");
-  if (rc == CURLE_HTTP_RETURNED_ERROR) {
-    if (status == 416) return Outcome::kRestart;  // the partial file is not a prefix of this one
-    if (status == 408 || status == 429 || status >= 500) return Outcome::kRetry;
-    throw Error(url + ": HTTP " + std::to_string(status));
+  if (r.code == CURLE_HTTP_RETURNED_ERROR) {
+    if (r.status == 416) return Outcome::kRestart;  // the partial file is not a prefix of this one
+    if (r.status == 408 || r.status == 429 || r.status >= 500) return Outcome::kRetry;
+    throw Error(url + ": HTTP " + std::to_string(r.status));
   }
-  if (rc == CURLE_RANGE_ERROR) return Outcome::kRestart;  // the server cannot resume
-  if (rc == CURLE_UNSUPPORTED_PROTOCOL || rc == CURLE_URL_MALFORMAT || rc == CURLE_TOO_MANY_REDIRECTS)
-    throw Error(url + ": " + error);
+  if (r.code == CURLE_RANGE_ERROR) return Outcome::kRestart;  // the server cannot resume
+  if (r.code == CURLE_UNSUPPORTED_PROTOCOL || r.code == CURLE_URL_MALFORMAT || r.code == CURLE_TOO_MANY_REDIRECTS)
+    throw r.to_error(url);
   return Outcome::kRetry;
 }
 
@@ -173,18 +152,15 @@ void back_off(const DownloadOptions& o, int try_no) {
 }  // namespace
 
 uint64_t download_to_file(const std::string& url, const std::string& part_path, const DownloadOptions& options) {
-  global_init();
+  curl::global_init();
   std::string error;
   for (int try_no = 0; try_no < options.attempts; ++try_no) {
-    int fd = ::open(part_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-    if (fd < 0) throw_errno("cannot open " + part_path);
+    UniqueFd fd(::open(part_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    if (fd.get() < 0) throw_errno("cannot open " + part_path);
     struct stat st{};
-    if (::fstat(fd, &st) != 0) {
-      ::close(fd);
-      throw_errno("cannot stat " + part_path);
-    }
+    if (::fstat(fd.get(), &st) != 0) throw_errno("cannot stat " + part_path);
     Transfer t;
-    t.fd = fd;
+    t.fd = fd.get();
     t.start_offset = static_cast<uint64_t>(st.st_size);
     t.options = &options;
     t.label = base_name(url);
@@ -193,19 +169,10 @@ uint64_t download_to_file(const std::string& url, const std::string& part_path, 
       if (t.start_offset > 0) *options.log << " (resuming at byte " << t.start_offset << ")";
       *options.log << "\n" << std::flush;
     }
-    Outcome out;
-    try {
-      out = attempt(url, t, error);
-    } catch (...) {
-      ::close(fd);
-      throw;
-    }
+    Outcome out = attempt(url, t, error);
     if (out == Outcome::kDone) {
-      if (::fsync(fd) != 0) {
-        ::close(fd);
-        throw_errno("cannot fsync " + part_path);
-      }
-      ::close(fd);
+      if (::fsync(fd.get()) != 0) throw_errno("cannot fsync " + part_path);
+      fd.reset();
       uint64_t size = t.start_offset + t.written;
       if (options.log) {
         double secs = std::chrono::duration<double>(Clock::now() - t.started).count();
@@ -215,7 +182,7 @@ uint64_t download_to_file(const std::string& url, const std::string& part_path, 
       }
       return size;
     }
-    ::close(fd);
+    fd.reset();
     if (out == Outcome::kRestart) {
       if (::truncate(part_path.c_str(), 0) != 0) throw_errno("cannot truncate " + part_path);
       error = "the server cannot resume the partial download; starting over";
@@ -227,7 +194,7 @@ uint64_t download_to_file(const std::string& url, const std::string& part_path, 
 }
 
 std::string download_text(const std::string& url, const DownloadOptions& options, size_t max_bytes) {
-  global_init();
+  curl::global_init();
   std::string error;
   for (int try_no = 0; try_no < options.attempts; ++try_no) {
     std::string text;

@@ -250,47 +250,47 @@ int run_aws(const AwsOptions& o, std::ostream& out, std::ostream& err) {
   }
 
   aws::Inventory inv = aws::discover(client, cluster);
-  aws::Plan plan = aws::compute_plan(spec, inv);
+  aws::InfraChanges pending = aws::compute_changes(spec, inv);
 
   if (o.command == "status") {
     if (o.json) {
       nlohmann::json j = aws::to_json(inv);
       j["cluster"] = cluster;
       j["region"] = config.region;
-      nlohmann::json changes = nlohmann::json::array();
-      for (const auto& c : plan.changes) changes.push_back(aws::describe(c));
-      j["pendingChanges"] = changes;
-      j["planNotes"] = plan.notes;
+      nlohmann::json described = nlohmann::json::array();
+      for (const auto& c : pending.changes) described.push_back(aws::describe(c));
+      j["pendingChanges"] = described;
+      j["planNotes"] = pending.notes;
       out << j.dump(2) << "\n";
     } else {
       print_inventory(inv, spec, out);
-      out << (plan.empty() ? "up to date with the topology\n"
-                           : std::to_string(plan.changes.size()) + " change(s) pending: see `kbundle aws plan`\n");
-      for (const auto& n : plan.notes) out << "  ! " << n << "\n";
+      out << (pending.empty() ? "up to date with the topology\n"
+                           : std::to_string(pending.changes.size()) + " change(s) pending: see `kbundle aws plan`\n");
+      for (const auto& n : pending.notes) out << "  ! " << n << "\n";
     }
     return kExitOk;
   }
 
   if (o.command == "plan") {
-    for (const auto& c : plan.changes) out << "  " << change_mark(c.action) << aws::describe(c) << "\n";
-    for (const auto& n : plan.notes) out << "  ! " << n << "\n";
+    for (const auto& c : pending.changes) out << "  " << change_mark(c.action) << aws::describe(c) << "\n";
+    for (const auto& n : pending.notes) out << "  ! " << n << "\n";
     print_values(values_from(inv, t), out, "  topology: ");
-    out << (plan.empty() ? "nothing to do: the infrastructure matches the topology\n"
-                         : std::to_string(plan.changes.size()) + " change(s); `kbundle aws up` makes them\n");
+    out << (pending.empty() ? "nothing to do: the infrastructure matches the topology\n"
+                         : std::to_string(pending.changes.size()) + " change(s); `kbundle aws up` makes them\n");
     return kExitOk;
   }
 
   // up: make the changes, wait for the instances, write back what gen needs.
   std::string image;
-  if (std::any_of(plan.changes.begin(), plan.changes.end(),
-                  [](const aws::Change& c) { return c.action == aws::Action::RunInstance; })) {
+  if (std::any_of(pending.changes.begin(), pending.changes.end(),
+                  [](const aws::InfraChange& c) { return c.action == aws::Action::RunInstance; })) {
     image = aws::resolve_image(client, spec);
     if (spec.image_id.empty()) out << "  image " << image << " (newest match of " << spec.image_name << ")\n";
   }
-  for (const auto& n : plan.notes) out << "  ! " << n << "\n";
-  aws::apply(client, spec, plan, image, inv, progress, wait, std::chrono::seconds(o.timeout_seconds));
-  out << (plan.empty() ? "nothing to create: the infrastructure matches the topology\n"
-                       : "made " + std::to_string(plan.changes.size()) + " change(s)\n");
+  for (const auto& n : pending.notes) out << "  ! " << n << "\n";
+  aws::apply(client, spec, pending, image, inv, progress, wait, std::chrono::seconds(o.timeout_seconds));
+  out << (pending.empty() ? "nothing to create: the infrastructure matches the topology\n"
+                       : "made " + std::to_string(pending.changes.size()) + " change(s)\n");
   TopologyValues values = values_from(inv, t);
   if (values.empty()) {
     out << "topology " << o.topology_path << " is up to date\n";

@@ -1,6 +1,8 @@
 #include "cli/cli.h"
 
 #include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <ctime>
 #include <iostream>
 
 #include "base/error.h"
@@ -71,6 +73,11 @@ int run_cli(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? kExitOk : kExitUsage;
   }
+
+  // The one place kbundle reads the clock. SOURCE_DATE_EPOCH (reproducible builds) fixes only
+  // the bundles' creation time: certificates are always dated from the real clock.
+  gen.now = std::time(nullptr);
+  if (const char* epoch = std::getenv("SOURCE_DATE_EPOCH")) gen.created_at = static_cast<std::time_t>(std::strtoll(epoch, nullptr, 10));
 
   try {
     if (*gen_cmd) return run_gen(gen, std::cout, std::cerr);

@@ -1,6 +1,5 @@
 #include "generator/bundle_output.h"
 
-#include <cstdlib>
 #include <ctime>
 
 #include "base/hash.h"
@@ -44,9 +43,7 @@ ManifestEntry file_entry(const PlannedFile& f) {
 
 }  // namespace
 
-std::string rfc3339_now() {
-  std::time_t t = std::time(nullptr);
-  if (const char* epoch = std::getenv("SOURCE_DATE_EPOCH")) t = static_cast<std::time_t>(std::strtoll(epoch, nullptr, 10));
+std::string rfc3339(std::time_t t) {
   std::tm tm{};
   gmtime_r(&t, &tm);
   char buf[32];

@@ -4,6 +4,7 @@
 // creation time, so its bundle is byte-identical to the previous one.
 
 #include <cstdint>
+#include <ctime>
 #include <string>
 
 #include "bundles/bundle_writer.h"
@@ -26,7 +27,7 @@ BundleInfo write_node_bundle(const ClusterPlan& plan, const NodePlan& node, cons
                              State& state, const std::string& out_path, const std::string& now,
                              const WriteOptions& options);
 
-// RFC 3339 UTC "now", or SOURCE_DATE_EPOCH when set (reproducible builds).
-std::string rfc3339_now();
+// `t` as RFC 3339 UTC: "2025-01-31T12:00:00Z".
+std::string rfc3339(std::time_t t);
 
 }  // namespace kb

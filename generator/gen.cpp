@@ -114,8 +114,8 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
   BinariesByRole binaries;
   if (!o.no_binaries) binaries = resolve_binaries(*topology, o.cache_dir.empty() ? o.state_dir + "/cache" : o.cache_dir);
   OutputDir output(o.out_dir);
-  auto state = State::open(o.state_dir, *topology);
-  ClusterPlan plan = make_plan(*topology, *state, o.nodes);
+  auto state = State::open(o.state_dir, *topology, o.now);
+  ClusterPlan plan = make_cluster_plan(*topology, *state, o.nodes);
   if (!o.no_binaries) add_binaries(plan, binaries);
 
   std::vector<BundleInfo> bundles(plan.nodes.size());
@@ -138,7 +138,7 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
     WriteOptions options;
     options.compression = o.compression == "gzip" ? Compression::Gzip : Compression::Zstd;
     if (options.compression == Compression::Zstd) options.cache = &frames;
-    const std::string now = rfc3339_now();
+    const std::string now = rfc3339(o.created_at.value_or(o.now));
     parallel_for(plan.nodes.size(), [&](size_t i) {
       const NodePlan& n = plan.nodes[i];
       bundles[i] = write_node_bundle(plan, n, topology->cluster.kubernetes_version, *state,

@@ -1,7 +1,9 @@
 #pragma once
 // `kbundle gen` and `kbundle validate`: the generator's top-level drivers.
 
+#include <ctime>
 #include <iosfwd>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +21,11 @@ struct GenOptions {
   std::string cache_dir;           // binary cache; empty: <state_dir>/cache
   bool no_binaries = false;        // config-only bundles
   bool json = false;               // machine-readable summary on stdout
+  // The clock, given by the caller (cli/: std::time(nullptr); tests: a fixed time). `now` dates
+  // and renews certificates; `created_at`, when set (cli/: SOURCE_DATE_EPOCH), replaces it as the
+  // creation time of a changed node's bundle only, never a certificate's validity.
+  std::time_t now = 0;
+  std::optional<std::time_t> created_at;
 };
 
 // Validates, opens the state, plans, writes the output atomically. Reports on `out`

@@ -8,6 +8,7 @@
 
 #include "base/atomic_file.h"
 #include "base/error.h"
+#include "base/file_io.h"
 
 namespace fs = std::filesystem;
 
@@ -82,16 +83,11 @@ void OutputDir::write(const std::string& relative, std::string_view content, uns
   std::string path = staged_path(relative);
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
   if (fd < 0) throw_errno("cannot create " + path);
-  while (!content.empty()) {
-    ssize_t n = ::write(fd, content.data(), content.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      int saved = errno;
-      ::close(fd);
-      errno = saved;
-      throw_errno("cannot write " + path);
-    }
-    content.remove_prefix(static_cast<size_t>(n));
+  try {
+    write_all(fd, content, path);
+  } catch (...) {
+    ::close(fd);
+    throw;
   }
   if (::fchmod(fd, mode) != 0 || ::close(fd) != 0) throw_errno("cannot finish " + path);
 }

@@ -196,14 +196,14 @@ void set_public_key(X509* cert, EVP_PKEY* key) {
   if (X509_set_pubkey(cert, key) != 1) fail("cannot set the public key");
 }
 
-X509Ptr new_cert(EVP_PKEY* subject_key, int validity_days) {
+X509Ptr new_cert(EVP_PKEY* subject_key, int validity_days, std::time_t now) {
   X509Ptr cert(X509_new());
   if (!cert) fail("cannot allocate a certificate");
   if (X509_set_version(cert.get(), X509_VERSION_3) != 1) fail("cannot set the certificate version");
   if (X509_set_serialNumber(cert.get(), random_serial().get()) != 1) fail("cannot set the serial number");
   // Five minutes back so that a node whose clock is slightly behind accepts the cert at once.
-  if (!X509_gmtime_adj(X509_getm_notBefore(cert.get()), -5 * 60)) fail("cannot set notBefore");
-  if (!X509_time_adj_ex(X509_getm_notAfter(cert.get()), validity_days, 0, nullptr)) fail("cannot set notAfter");
+  if (!X509_time_adj(X509_getm_notBefore(cert.get()), -5 * 60, &now)) fail("cannot set notBefore");
+  if (!X509_time_adj_ex(X509_getm_notAfter(cert.get()), validity_days, 0, &now)) fail("cannot set notAfter");
   set_public_key(cert.get(), subject_key);
   return cert;
 }
@@ -239,10 +239,12 @@ std::optional<KeyType> key_type_or_none(EVP_PKEY* key) {
   }
 }
 
-// Whole days (rounded down) from now until `t`; negative when past.
-int days_until(const ASN1_TIME* t) {
+// Whole days (rounded down) from `now` until `t`; negative when past.
+int days_until(const ASN1_TIME* t, std::time_t now) {
+  std::unique_ptr<ASN1_TIME, decltype(&ASN1_TIME_free)> from(ASN1_TIME_set(nullptr, now), ASN1_TIME_free);
+  if (!from) fail("cannot represent the current time");
   int days = 0, seconds = 0;
-  if (ASN1_TIME_diff(&days, &seconds, nullptr, t) != 1) return -1;  // unreadable: treat as expired
+  if (ASN1_TIME_diff(&days, &seconds, from.get(), t) != 1) return -1;  // unreadable: treat as expired
   if (seconds < 0 && days <= 0) days -= 1;
   return days;
 }
@@ -381,11 +383,12 @@ bool key_matches_cert(EVP_PKEY* key, X509* cert) {
   return ok;
 }
 
-CertificateAuthority make_ca(const std::string& name, const std::string& common_name, KeyType type, int validity_days) {
+CertificateAuthority make_ca(const std::string& name, const std::string& common_name, KeyType type, int validity_days,
+                             std::time_t now) {
   CertificateAuthority ca;
   ca.name = name;
   ca.key = generate_key(type);
-  X509Ptr cert = new_cert(ca.key.get(), validity_days);
+  X509Ptr cert = new_cert(ca.key.get(), validity_days, now);
 
   X509NamePtr subject(X509_NAME_new());
   if (!subject) fail("cannot allocate a name");
@@ -405,9 +408,10 @@ CertificateAuthority make_ca(const std::string& name, const std::string& common_
   return ca;
 }
 
-X509Ptr issue_cert(const CertificateAuthority& ca, EVP_PKEY* subject_key, const CertRequest& request, int validity_days) {
+X509Ptr issue_cert(const CertificateAuthority& ca, EVP_PKEY* subject_key, const CertRequest& request, int validity_days,
+                   std::time_t now) {
   const std::string what = "certificate " + request.common_name;
-  X509Ptr cert = new_cert(subject_key, validity_days);
+  X509Ptr cert = new_cert(subject_key, validity_days, now);
 
   X509NamePtr subject(X509_NAME_new());
   if (!subject) fail(what + ": cannot allocate a name");
@@ -485,7 +489,7 @@ X509Ptr issue_cert(const CertificateAuthority& ca, EVP_PKEY* subject_key, const 
 }
 
 std::string why_reissue(X509* cert, EVP_PKEY* key, const CertificateAuthority& ca, const CertRequest& request,
-                        KeyType key_type, int renew_before_days) {
+                        KeyType key_type, int renew_before_days, std::time_t now) {
   std::vector<std::string> reasons;
 
   auto have_type = key_type_or_none(key);
@@ -553,7 +557,7 @@ std::string why_reissue(X509* cert, EVP_PKEY* key, const CertificateAuthority& c
   if (auto d = set_diff(want_ip, have_ip, "IP:"); !d.empty()) san += (san.empty() ? "" : " ") + d;
   if (!san.empty()) reasons.push_back("SAN set changed: " + san);
 
-  int days = days_until(X509_get0_notAfter(cert));
+  int days = days_until(X509_get0_notAfter(cert), now);
   if (days < 0)
     reasons.push_back("expired " + std::to_string(-days) + " days ago");
   else if (days <= renew_before_days)

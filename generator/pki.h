@@ -4,6 +4,7 @@
 // keyUsage keyCertSign+cRLSign+digitalSignature (critical), SKI; leaves carry
 // CA:FALSE, keyUsage digitalSignature(+keyEncipherment for RSA), EKU, SKI/AKI, SANs.
 
+#include <ctime>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,20 +52,24 @@ struct CertificateAuthority {
   std::string key_pem;   // as stored
 };
 
-// A self-signed CA with CN = `common_name`.
-CertificateAuthority make_ca(const std::string& name, const std::string& common_name, KeyType type, int validity_days);
+// The clock is an input: `now` is the run's time (std::time(nullptr) in cli/, a fixed time in tests).
 
-// Issues a leaf for `subject_key` signed by `ca`, valid from now (minus 5 minutes of clock skew)
+// A self-signed CA with CN = `common_name`, valid from `now` (minus 5 minutes) for `validity_days`.
+CertificateAuthority make_ca(const std::string& name, const std::string& common_name, KeyType type, int validity_days,
+                             std::time_t now);
+
+// Issues a leaf for `subject_key` signed by `ca`, valid from `now` (minus 5 minutes of clock skew)
 // for `validity_days`. For speed, an ECDSA leaf's public key is not decoded in the returned
 // object: X509_get0_pubkey() gives null until the cert is parsed back from PEM;
 // key_matches_cert() and cert_pem() work on it as usual.
-X509Ptr issue_cert(const CertificateAuthority& ca, EVP_PKEY* subject_key, const CertRequest& request, int validity_days);
+X509Ptr issue_cert(const CertificateAuthority& ca, EVP_PKEY* subject_key, const CertRequest& request, int validity_days,
+                   std::time_t now);
 
 // Why an existing cert + key no longer fit `request` (empty when they still do): a different
 // subject, usage or SAN set, another issuer, another key type, a key that does not match,
-// or expiry within `renew_before_days`.
+// or expiry within `renew_before_days` of `now`.
 std::string why_reissue(X509* cert, EVP_PKEY* key, const CertificateAuthority& ca, const CertRequest& request,
-                        KeyType key_type, int renew_before_days);
+                        KeyType key_type, int renew_before_days, std::time_t now);
 
 // Lowercase hex SHA-256 of the certificate's DER encoding.
 std::string cert_fingerprint(X509* cert);

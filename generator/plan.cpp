@@ -233,7 +233,7 @@ NodePlan plan_node(const Context& ctx, const Node& n) {
 
 }  // namespace
 
-ClusterPlan make_plan(const Topology& topology, State& state, const std::vector<std::string>& only) {
+ClusterPlan make_cluster_plan(const Topology& topology, State& state, const std::vector<std::string>& only) {
   Context ctx{topology, state, "https://127.0.0.1:" + std::to_string(topology.cluster.api_port)};
 
   std::vector<const Node*> selected;

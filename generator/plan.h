@@ -56,6 +56,6 @@ struct ClusterPlan {
 
 // Builds the plan for every node of `topology` (or only those named in `only`
 // when it is non-empty), issuing or reusing certificates through `state`.
-ClusterPlan make_plan(const Topology& topology, State& state, const std::vector<std::string>& only = {});
+ClusterPlan make_cluster_plan(const Topology& topology, State& state, const std::vector<std::string>& only = {});
 
 }  // namespace kb

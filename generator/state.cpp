@@ -10,7 +10,6 @@
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,6 +24,7 @@
 #include <vector>
 
 #include "base/atomic_file.h"
+#include "base/dir_lock.h"
 #include "base/error.h"
 #include "base/hash.h"
 
@@ -38,7 +38,7 @@ using json = nlohmann::json;
 constexpr int kFormat = 1;
 constexpr mode_t kDirMode = 0700;
 constexpr mode_t kFileMode = 0600;
-constexpr const char* kLockFile = ".lock";
+constexpr const char* kLockFile = DirLock::kFileName;
 constexpr const char* kInitMarker = ".init-incomplete";
 
 struct CaSpec {
@@ -147,41 +147,18 @@ bool check_fresh(const std::string& dir) {
   return resuming;
 }
 
-// Takes the exclusive lock on <dir>/.lock and records our pid in it for the message others see.
-// The lock file is the one file not written atomically: replacing it would break the lock.
-int acquire_lock(const std::string& dir) {
-  std::string path = dir + "/" + kLockFile;
-  int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, kFileMode);
-  if (fd < 0) throw_errno("cannot open lock file " + path);
-  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
-    int saved = errno;
-    if (saved == EWOULDBLOCK) {
-      char buf[32] = {};
-      ssize_t n = ::pread(fd, buf, sizeof buf - 1, 0);
-      ::close(fd);
-      std::string pid = n > 0 ? trim(std::string(buf, static_cast<size_t>(n))) : "";
-      throw Error("state directory " + dir + " is in use by another kbundle run (pid " +
-                  (pid.empty() ? std::string("unknown") : pid) + "); wait for it to finish and try again");
-    }
-    ::close(fd);
-    errno = saved;
-    throw_errno("cannot lock " + path);
-  }
-  std::string pid = std::to_string(::getpid()) + "\n";
-  if (::fchmod(fd, kFileMode) != 0 || ::ftruncate(fd, 0) != 0 ||
-      ::pwrite(fd, pid.data(), pid.size(), 0) != static_cast<ssize_t>(pid.size())) {
-    int saved = errno;
-    ::close(fd);
-    errno = saved;
-    throw_errno("cannot write lock file " + path);
-  }
-  return fd;
+// The lock that keeps two runs out of one state directory; its file may exist in a fresh directory.
+std::unique_ptr<DirLock> lock_state_dir(const std::string& dir) {
+  return std::make_unique<DirLock>(dir, kFileMode, [&dir](const std::string& pid) {
+    return Error("state directory " + dir + " is in use by another kbundle run (pid " +
+                 (pid.empty() ? std::string("unknown") : pid) + "); wait for it to finish and try again");
+  });
 }
 
 void write_secret(const std::string& path, const std::string& content) { write_file_atomic(path, content, kFileMode); }
 
 // Creates every piece of a new state; state.json last (see the comment at the top).
-void initialize(const std::string& dir, const Topology& topology, bool resuming) {
+void initialize(const std::string& dir, const Topology& topology, bool resuming, std::time_t now) {
   const Cluster& c = topology.cluster;
   write_secret(dir + "/" + kInitMarker, c.name + "\n");
   if (resuming) {
@@ -195,7 +172,7 @@ void initialize(const std::string& dir, const Topology& topology, bool resuming)
   make_dirs(dir + "/keys", kDirMode);
 
   for (const auto& spec : kCas) {
-    CertificateAuthority ca = make_ca(spec.name, spec.name, c.key_type, c.ca_validity_days);
+    CertificateAuthority ca = make_ca(spec.name, spec.name, c.key_type, c.ca_validity_days, now);
     write_secret(dir + "/ca/" + spec.name + ".key", ca.key_pem);
     write_secret(dir + "/ca/" + spec.name + ".crt", ca.cert_pem);
   }
@@ -247,7 +224,8 @@ struct State::Impl {
     std::string created_at;  // when this serial was assigned; keeps unchanged bundles byte-identical
   };
 
-  int lock_fd = -1;
+  std::unique_ptr<DirLock> lock;  // held for the State's lifetime
+  std::time_t now = 0;            // the run's clock (State::open)
   std::array<CertificateAuthority, 3> cas;
   KeyType leaf_key_type = KeyType::EcdsaP256;
   int leaf_validity_days = 365;
@@ -259,9 +237,6 @@ struct State::Impl {
   std::map<std::string, Serial> serials;
   bool issued_dirty = false, serials_dirty = false;
 
-  ~Impl() {
-    if (lock_fd >= 0) ::close(lock_fd);  // releases the flock
-  }
   void load(const std::string& dir, const Topology& topology, State& s);
 };
 
@@ -345,25 +320,26 @@ void State::Impl::load(const std::string& dir, const Topology& topology, State& 
   renew_before_days = topology.cluster.renew_before_days;
 }
 
-std::unique_ptr<State> State::open(const std::string& dir_arg, const Topology& topology) {
+std::unique_ptr<State> State::open(const std::string& dir_arg, const Topology& topology, std::time_t now) {
   std::string dir = dir_arg;
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   if (dir.empty()) throw Error("state directory: empty path");
 
   std::unique_ptr<State> s(new State());
   s->impl_ = std::make_unique<Impl>();
+  s->impl_->now = now;
   s->dir_ = dir;
 
   // Refuse a foreign directory before creating even the lock file in it.
   bool had_dir = exists(dir);
   if (had_dir && !exists(dir + "/state.json")) check_fresh(dir);
   if (!had_dir) make_dirs(dir, kDirMode);
-  s->impl_->lock_fd = acquire_lock(dir);
+  s->impl_->lock = lock_state_dir(dir);
 
   // Decide again under the lock: another run may have initialized meanwhile.
   if (!exists(dir + "/state.json")) {
     bool resuming = check_fresh(dir);
-    initialize(dir, topology, resuming);
+    initialize(dir, topology, resuming, now);
     s->created_ = true;
   }
   s->impl_->load(dir, topology, *s);
@@ -413,12 +389,13 @@ IssuedCert State::leaf(const std::string& owner, const std::string& name, CaName
     } catch (const Error&) {
       damaged(issued_path, "entry \"" + id + "\" does not hold a valid PEM certificate and private key");
     }
-    reason = why_reissue(cert.get(), key.get(), authority, request, impl_->leaf_key_type, impl_->renew_before_days);
+    reason = why_reissue(cert.get(), key.get(), authority, request, impl_->leaf_key_type, impl_->renew_before_days,
+                         impl_->now);
     if (reason.empty()) return IssuedCert{stored->cert_pem, stored->key_pem, false, ""};
   }
 
   PkeyPtr key = generate_key(impl_->leaf_key_type);
-  X509Ptr cert = issue_cert(authority, key.get(), request, impl_->leaf_validity_days);
+  X509Ptr cert = issue_cert(authority, key.get(), request, impl_->leaf_validity_days, impl_->now);
   Impl::Leaf fresh{cert_pem(cert.get()), private_key_pem(key.get()), authority.name};
   std::lock_guard<std::mutex> lock(impl_->mu);
   // Certs shared by several nodes (admin, kube-proxy, ...) are asked for by several threads at

@@ -19,6 +19,7 @@
 //   serials.json                  per node: bundle serial and the digest of its content
 
 #include <cstdint>
+#include <ctime>
 #include <map>
 #include <memory>
 #include <string>
@@ -39,9 +40,11 @@ struct IssuedCert {
 
 class State {
  public:
-  // Opens the state directory for `topology`'s cluster, creating it on first use.
+  // Opens the state directory for `topology`'s cluster, creating it on first use. `now` is the
+  // run's clock: new certificates start then, and a stored one is renewed when it expires within
+  // the topology's renewBeforeDays of it.
   // Throws kb::Error naming the file and the fix for a locked, damaged or foreign state.
-  static std::unique_ptr<State> open(const std::string& dir, const Topology& topology);
+  static std::unique_ptr<State> open(const std::string& dir, const Topology& topology, std::time_t now);
   ~State();
 
   const std::string& dir() const { return dir_; }

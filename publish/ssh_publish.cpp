@@ -1,8 +1,6 @@
 // kbundle publish --to ssh | scp://USER@HOST[:PORT]/DIR: SFTP over SSH through libcurl (libssh2).
 // Every file goes to DIR/.NAME.part (created 0600), then is renamed over DIR/NAME and its size
 // checked; the host key is checked before any authentication or transfer.
-#include <curl/curl.h>
-
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -12,6 +10,7 @@
 #include "base/atomic_file.h"
 #include "base/error.h"
 #include "base/hash.h"
+#include "curl/easy.h"
 #include "topology/topology.h"
 #include "publish/progress.h"
 #include "publish/ssh_exec.h"
@@ -115,14 +114,12 @@ void add_known_host(const std::string& path, const std::string& line) {
 class SftpSession {
  public:
   SftpSession(const PublishOptions& o, const SshTarget& t, HostKeyCheck& check)
-      : o_(o), t_(t), check_(check), curl_(curl_easy_init()) {
-    if (!curl_) throw Error("libcurl: cannot create a handle");
+      : o_(o), t_(t), check_(check) {
     identity_ = o.identity.empty() ? home() + "/.ssh/id_ed25519" : o.identity;
     known_hosts_ = o.known_hosts.empty() ? home() + "/.ssh/known_hosts" : o.known_hosts;
     if (!fs::exists(identity_))
       throw Error(identity_ + ": no such private key (hint: --identity FILE, an ed25519 key made with ssh-keygen -t ed25519)");
   }
-  ~SftpSession() { curl_easy_cleanup(curl_); }
   SftpSession(const SftpSession&) = delete;
   SftpSession& operator=(const SftpSession&) = delete;
 
@@ -136,11 +133,11 @@ class SftpSession {
     const std::string final_path = t_.dir + "/" + a.name;
     std::string digest;
     setup(t_.dir + "/." + a.name + ".sha256");
-    curl_easy_setopt(curl_, CURLOPT_WRITEFUNCTION, append_cb);
-    curl_easy_setopt(curl_, CURLOPT_WRITEDATA, &digest);
-    CURLcode rc = curl_easy_perform(curl_);
-    if (rc == CURLE_REMOTE_FILE_NOT_FOUND) return false;
-    if (rc != CURLE_OK) fail(rc, "reading the digest beside " + final_path);
+    curl_.set(CURLOPT_WRITEFUNCTION, append_cb);
+    curl_.set(CURLOPT_WRITEDATA, &digest);
+    curl::Result r = curl::perform(curl_);
+    if (r.code == CURLE_REMOTE_FILE_NOT_FOUND) return false;
+    if (!r.ok()) fail(r, "reading the digest beside " + final_path);
     if (digest != a.sha256 + "\n") return false;
     return remote_size(final_path) == static_cast<curl_off_t>(a.size);
   }
@@ -169,12 +166,12 @@ class SftpSession {
 
   curl_off_t remote_size(const std::string& path) {
     setup(path);
-    curl_easy_setopt(curl_, CURLOPT_NOBODY, 1L);
-    CURLcode rc = curl_easy_perform(curl_);
-    if (rc == CURLE_REMOTE_FILE_NOT_FOUND) return -1;
-    if (rc != CURLE_OK) fail(rc, "size check of " + path);
+    curl_.set(CURLOPT_NOBODY, 1L);
+    curl::Result r = curl::perform(curl_);
+    if (r.code == CURLE_REMOTE_FILE_NOT_FOUND) return -1;
+    if (!r.ok()) fail(r, "size check of " + path);
     curl_off_t size = -1;
-    curl_easy_getinfo(curl_, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &size);
+    curl_easy_getinfo(curl_.get(), CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &size);
     return size;
   }
 
@@ -183,33 +180,30 @@ class SftpSession {
     const std::string final_path = t_.dir + "/" + name, part = t_.dir + "/." + name + ".part";
     Progress bar(err, progress, name);
     ProgressSink sink{&bar, bytes};
-    curl_slist* pre = curl_slist_append(nullptr, ("*rm " + quote_path(part)).c_str());
-    curl_slist* post = curl_slist_append(nullptr, ("*rm " + quote_path(final_path)).c_str());
-    post = curl_slist_append(post, ("rename " + quote_path(part) + " " + quote_path(final_path)).c_str());
-    CURLcode rc = CURLE_OK;
+    curl::Slist pre({"*rm " + quote_path(part)});
+    curl::Slist post({"*rm " + quote_path(final_path), "rename " + quote_path(part) + " " + quote_path(final_path)});
+    curl::Result r;
     for (int attempt = 0; attempt < 3; ++attempt) {
       std::rewind(f);
       setup(part);
-      curl_easy_setopt(curl_, CURLOPT_UPLOAD, 1L);
-      curl_easy_setopt(curl_, CURLOPT_READFUNCTION, read_file_cb);
-      curl_easy_setopt(curl_, CURLOPT_READDATA, f);
-      curl_easy_setopt(curl_, CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(bytes));
-      curl_easy_setopt(curl_, CURLOPT_NEW_FILE_PERMS, 0600L);
-      curl_easy_setopt(curl_, CURLOPT_NEW_DIRECTORY_PERMS, 0700L);
-      curl_easy_setopt(curl_, CURLOPT_FTP_CREATE_MISSING_DIRS, static_cast<long>(CURLFTP_CREATE_DIR));
-      curl_easy_setopt(curl_, CURLOPT_QUOTE, pre);
-      curl_easy_setopt(curl_, CURLOPT_POSTQUOTE, post);
-      curl_easy_setopt(curl_, CURLOPT_XFERINFOFUNCTION, progress_cb);
-      curl_easy_setopt(curl_, CURLOPT_XFERINFODATA, &sink);
-      curl_easy_setopt(curl_, CURLOPT_NOPROGRESS, 0L);
-      rc = curl_easy_perform(curl_);
-      if (!transient(rc)) break;
+      curl_.set(CURLOPT_UPLOAD, 1L);
+      curl_.set(CURLOPT_READFUNCTION, read_file_cb);
+      curl_.set(CURLOPT_READDATA, f);
+      curl_.set(CURLOPT_INFILESIZE_LARGE, static_cast<curl_off_t>(bytes));
+      curl_.set(CURLOPT_NEW_FILE_PERMS, 0600L);
+      curl_.set(CURLOPT_NEW_DIRECTORY_PERMS, 0700L);
+      curl_.set(CURLOPT_FTP_CREATE_MISSING_DIRS, static_cast<long>(CURLFTP_CREATE_DIR));
+      curl_.set(CURLOPT_QUOTE, pre.get());
+      curl_.set(CURLOPT_POSTQUOTE, post.get());
+      curl_.set(CURLOPT_XFERINFOFUNCTION, progress_cb);
+      curl_.set(CURLOPT_XFERINFODATA, &sink);
+      curl_.set(CURLOPT_NOPROGRESS, 0L);
+      r = curl::perform(curl_);
+      if (!transient(r.code)) break;
       retries_++;
     }
     std::fclose(f);
-    curl_slist_free_all(pre);
-    curl_slist_free_all(post);
-    if (rc != CURLE_OK) fail(rc, "upload of " + name + " to " + final_path);
+    if (!r.ok()) fail(r, "upload of " + name + " to " + final_path);
     // What landed has the size we sent.
     curl_off_t size = remote_size(final_path);
     if (size != static_cast<curl_off_t>(bytes))
@@ -223,8 +217,7 @@ class SftpSession {
   }
 
   void setup(const std::string& remote_path) {
-    curl_easy_reset(curl_);  // keeps the connection
-    error_[0] = 0;
+    curl_.reset();  // keeps the connection
     std::string host = t_.host.find(':') != std::string::npos ? "[" + t_.host + "]" : t_.host;
     std::string path;
     for (char c : remote_path) {
@@ -237,29 +230,27 @@ class SftpSession {
       }
     }
     url_ = "sftp://" + host + ":" + std::to_string(t_.port) + path;
-    curl_easy_setopt(curl_, CURLOPT_URL, url_.c_str());
-    curl_easy_setopt(curl_, CURLOPT_PROTOCOLS_STR, "sftp");
-    curl_easy_setopt(curl_, CURLOPT_USERNAME, t_.user.c_str());
-    curl_easy_setopt(curl_, CURLOPT_SSH_AUTH_TYPES, static_cast<long>(CURLSSH_AUTH_PUBLICKEY));
-    curl_easy_setopt(curl_, CURLOPT_SSH_PRIVATE_KEYFILE, identity_.c_str());
+    curl_.set(CURLOPT_URL, url_.c_str());
+    curl_.set(CURLOPT_PROTOCOLS_STR, "sftp");
+    curl_.set(CURLOPT_USERNAME, t_.user.c_str());
+    curl_.set(CURLOPT_SSH_AUTH_TYPES, static_cast<long>(CURLSSH_AUTH_PUBLICKEY));
+    curl_.set(CURLOPT_SSH_PRIVATE_KEYFILE, identity_.c_str());
     public_key_ = fs::exists(identity_ + ".pub") ? identity_ + ".pub" : "";
-    curl_easy_setopt(curl_, CURLOPT_SSH_PUBLIC_KEYFILE, public_key_.c_str());
+    curl_.set(CURLOPT_SSH_PUBLIC_KEYFILE, public_key_.c_str());
     if (!o_.host_fingerprint.empty()) {
       fingerprint_ = o_.host_fingerprint.substr(7);  // after "SHA256:"
-      curl_easy_setopt(curl_, CURLOPT_SSH_HOST_PUBLIC_KEY_SHA256, fingerprint_.c_str());
+      curl_.set(CURLOPT_SSH_HOST_PUBLIC_KEY_SHA256, fingerprint_.c_str());
     } else {
-      curl_easy_setopt(curl_, CURLOPT_SSH_KNOWNHOSTS, known_hosts_.c_str());
-      curl_easy_setopt(curl_, CURLOPT_SSH_KEYFUNCTION, check_host_key);
-      curl_easy_setopt(curl_, CURLOPT_SSH_KEYDATA, &check_);
+      curl_.set(CURLOPT_SSH_KNOWNHOSTS, known_hosts_.c_str());
+      curl_.set(CURLOPT_SSH_KEYFUNCTION, check_host_key);
+      curl_.set(CURLOPT_SSH_KEYDATA, &check_);
     }
-    curl_easy_setopt(curl_, CURLOPT_CONNECTTIMEOUT, 10L);
-    curl_easy_setopt(curl_, CURLOPT_LOW_SPEED_LIMIT, 1024L);
-    curl_easy_setopt(curl_, CURLOPT_LOW_SPEED_TIME, 30L);
-    curl_easy_setopt(curl_, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(curl_, CURLOPT_ERRORBUFFER, error_);
+    curl_.set(CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_.set(CURLOPT_LOW_SPEED_LIMIT, 1024L);
+    curl_.set(CURLOPT_LOW_SPEED_TIME, 30L);
   }
 
-  [[noreturn]] void fail(CURLcode rc, const std::string& what) {
+  [[noreturn]] void fail(const curl::Result& r, const std::string& what) {
     const std::string at = "ssh " + known_hosts_name(t_) + ": ";
     using R = HostKeyCheck::Result;
     if (check_.result == R::Mismatch)
@@ -270,10 +261,10 @@ class SftpSession {
       throw Error(at + "unknown host: its key (" + check_.type + " " + check_.fingerprint + ") is not in " + known_hosts_ +
                   " (hint: compare it with ssh-keygen -lf on the host, then --host-fingerprint " + check_.fingerprint +
                   " or --accept-new)");
-    std::string msg = error_[0] ? error_ : curl_easy_strerror(rc);
-    if (rc == CURLE_PEER_FAILED_VERIFICATION && !o_.host_fingerprint.empty())
+    const std::string& msg = r.error;
+    if (r.code == CURLE_PEER_FAILED_VERIFICATION && !o_.host_fingerprint.empty())
       throw Error(at + "REFUSED: the host key is not " + o_.host_fingerprint + " (" + msg + ")");
-    if (rc == CURLE_LOGIN_DENIED)
+    if (r.code == CURLE_LOGIN_DENIED)
       throw Error(at + "login as " + t_.user + " with " + identity_ + " denied (hint: is its .pub in the node's authorized_keys?)");
     throw Error(at + what + ": " + msg + (retries_ ? " (after retries)" : ""));
   }
@@ -281,9 +272,8 @@ class SftpSession {
   const PublishOptions& o_;
   const SshTarget& t_;
   HostKeyCheck& check_;
-  CURL* curl_;
+  curl::Easy curl_;
   std::string identity_, public_key_, known_hosts_, fingerprint_, url_;
-  char error_[CURL_ERROR_SIZE] = {};
   int retries_ = 0;
 };
 
@@ -291,8 +281,7 @@ class SftpSession {
 
 void publish_ssh(const PublishOptions& o, const PublishSet& set, nlohmann::json& summary, std::ostream& out,
                  std::ostream& err, bool progress) {
-  static const CURLcode init = curl_global_init(CURL_GLOBAL_DEFAULT);
-  if (init != CURLE_OK) throw Error(std::string("libcurl: ") + curl_easy_strerror(init));
+  curl::global_init();
   if (!o.host_fingerprint.empty() && (!o.host_fingerprint.starts_with("SHA256:") || o.host_fingerprint.size() < 20))
     throw PublishUsageError("--host-fingerprint " + o.host_fingerprint + ": expected SHA256:<base64> as ssh-keygen -lf prints it");
   if (!o.host_fingerprint.empty() && o.accept_new)

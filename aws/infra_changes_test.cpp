@@ -52,21 +52,21 @@ Inventory complete(const ClusterSpec& s) {
   return inv;
 }
 
-std::vector<Action> actions(const Plan& p) {
+std::vector<Action> actions(const InfraChanges& p) {
   std::vector<Action> out;
   for (const auto& c : p.changes) out.push_back(c.action);
   return out;
 }
 
-size_t count(const Plan& p, Action a) {
-  return static_cast<size_t>(std::count_if(p.changes.begin(), p.changes.end(), [&](const Change& c) { return c.action == a; }));
+size_t count(const InfraChanges& p, Action a) {
+  return static_cast<size_t>(std::count_if(p.changes.begin(), p.changes.end(), [&](const InfraChange& c) { return c.action == a; }));
 }
 
 }  // namespace
 
-TEST_CASE("plan: nothing exists: everything, dependencies first", "[plan]") {
+TEST_CASE("changes: nothing exists: everything, dependencies first", "[infra_changes]") {
   ClusterSpec s = spec();
-  Plan p = compute_plan(s, Inventory{});
+  InfraChanges p = compute_changes(s, Inventory{});
   auto a = actions(p);
   auto pos = [&](Action x) { return std::find(a.begin(), a.end(), x) - a.begin(); };
   CHECK(pos(Action::CreateVpc) == 0);
@@ -90,15 +90,15 @@ TEST_CASE("plan: nothing exists: everything, dependencies first", "[plan]") {
   CHECK(p.changes[pos(Action::CreateSecurityGroup)].key == "control-plane");
 }
 
-TEST_CASE("plan: everything exists: nothing to do", "[plan]") {
+TEST_CASE("changes: everything exists: nothing to do", "[infra_changes]") {
   ClusterSpec s = spec();
-  Plan p = compute_plan(s, complete(s));
+  InfraChanges p = compute_changes(s, complete(s));
   for (const auto& c : p.changes) INFO(describe(c));
   CHECK(p.empty());
   CHECK(p.notes.empty());
 }
 
-TEST_CASE("plan: an interrupted run: only what is missing", "[plan]") {
+TEST_CASE("changes: an interrupted run: only what is missing", "[infra_changes]") {
   ClusterSpec s = spec();
   Inventory inv = complete(s);
   inv.instances.erase("worker-1");
@@ -107,7 +107,7 @@ TEST_CASE("plan: an interrupted run: only what is missing", "[plan]") {
   inv.groups["worker"].rules.pop_back();
   inv.targets.erase("10.0.1.11");
   inv.listeners.clear();
-  Plan p = compute_plan(s, inv);
+  InfraChanges p = compute_changes(s, inv);
   CHECK(count(p, Action::RunInstance) == 1);
   for (const auto& c : p.changes)
     if (c.action == Action::RunInstance) CHECK(c.key == "worker-1");
@@ -120,19 +120,19 @@ TEST_CASE("plan: an interrupted run: only what is missing", "[plan]") {
   CHECK(count(p, Action::CreateLoadBalancer) == 0);
 }
 
-TEST_CASE("plan: a replaced worker gets its pod route moved; removed nodes leave the target group", "[plan]") {
+TEST_CASE("changes: a replaced worker gets its pod route moved; removed nodes leave the target group", "[infra_changes]") {
   ClusterSpec s = spec();
   Inventory inv = complete(s);
   inv.instances["worker-0"].id = "i-new";
   inv.targets["10.0.1.12"] = "healthy";  // a control-plane node no longer in the topology
-  Plan p = compute_plan(s, inv);
+  InfraChanges p = compute_changes(s, inv);
   REQUIRE(count(p, Action::ReplacePodRoute) == 1);
   CHECK(count(p, Action::DeregisterTarget) == 1);
   for (const auto& c : p.changes)
     if (c.action == Action::DeregisterTarget) CHECK(c.key == "10.0.1.12");
 }
 
-TEST_CASE("plan: differences up never fixes are notes, not changes", "[plan]") {
+TEST_CASE("changes: differences up never fixes are notes, not changes", "[infra_changes]") {
   ClusterSpec s = spec();
   Inventory inv = complete(s);
   inv.instances["control-0"].private_ip = "10.0.1.99";
@@ -140,12 +140,12 @@ TEST_CASE("plan: differences up never fixes are notes, not changes", "[plan]") {
   inv.instances["worker-1"].state = "stopped";
   inv.strays.push_back({"i-old", "worker-9", "running", "10.0.1.29", "", "t3.large", true});
   inv.routes["10.200.9.0/24"] = "i-old";
-  Plan p = compute_plan(s, inv);
+  InfraChanges p = compute_changes(s, inv);
   CHECK(p.empty());
   CHECK(p.notes.size() == 5);
 }
 
-TEST_CASE("plan: security group rules", "[plan]") {
+TEST_CASE("changes: security group rules", "[infra_changes]") {
   ClusterSpec s = spec();
   auto cp = desired_rules(s, "control-plane");
   auto has = [](const std::vector<Rule>& rules, const std::string& proto, int from, int to, const std::string& src) {
@@ -165,7 +165,7 @@ TEST_CASE("plan: security group rules", "[plan]") {
   CHECK_FALSE(has(w, "tcp", 2379, 2380, "group:control-plane"));
 }
 
-TEST_CASE("plan: names fit AWS's limits", "[plan]") {
+TEST_CASE("changes: names fit AWS's limits", "[infra_changes]") {
   CHECK(load_balancer_name("kthw") == "kthw-api");
   std::string long_name(63, 'a');
   CHECK(load_balancer_name(long_name).size() <= 32);
@@ -174,7 +174,7 @@ TEST_CASE("plan: names fit AWS's limits", "[plan]") {
   CHECK(key_pair_name("kthw") == "kbundle-kthw");
 }
 
-TEST_CASE("plan: user data fetches the node's bundle, quoted for the shell", "[plan]") {
+TEST_CASE("changes: user data fetches the node's bundle, quoted for the shell", "[infra_changes]") {
   std::string u = render_user_data("https://h/{cluster}/{node}.kbundle?x='y'", "", "kthw", "worker-0");
   CHECK(u.starts_with("#!/bin/sh\n"));
   CHECK(u.find("'https://h/kthw/worker-0.kbundle?x='\\''y'\\'''") != std::string::npos);
