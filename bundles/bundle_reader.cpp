@@ -23,8 +23,7 @@ namespace kb {
 
 namespace {
 
-constexpr size_t kBlock = 256 * 1024;
-constexpr size_t kTarBlock = 512;
+constexpr size_t kBlock = kStreamBlock;
 constexpr int kZstdWindowLogMax = 23;  // 8 MiB, what zstd levels 1-19 use at most
 
 std::string printable(std::string_view s) {
@@ -199,31 +198,6 @@ struct TarHeader {
   bool links_or_devices = false;  // linkname or devmajor/devminor set
 };
 
-// A field's bytes up to the first NUL; the rest must be NUL too.
-bool field_string(const char* f, size_t len, std::string& out) {
-  size_t n = strnlen(f, len);
-  out.assign(f, n);
-  for (size_t i = n; i < len; ++i)
-    if (f[i] != '\0') return false;
-  return true;
-}
-
-// Octal digits, optionally space-led, ended by NUL or space. No base-256.
-bool field_octal(const char* f, size_t len, uint64_t& out) {
-  size_t i = 0;
-  while (i < len && f[i] == ' ') ++i;
-  uint64_t v = 0;
-  size_t digits = 0;
-  for (; i < len && f[i] >= '0' && f[i] <= '7'; ++i, ++digits) {
-    if (v >> 60) return false;
-    v = v * 8 + uint64_t(f[i] - '0');
-  }
-  for (; i < len; ++i)
-    if (f[i] != '\0' && f[i] != ' ') return false;
-  out = v;
-  return digits > 0;
-}
-
 const char* type_name(char t) {
   switch (t) {
     case '1': return "hardlink";
@@ -254,22 +228,20 @@ class TarReader {
       return h;
     }
     uint64_t stored = 0;
-    if (!field_octal(b + 148, 8, stored)) d_.fail(BundleErrc::Corrupt, "tar header at byte " + std::to_string(at) + ": bad checksum field");
-    uint64_t sum = 0;
-    for (size_t i = 0; i < sizeof b; ++i) sum += (i >= 148 && i < 156) ? uint8_t(' ') : uint8_t(b[i]);
-    if (sum != stored) d_.fail(BundleErrc::Corrupt, "tar header at byte " + std::to_string(at) + ": checksum mismatch");
+    if (!ustar_octal_field(b + 148, 8, stored)) d_.fail(BundleErrc::Corrupt, "tar header at byte " + std::to_string(at) + ": bad checksum field");
+    if (ustar_checksum(b) != stored) d_.fail(BundleErrc::Corrupt, "tar header at byte " + std::to_string(at) + ": checksum mismatch");
     if (std::memcmp(b + 257, "ustar\0" "00", 8) != 0)
       d_.fail(BundleErrc::Corrupt, "tar header at byte " + std::to_string(at) + ": not a POSIX ustar header");
     std::string name, prefix, link;
-    bool clean = field_string(b, 100, name) && field_string(b + 345, 155, prefix);
+    bool clean = ustar_string_field(b, 100, name) && ustar_string_field(b + 345, 155, prefix);
     h.name = prefix.empty() ? name : prefix + "/" + name;
     if (!clean) d_.fail(BundleErrc::UnsafePath, "member \"" + printable(h.name) + "\": NUL inside the name");
     h.type = b[156];
-    if (!field_string(b + 157, 100, link)) link = "?";
+    if (!ustar_string_field(b + 157, 100, link)) link = "?";
     h.links_or_devices = !link.empty() || std::any_of(b + 329, b + 345, [](char c) { return c != 0 && c != '0' && c != ' '; });
-    bool ok = field_octal(b + 124, 12, h.size) && field_octal(b + 100, 8, h.mode) && field_octal(b + 108, 8, h.uid) &&
-              field_octal(b + 116, 8, h.gid) && field_octal(b + 136, 12, h.mtime) && field_string(b + 265, 32, h.uname) &&
-              field_string(b + 297, 32, h.gname);
+    bool ok = ustar_octal_field(b + 124, 12, h.size) && ustar_octal_field(b + 100, 8, h.mode) && ustar_octal_field(b + 108, 8, h.uid) &&
+              ustar_octal_field(b + 116, 8, h.gid) && ustar_octal_field(b + 136, 12, h.mtime) && ustar_string_field(b + 265, 32, h.uname) &&
+              ustar_string_field(b + 297, 32, h.gname);
     if (!ok) d_.fail(BundleErrc::Corrupt, "member \"" + printable(h.name) + "\": malformed numeric or name field");
     return h;
   }
@@ -286,7 +258,7 @@ class TarReader {
       fn(std::string_view(buf_.get(), n));
       left -= n;
     }
-    size_t pad = static_cast<size_t>((kTarBlock - size % kTarBlock) % kTarBlock);
+    size_t pad = tar_padding(size);
     char p[kTarBlock];
     if (d_.read(p, pad) != pad) d_.fail(BundleErrc::Truncated, "ends inside member \"" + printable(name) + "\"");
     if (std::any_of(p, p + pad, [](char c) { return c != 0; }))

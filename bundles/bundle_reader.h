@@ -8,8 +8,8 @@
 #include <string_view>
 
 #include "bundles/bundle_error.h"
-#include "bundles/bundle_writer.h"
 #include "bundles/manifest.h"
+#include "bundles/tar.h"
 
 namespace kb {
 
