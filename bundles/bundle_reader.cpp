@@ -3,13 +3,18 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <dirent.h>
+#include <exception>
 #include <fcntl.h>
 #include <map>
+#include <mutex>
 #include <set>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 #include <zlib.h>
@@ -436,37 +441,144 @@ void BundleReader::read_payload(MemberSink& sink) {
   tar.finish();
 }
 
-namespace {
+// ---- AtomicFileSink ----------------------------------------------------------------------
 
-class DiscardSink : public MemberSink {
- public:
-  void begin(const ManifestEntry&) override {}
-  void write(std::string_view) override {}
-  void finish() override {}
-};
+// With a writer thread, blocks go through a small bounded queue of recycled buffers, so memory
+// stays flat (kMaxQueued blocks in flight). received_sha256() and finish() drain the queue; a
+// write error on the writer thread is rethrown on the reader's thread.
+struct AtomicFileSink::Impl {
+  static constexpr size_t kMaxQueued = 16;  // blocks of at most kStreamBlock: 4 MiB in flight
+  static constexpr uint64_t kWritebackChunk = 8u << 20;
 
-class StagingSink : public MemberSink {
- public:
-  explicit StagingSink(std::string root) : root_(std::move(root)) {}
-  void begin(const ManifestEntry& e) override {
-    std::string target = root_ + e.path;
-    if (e.type == EntryType::Directory) {
-      make_dirs(target, 0700);
-      return;
+  std::string root;
+  Options options;
+  // Touched by the writer thread only while blocks are queued or `busy`.
+  std::unique_ptr<AtomicFile> file;
+  std::unique_ptr<Sha256> hash;
+  uint64_t written = 0, flushed = 0;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::string> queue;
+  std::vector<std::string> spare;  // emptied buffers, reused so blocks are not reallocated
+  bool busy = false, stop = false;
+  std::exception_ptr error;
+  std::thread writer;  // started last, once everything above exists
+
+  // One block into the open file (on the writer thread when there is one).
+  void append(std::string_view block) {
+    if (hash) hash->update(block);
+    file->write(block);
+    written += block.size();
+    // Start writeback every 8 MiB, so that commit()'s fsync does not wait for a whole binary.
+    if (written - flushed >= kWritebackChunk) {
+      ::sync_file_range(file->fd(), static_cast<off_t>(flushed), static_cast<off_t>(written - flushed), SYNC_FILE_RANGE_WRITE);
+      flushed = written;
     }
-    make_dirs(target.substr(0, target.find_last_of('/')), 0700);
-    file_ = std::make_unique<AtomicFile>(target, e.mode);
-  }
-  void write(std::string_view block) override { file_->write(block); }
-  void finish() override {
-    if (file_) file_->commit();
-    file_.reset();
   }
 
- private:
-  std::string root_;
-  std::unique_ptr<AtomicFile> file_;
+  void rethrow_locked() {
+    if (error) std::rethrow_exception(error);
+  }
+
+  void drain() {
+    if (!writer.joinable()) return;
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return (queue.empty() && !busy) || error; });
+    rethrow_locked();
+  }
+
+  void enqueue(std::string_view block) {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return queue.size() < kMaxQueued || error; });
+    rethrow_locked();
+    std::string buf;
+    if (!spare.empty()) {
+      buf = std::move(spare.back());
+      spare.pop_back();
+    }
+    lock.unlock();
+    buf.assign(block);  // copied outside the lock; reuses the spare's capacity
+    lock.lock();
+    queue.push_back(std::move(buf));
+    cv.notify_all();
+  }
+
+  void write_loop() {
+    std::unique_lock<std::mutex> lock(mu);
+    for (;;) {
+      cv.wait(lock, [&] { return !queue.empty() || stop; });
+      // Stopping without a finish(): the member was refused and its temp file is discarded anyway.
+      if (stop) return;
+      std::string block = std::move(queue.front());
+      queue.pop_front();
+      busy = true;
+      lock.unlock();
+      std::exception_ptr failed;
+      try {
+        append(block);
+      } catch (...) {
+        failed = std::current_exception();
+      }
+      lock.lock();
+      busy = false;
+      spare.push_back(std::move(block));
+      if (failed && !error) error = failed;
+      if (error) queue.clear();
+      cv.notify_all();
+    }
+  }
 };
+
+AtomicFileSink::AtomicFileSink(std::string root, Options options) : impl_(std::make_unique<Impl>()) {
+  impl_->root = std::move(root);
+  impl_->options = std::move(options);
+  if (!impl_->options.make_parents) impl_->options.make_parents = [](const std::string& dir) { make_dirs(dir, 0700); };
+  if (impl_->options.writer_thread) impl_->writer = std::thread([impl = impl_.get()] { impl->write_loop(); });
+}
+
+AtomicFileSink::~AtomicFileSink() {
+  if (!impl_->writer.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stop = true;
+  }
+  impl_->cv.notify_all();
+  impl_->writer.join();
+}
+
+void AtomicFileSink::begin(const ManifestEntry& e) {
+  std::string target = impl_->root + e.path;
+  if (e.type == EntryType::Directory) {
+    if (impl_->options.create_directory_members) make_dirs(target, 0700);
+    return;
+  }
+  impl_->options.make_parents(parent_dir(target));
+  impl_->file = std::make_unique<AtomicFile>(target, impl_->options.file_mode ? impl_->options.file_mode : e.mode);
+  if (hashes_members()) impl_->hash = std::make_unique<Sha256>();
+  impl_->written = impl_->flushed = 0;
+}
+
+void AtomicFileSink::write(std::string_view block) {
+  if (impl_->writer.joinable()) impl_->enqueue(block);
+  else impl_->append(block);
+}
+
+bool AtomicFileSink::hashes_members() const { return impl_->options.writer_thread; }
+
+std::string AtomicFileSink::received_sha256() {
+  impl_->drain();
+  return impl_->hash ? impl_->hash->hex_digest() : std::string();
+}
+
+void AtomicFileSink::finish() {
+  if (!impl_->file) return;
+  impl_->drain();
+  impl_->file->commit();
+  impl_->file.reset();
+  impl_->hash.reset();
+}
+
+namespace {
 
 bool dir_is_empty(const std::string& dir) {
   DIR* d = ::opendir(dir.c_str());
@@ -501,7 +613,7 @@ Manifest extract_bundle(const std::string& path, std::string_view public_key_pem
   if (!::mkdtemp(buf.data())) throw_errno("cannot create staging directory in " + dest_dir);
   std::string staging = buf.data();
   try {
-    StagingSink sink(staging);
+    AtomicFileSink sink(staging, {});
     r.read_payload(sink);
     // The whole bundle verified: move the top-level trees into place.
     std::set<std::string> tops;

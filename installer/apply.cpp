@@ -1,10 +1,5 @@
 // apply and the recovery of an interrupted apply or rollback (G3-G9, G11, G12).
 #include <algorithm>
-#include <condition_variable>
-#include <deque>
-#include <exception>
-#include <mutex>
-#include <thread>
 #include <vector>
 #include <cerrno>
 #include <cstdlib>
@@ -26,127 +21,17 @@ namespace kb::installer {
 
 namespace {
 
-class DiscardSink : public MemberSink {
- public:
-  void begin(const ManifestEntry&) override {}
-  void write(std::string_view) override {}
-  void finish() override {}
-};
-
-// Writes each file member to a temp file under `dir`/files; a member becomes its final name
-// only in finish(), i.e. after its size and sha256 matched the signed manifest.
-// The reader decompresses on the calling thread; hashing and the file writes run on a second
-// thread (as `zstd -dc | tar -x` runs two processes; sha256 and zstd cost about the same), through
-// a small bounded queue of recycled 256 KiB buffers, so memory stays flat. received_sha256()
-// drains the queue and hands the digest back to the reader, which compares it with the manifest
-// before it calls finish(); any write error is rethrown on the reader's thread.
-class StagingSink : public MemberSink {
- public:
-  explicit StagingSink(std::string dir) : dir_(std::move(dir)), writer_([this] { write_loop(); }) {}
-  ~StagingSink() override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    writer_.join();
-  }
-
-  void begin(const ManifestEntry& e) override {
-    if (e.type == EntryType::Directory) return;
-    std::string target = dir_ + "/files" + e.path;
-    ensure_dir(parent_of(target), 0700);
-    file_ = std::make_unique<AtomicFile>(target, 0600);
-    hash_ = std::make_unique<Sha256>();
-    written_ = flushed_ = 0;
-  }
-  void write(std::string_view block) override {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return queue_.size() < kMaxQueued || error_; });
-    rethrow_locked();
-    std::string buf;
-    if (!spare_.empty()) {
-      buf = std::move(spare_.back());
-      spare_.pop_back();
-    }
-    lock.unlock();
-    buf.assign(block);  // copied outside the lock; reuses the spare's capacity
-    lock.lock();
-    queue_.push_back(std::move(buf));
-    cv_.notify_all();
-  }
-  bool hashes_members() const override { return true; }
-  std::string received_sha256() override {
-    drain();
-    return hash_->hex_digest();
-  }
-  void finish() override {
-    if (!file_) return;
-    drain();
-    file_->commit();
-    file_.reset();
-    hash_.reset();
-  }
-
- private:
-  static constexpr size_t kMaxQueued = 16;  // blocks of at most 256 KiB: 4 MiB in flight
-  static constexpr uint64_t kWritebackChunk = 8u << 20;
-
-  void rethrow_locked() {
-    if (error_) std::rethrow_exception(error_);
-  }
-  void drain() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return (queue_.empty() && !busy_) || error_; });
-    rethrow_locked();
-  }
-
-  void write_loop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    for (;;) {
-      cv_.wait(lock, [&] { return !queue_.empty() || stop_; });
-      // Stopping without a finish(): the member was refused and its temp file is discarded anyway.
-      if (stop_) return;
-      std::string block = std::move(queue_.front());
-      queue_.pop_front();
-      busy_ = true;
-      lock.unlock();
-      std::exception_ptr failed;
-      try {
-        hash_->update(block);
-        file_->write(block);
-        written_ += block.size();
-        // Start writeback every 8 MiB, so that commit()'s fsync does not wait for a whole binary.
-        if (written_ - flushed_ >= kWritebackChunk) {
-          ::sync_file_range(file_->fd(), static_cast<off_t>(flushed_), static_cast<off_t>(written_ - flushed_),
-                            SYNC_FILE_RANGE_WRITE);
-          flushed_ = written_;
-        }
-      } catch (...) {
-        failed = std::current_exception();
-      }
-      lock.lock();
-      busy_ = false;
-      spare_.push_back(std::move(block));
-      if (failed && !error_) error_ = failed;
-      if (error_) queue_.clear();
-      cv_.notify_all();
-    }
-  }
-
-  std::string dir_;
-  // Touched by the writer only while blocks are queued or busy_.
-  std::unique_ptr<AtomicFile> file_;
-  std::unique_ptr<Sha256> hash_;
-  uint64_t written_ = 0, flushed_ = 0;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::string> queue_;
-  std::vector<std::string> spare_;  // emptied buffers, reused so blocks are not reallocated
-  bool busy_ = false, stop_ = false;
-  std::exception_ptr error_;
-  std::thread writer_;  // last: started once everything above exists
-};
+// The payload into `staging`/files: every file 0600 until the switch installs it with its own
+// mode and owner; directories are made by the switch, not here. Hashing and writing run on a
+// second thread so that staging a large bundle costs about its decompression.
+AtomicFileSink::Options staging_sink_options() {
+  AtomicFileSink::Options o;
+  o.file_mode = 0600;
+  o.create_directory_members = false;
+  o.make_parents = [](const std::string& dir) { ensure_dir(dir, 0700); };
+  o.writer_thread = true;
+  return o;
+}
 
 std::string serial_text(const std::optional<uint64_t>& s) { return s ? std::to_string(*s) : "none"; }
 
@@ -404,7 +289,7 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
       write_file_atomic(staging + "/manifest.json", reader.manifest_bytes(), 0600);
       write_file_atomic(staging + "/manifest.sig", reader.signature(), 0600);
       if (!trust.pinned) write_file_atomic(staging + "/trust.pub", trust.pem, 0644);
-      StagingSink sink(staging);
+      AtomicFileSink sink(staging + "/files", staging_sink_options());
       reader.read_payload(sink);
       fault_point("after-stage");
       // 7. Plan: what differs from the live files, and which units that touches.
