@@ -146,7 +146,7 @@ void commit_generation(Run& r, const std::string& manifest_bytes, const std::str
   write_file_atomic(r.layout.current() + "/manifest.json", manifest_bytes, 0600);
   fault_point("after-commit-current");
   if (!trust_pem.empty() && inspect(r.layout.trust_key(), false).kind == LiveState::Kind::Absent) {
-    ensure_dir(parent_of(r.layout.trust_key()), 0755);
+    ensure_dir(parent_dir(r.layout.trust_key()), 0755);
     write_file_atomic(r.layout.trust_key(), trust_pem, 0644);
     r.say("pinned signing key " + r.layout.trust_key());
   }

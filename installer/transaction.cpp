@@ -189,7 +189,7 @@ void take_backups(const Layout& layout, const std::string& dir, const Plan& plan
     records.push_back(to_json(r));
     if (r.kind != LiveState::Kind::File && r.kind != LiveState::Kind::Symlink) continue;
     std::string live = layout.live(r.path), copy = dir + "/files" + r.path;
-    ensure_dir(parent_of(copy), 0700);
+    ensure_dir(parent_dir(copy), 0700);
     if (::unlink(copy.c_str()) != 0 && errno != ENOENT) throw_errno("cannot remove stale backup " + copy);
     // A hard link costs no space and keeps mode, owner and content exactly: the switch
     // replaces the live name by rename, so the old inode lives on under the backup name.
@@ -201,7 +201,7 @@ void take_backups(const Layout& layout, const std::string& dir, const Plan& plan
         throw_errno("cannot back up " + live + " to " + copy);
       }
     }
-    dirs.insert(parent_of(copy));
+    dirs.insert(parent_dir(copy));
     fault_point("after-backup-" + std::to_string(i));
   }
   for (const auto& d : dirs) fsync_dir(d);
@@ -248,7 +248,7 @@ std::vector<std::string> restore_backups(const Layout& layout, const std::string
       install_file(copy, live, r.mode, r.uid, r.gid);
       ::unlink(copy.c_str());
     }
-    fsync_dir(parent_of(live));
+    fsync_dir(parent_dir(live));
     done(r.path);
   }
   // 3. What did not exist: removed, deepest first.
@@ -259,7 +259,7 @@ std::vector<std::string> restore_backups(const Layout& layout, const std::string
     if (s.kind == LiveState::Kind::Absent) continue;
     int rc = s.kind == LiveState::Kind::Dir ? ::rmdir(live.c_str()) : ::unlink(live.c_str());
     if (rc != 0) throw_errno("cannot remove " + live + " (it did not exist before)");
-    fsync_dir(parent_of(live));
+    fsync_dir(parent_dir(live));
     done(it->path);
   }
   return changed;
@@ -287,7 +287,7 @@ void run_op(const Layout& layout, const Op& op, const std::string& staging) {
       errno = saved;
       if (!ok) throw_errno("cannot set mode and owner of " + staged);
       if (::rename(staged.c_str(), live.c_str()) == 0) {
-        fsync_dir(parent_of(live));
+        fsync_dir(parent_dir(live));
         return;
       }
       if (errno != EXDEV) throw_errno("cannot rename " + staged + " to " + live);
@@ -299,7 +299,7 @@ void run_op(const Layout& layout, const Op& op, const std::string& staging) {
       if (s.kind == LiveState::Kind::Absent) return;
       int rc = s.kind == LiveState::Kind::Dir ? ::rmdir(live.c_str()) : ::unlink(live.c_str());
       if (rc != 0) throw_errno("cannot remove " + live);
-      fsync_dir(parent_of(live));
+      fsync_dir(parent_dir(live));
       return;
     }
   }

@@ -67,7 +67,7 @@ Trust resolve_trust(const Layout& layout, const Options& opt, const std::string&
   }
   if (!wanted.empty()) {
     // A fingerprint alone is no key: take the public key published next to the bundle, if it matches.
-    std::string pub = parent_of(bundle.empty() ? std::string("./x") : bundle) + "/bundle-signing.pub";
+    std::string pub = parent_dir(bundle.empty() ? std::string("./x") : bundle) + "/bundle-signing.pub";
     if (!exists(pub))
       throw InstallerError(ExitCode::BadBundle, pub + ": missing; --trust-fingerprint needs the bundle-signing.pub that "
                                                       "kbundle gen writes next to the bundles (or use --trust-key)");
