@@ -59,9 +59,9 @@ void remove_stale(Run& r) {
     if (name.rfind("staging-", 0) == 0) remove_tree(r.layout.state() + "/" + name);
 }
 
-std::vector<std::string> paths_of(const Plan& plan) {
+std::vector<std::string> paths_of(const Transaction& tx) {
   std::vector<std::string> out;
-  for (const auto& op : plan.ops) out.push_back(op.path);
+  for (const auto& op : tx.ops) out.push_back(op.path);
   return out;
 }
 
@@ -138,6 +138,10 @@ void restore_current_manifest(const Layout& layout, const std::string& dir) {
   write_file_atomic(layout.current() + "/manifest.json", read_file(dir + "/manifest.json"), 0600);
 }
 
+namespace {
+
+// Makes `manifest_bytes` (and its signature) the current generation, pins `trust_pem` if nothing
+// is pinned yet, removes the journal and the staging dir, and keeps the two newest generations.
 void commit_generation(Run& r, const std::string& manifest_bytes, const std::string& signature,
                        const std::string& trust_pem, uint64_t serial) {
   ensure_dir(r.layout.current(), 0700);
@@ -160,6 +164,8 @@ void commit_generation(Run& r, const std::string& manifest_bytes, const std::str
   std::sort(gens.begin(), gens.end());
   for (size_t i = 0; i + 2 < gens.size(); ++i) remove_tree(r.layout.generations() + "/" + gens[i].second);
 }
+
+}  // namespace
 
 bool recover_if_needed(Run& r) {
   auto j = read_journal(r.layout);
@@ -267,14 +273,14 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
     if (opt.dry_run) {
       DiscardSink discard;
       reader.read_payload(discard);
-      Plan plan = make_plan(L, m, installed ? &installed->manifest : nullptr);
-      for (const auto& op : plan.ops) r.say("would " + std::string(op.kind == Op::Kind::Remove ? "remove " : "write  ") + op.path);
-      for (const auto& u : plan.restart) r.say("would restart " + u);
+      Transaction tx = make_transaction(L, m, installed ? &installed->manifest : nullptr);
+      for (const auto& op : tx.ops) r.say("would " + std::string(op.kind == Op::Kind::Remove ? "remove " : "write  ") + op.path);
+      for (const auto& u : tx.restart) r.say("would restart " + u);
       r.say("dry run: serial " + serial_text(old_serial) + " -> " + std::to_string(m.serial) + ", " +
-            std::to_string(plan.ops.size()) + " paths would change; nothing written");
+            std::to_string(tx.ops.size()) + " paths would change; nothing written");
       r.report["result"] = "dry-run";
-      r.report["changed"] = paths_of(plan);
-      r.report["restart"] = plan.restart;
+      r.report["changed"] = paths_of(tx);
+      r.report["restart"] = tx.restart;
       return ExitCode::Ok;
     }
 
@@ -282,7 +288,7 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
     std::vector<std::string> created;
     ensure_dir(L.state(), 0700, &created);
     std::string staging = L.staging(m.serial);
-    Plan plan;
+    Transaction tx;
     try {
       remove_tree(staging);
       ensure_dir(staging, 0700);
@@ -292,8 +298,8 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
       AtomicFileSink sink(staging + "/files", staging_sink_options());
       reader.read_payload(sink);
       fault_point("after-stage");
-      // 7. Plan: what differs from the live files, and which units that touches.
-      plan = make_plan(L, m, installed ? &installed->manifest : nullptr);
+      // 7. Transaction: what differs from the live files, and which units that touches.
+      tx = make_transaction(L, m, installed ? &installed->manifest : nullptr);
     } catch (...) {
       // A refused bundle leaves the root exactly as it was, state directory included.
       remove_tree(staging);
@@ -301,14 +307,14 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
       throw;
     }
     r.say("verified " + bundle + ": node " + m.node_name + ", serial " + std::to_string(m.serial) + " (installed: " +
-          serial_text(old_serial) + "), " + std::to_string(plan.ops.size()) + " paths change");
+          serial_text(old_serial) + "), " + std::to_string(tx.ops.size()) + " paths change");
 
     // 8. Journal, then backups of everything the switch will touch (G8).
     Journal j;
     j.serial = m.serial;
     j.old_serial = old_serial;
     j.phase = "backup";
-    j.removed_units = plan.removed_units;
+    j.removed_units = tx.removed_units;
     r.journal(j);
     std::string backup = L.generation(old_serial);
     remove_tree(backup);  // a leftover of an attempt that never got this far
@@ -318,16 +324,16 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
       std::string sig = L.current() + "/manifest.sig";
       if (::access(sig.c_str(), F_OK) == 0) write_file_atomic(backup + "/manifest.sig", read_file(sig), 0600);
     }
-    take_backups(L, backup, plan);
+    take_backups(L, backup, tx);
 
     // 9. Switch (G7, G10): each path by temp file, fsync, rename, fsync of the directory.
     j.phase = "switch";
     std::vector<std::string> old_units = installed ? installed->manifest.units : std::vector<std::string>{};
     try {
-      for (size_t i = 0; i < plan.ops.size(); ++i) {
+      for (size_t i = 0; i < tx.ops.size(); ++i) {
         r.journal(j);
-        run_op(L, plan.ops[i], staging);
-        j.done.push_back(plan.ops[i].path);
+        run_op(L, tx.ops[i], staging);
+        j.done.push_back(tx.ops[i].path);
         fault_point("after-file-" + std::to_string(i));
       }
     } catch (const std::exception& e) {
@@ -343,18 +349,18 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
       r.journal(j);
       sm.daemon_reload();
       fault_point("after-daemon-reload");
-      for (const auto& u : plan.removed_units) {
+      for (const auto& u : tx.removed_units) {
         sm.stop(u);
         sm.disable(u);
       }
       for (const auto& u : m.units) sm.enable(u);
       if (has_recover_unit(m)) sm.enable(kRecoverUnit);
-      for (size_t i = 0; i < plan.restart.size(); ++i) {
-        j.restarted.push_back(plan.restart[i]);
+      for (size_t i = 0; i < tx.restart.size(); ++i) {
+        j.restarted.push_back(tx.restart[i]);
         r.journal(j);
         // etcd reports ready only with quorum: waiting for the first member would deadlock.
-        sm.restart(plan.restart[i], plan.restart[i] == "etcd.service");
-        r.say("restarted " + plan.restart[i]);
+        sm.restart(tx.restart[i], tx.restart[i] == "etcd.service");
+        r.say("restarted " + tx.restart[i]);
         fault_point("after-restart-" + std::to_string(i));
       }
     } catch (const std::exception& e) {
