@@ -2,8 +2,8 @@
 // The EC2 instance metadata service, IMDSv2 only (a session token first, as AWS
 // recommends and as instances launched with HttpTokens=required demand): the
 // instance id a bundle may be bound to (manifest node.instance_id).
-// Plain HTTP/1.1 to a link-local address over a socket with short time limits:
-// the static installer has no HTTP library and needs no name resolution here.
+// Plain HTTP/1.1 to a link-local address with short time limits, through the
+// installer's own client (installer/http_client.h); no name resolution needed.
 
 #include <chrono>
 #include <string>
