@@ -37,7 +37,7 @@ std::string serial_text(const std::optional<uint64_t>& s) { return s ? std::to_s
 
 // G11: staging plus the copies made while switching fit, with room to spare.
 void check_space(Run& r, const Manifest& m) {
-  if (const char* skip = std::getenv("KB_TEST_SKIP_SPACE_CHECK"); skip && std::string(skip) == "1") {
+  if (r.hooks.skip_space_check) {
     r.warn("free-space check skipped (KB_TEST_SKIP_SPACE_CHECK, tests only)");
     return;
   }
@@ -71,7 +71,7 @@ void undo_switch(Run& r, Journal j, const std::vector<std::string>& old_units) {
   j.phase = "rollback";
   r.journal(j);
   std::string dir = j.backup_dir(r.layout);
-  auto restored = restore_backups(r.layout, dir, read_backups(dir));
+  auto restored = restore_backups(r.layout, dir, read_backups(dir), r.hooks.faults);
   r.say("restored " + std::to_string(restored.size()) + " paths of serial " + serial_text(j.old_serial));
   if (services_touched) {
     ServiceManager& sm = r.services();
@@ -108,7 +108,7 @@ ServiceManager& Run::services() {
 
 void Run::journal(const Journal& j) {
   write_journal(layout, j);
-  fault_point("after-journal-" + std::to_string(journal_writes++));
+  hooks.faults.reached("after-journal-" + std::to_string(journal_writes++));
 }
 
 void remove_journal(const Layout& layout) {
@@ -148,14 +148,14 @@ void commit_generation(Run& r, const std::string& manifest_bytes, const std::str
   // The signature first: a manifest.json on the node always has its signature beside it.
   write_file_atomic(r.layout.current() + "/manifest.sig", signature, 0600);
   write_file_atomic(r.layout.current() + "/manifest.json", manifest_bytes, 0600);
-  fault_point("after-commit-current");
+  r.hooks.faults.reached("after-commit-current");
   if (!trust_pem.empty() && inspect(r.layout.trust_key(), false).kind == LiveState::Kind::Absent) {
     ensure_dir(parent_dir(r.layout.trust_key()), 0755);
     write_file_atomic(r.layout.trust_key(), trust_pem, 0644);
     r.say("pinned signing key " + r.layout.trust_key());
   }
   remove_journal(r.layout);
-  fault_point("after-commit-journal");
+  r.hooks.faults.reached("after-commit-journal");
   remove_tree(r.layout.staging(serial));
   // Keep the two newest generations ("none", the first apply's, counts as the oldest).
   std::vector<std::pair<long double, std::string>> gens;
@@ -182,7 +182,7 @@ bool recover_if_needed(Run& r) {
   std::vector<std::string> old_units = installed ? installed->manifest.units : std::vector<std::string>{};
   if (j->op == "rollback") {
     // Finish the rollback: restore is idempotent, then commit the older generation.
-    auto restored = restore_backups(r.layout, dir, read_backups(dir));
+    auto restored = restore_backups(r.layout, dir, read_backups(dir), r.hooks.faults);
     std::string bytes = read_file(dir + "/manifest.json");
     Manifest older = parse_manifest(bytes);
     ServiceManager& sm = r.services();
@@ -239,7 +239,7 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
       throw InstallerError(ExitCode::Refused, bundle + ": " + why + "; refused");
     }
     // A bundle bound to an EC2 instance is checked even under --node: IMDS can be pointed at in tests.
-    if (std::string why = instance_mismatch(m, [&](const std::string& w) { r.warn(w); }); !why.empty())
+    if (std::string why = instance_mismatch(m, r.hooks.imds_endpoint, [&](const std::string& w) { r.warn(w); }); !why.empty())
       throw InstallerError(ExitCode::Refused, bundle + ": " + why + "; refused");
 
     // 4. Serial (G4): never backwards; the same serial is a no-op only with the same manifest.
@@ -297,7 +297,7 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
       if (!trust.pinned) write_file_atomic(staging + "/trust.pub", trust.pem, 0644);
       AtomicFileSink sink(staging + "/files", staging_sink_options());
       reader.read_payload(sink);
-      fault_point("after-stage");
+      r.hooks.faults.reached("after-stage");
       // 7. Transaction: what differs from the live files, and which units that touches.
       tx = make_transaction(L, m, installed ? &installed->manifest : nullptr);
     } catch (...) {
@@ -324,7 +324,7 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
       std::string sig = L.current() + "/manifest.sig";
       if (::access(sig.c_str(), F_OK) == 0) write_file_atomic(backup + "/manifest.sig", read_file(sig), 0600);
     }
-    take_backups(L, backup, tx);
+    take_backups(L, backup, tx, r.hooks.faults);
 
     // 9. Switch (G7, G10): each path by temp file, fsync, rename, fsync of the directory.
     j.phase = "switch";
@@ -334,7 +334,7 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
         r.journal(j);
         run_op(L, tx.ops[i], staging);
         j.done.push_back(tx.ops[i].path);
-        fault_point("after-file-" + std::to_string(i));
+        r.hooks.faults.reached("after-file-" + std::to_string(i));
       }
     } catch (const std::exception& e) {
       undo_switch(r, j, old_units);
@@ -348,7 +348,7 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
     try {
       r.journal(j);
       sm.daemon_reload();
-      fault_point("after-daemon-reload");
+      r.hooks.faults.reached("after-daemon-reload");
       for (const auto& u : tx.removed_units) {
         sm.stop(u);
         sm.disable(u);
@@ -361,7 +361,7 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
         // etcd reports ready only with quorum: waiting for the first member would deadlock.
         sm.restart(tx.restart[i], tx.restart[i] == "etcd.service");
         r.say("restarted " + tx.restart[i]);
-        fault_point("after-restart-" + std::to_string(i));
+        r.hooks.faults.reached("after-restart-" + std::to_string(i));
       }
     } catch (const std::exception& e) {
       undo_switch(r, j, old_units);
@@ -387,7 +387,7 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
     // 12. Commit: the new manifest becomes current, the journal goes, the previous generation stays.
     j.phase = "commit";
     r.journal(j);
-    fault_point("before-commit");
+    r.hooks.faults.reached("before-commit");
     commit_generation(r, reader.manifest_bytes(), reader.signature(), trust.pinned ? "" : trust.pem, m.serial);
     r.say("applied serial " + std::to_string(m.serial) + " for node " + m.node_name);
     r.report["result"] = "applied";

@@ -297,7 +297,7 @@ TEST_CASE("a crashed apply's journal is rolled back by the next command", "[appl
   j.old_serial = 1;
   j.phase = "backup";
   write_journal(L, j);
-  take_backups(L, L.generation(1), tx);
+  take_backups(L, L.generation(1), tx, FaultPoints{});
   j.phase = "switch";
   write_journal(L, j);
   for (size_t i = 0; i < tx.ops.size() / 2; ++i) run_op(L, tx.ops[i], L.staging(2));

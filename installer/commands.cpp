@@ -167,7 +167,7 @@ ExitCode status(const Options& opt, const Hooks& hooks, Io io) {
     }
     r.report["units"] = units;
     nlohmann::json certs = nlohmann::json::array();
-    int64_t now = static_cast<int64_t>(std::time(nullptr));
+    int64_t now = r.hooks.now();
     for (const auto& e : m.entries) {
       // Only certificates are opened: keys and kubeconfigs are never read here.
       bool cert = e.type == EntryType::File && e.cls != EntryClass::Secret &&
@@ -238,7 +238,7 @@ ExitCode rollback(const Options& opt, const Hooks& hooks, Io io) {
     j.old_serial = inst.manifest.serial;
     j.phase = "rollback";
     r.journal(j);
-    auto restored = restore_backups(r.layout, dir, records);
+    auto restored = restore_backups(r.layout, dir, records, r.hooks.faults);
     ServiceManager& sm = r.services();
     sm.daemon_reload();
     for (const auto& u : inst.manifest.units)

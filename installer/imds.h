@@ -15,9 +15,9 @@ struct ImdsEndpoint {
   int port = 80;
 };
 
-// The endpoint to ask: 169.254.169.254:80, or KB_IMDS_ENDPOINT=IP:PORT (tests only;
-// `overridden` is then set so the caller can say so).
-ImdsEndpoint imds_endpoint(bool* overridden = nullptr);
+// The endpoint to ask: 169.254.169.254:80, or `override_text` "IP:PORT" when not empty
+// (Hooks::imds_endpoint, tests only; `overridden` is then set so the caller can say so).
+ImdsEndpoint imds_endpoint(const std::string& override_text, bool* overridden = nullptr);
 
 // This instance's id ("i-..."). Throws kb::Error naming the step that failed
 // (not on EC2, metadata service off, hop limit, a non-200 answer).

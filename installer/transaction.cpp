@@ -180,7 +180,7 @@ std::optional<Journal> read_journal(const Layout& layout) {
   }
 }
 
-void take_backups(const Layout& layout, const std::string& dir, const Transaction& tx) {
+void take_backups(const Layout& layout, const std::string& dir, const Transaction& tx, const FaultPoints& faults) {
   ensure_dir(dir + "/files", 0700);
   nlohmann::json records = nlohmann::json::array();
   std::set<std::string> dirs;
@@ -202,7 +202,7 @@ void take_backups(const Layout& layout, const std::string& dir, const Transactio
       }
     }
     dirs.insert(parent_dir(copy));
-    fault_point("after-backup-" + std::to_string(i));
+    faults.reached("after-backup-" + std::to_string(i));
   }
   for (const auto& d : dirs) fsync_dir(d);
   write_file_atomic(dir + "/backup.json", records.dump(), 0600);
@@ -219,12 +219,12 @@ std::vector<BackupRecord> read_backups(const std::string& dir) {
 }
 
 std::vector<std::string> restore_backups(const Layout& layout, const std::string& dir,
-                                         const std::vector<BackupRecord>& records) {
+                                         const std::vector<BackupRecord>& records, const FaultPoints& faults) {
   std::vector<std::string> changed;
   size_t step = 0;
   auto done = [&](const std::string& path) {
     changed.push_back(path);
-    fault_point("after-restore-" + std::to_string(step++));
+    faults.reached("after-restore-" + std::to_string(step++));
   };
   // 1. Directories that existed: back, with their mode and owner.
   for (const auto& r : records) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "bundles/manifest.h"
+#include "installer/fault.h"
 #include "installer/layout.h"
 #include "installer/live_fs.h"
 
@@ -88,12 +89,12 @@ std::optional<Journal> read_journal(const Layout& layout);
 
 // Links (or copies, across file systems) every existing path of the transaction into
 // `dir`/files and writes `dir`/backup.json last.
-void take_backups(const Layout& layout, const std::string& dir, const Transaction& tx);
+void take_backups(const Layout& layout, const std::string& dir, const Transaction& tx, const FaultPoints& faults);
 std::vector<BackupRecord> read_backups(const std::string& dir);
 
 // Makes every path of `records` what it was (see the header comment). Returns the paths it changed.
 std::vector<std::string> restore_backups(const Layout& layout, const std::string& dir,
-                                         const std::vector<BackupRecord>& records);
+                                         const std::vector<BackupRecord>& records, const FaultPoints& faults);
 
 // Runs one op of a transaction (idempotent); `staging` holds the verified payload.
 void run_op(const Layout& layout, const Op& op, const std::string& staging);

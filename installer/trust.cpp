@@ -81,11 +81,12 @@ Trust resolve_trust(const Layout& layout, const Options& opt, const std::string&
                                             "--trust-key FILE or --trust-fingerprint HEX (fail closed)");
 }
 
-std::string instance_mismatch(const Manifest& m, const std::function<void(const std::string&)>& warn) {
+std::string instance_mismatch(const Manifest& m, const std::string& imds_endpoint_override,
+                              const std::function<void(const std::string&)>& warn) {
   if (m.instance_id.empty()) return "";
   try {
     bool overridden = false;
-    ImdsEndpoint ep = imds_endpoint(&overridden);
+    ImdsEndpoint ep = imds_endpoint(imds_endpoint_override, &overridden);
     if (overridden) warn("instance metadata asked at " + ep.ip + ":" + std::to_string(ep.port) + " (KB_IMDS_ENDPOINT, tests only)");
     std::string id = imds_instance_id(ep);
     if (id != m.instance_id)
