@@ -3,13 +3,18 @@
 #include <algorithm>
 #include <cerrno>
 #include <climits>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
 #include <dirent.h>
+#include <exception>
 #include <fcntl.h>
 #include <map>
+#include <mutex>
 #include <set>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 #include <zlib.h>
@@ -23,8 +28,7 @@ namespace kb {
 
 namespace {
 
-constexpr size_t kBlock = 256 * 1024;
-constexpr size_t kTarBlock = 512;
+constexpr size_t kBlock = kStreamBlock;
 constexpr int kZstdWindowLogMax = 23;  // 8 MiB, what zstd levels 1-19 use at most
 
 std::string printable(std::string_view s) {
@@ -199,31 +203,6 @@ struct TarHeader {
   bool links_or_devices = false;  // linkname or devmajor/devminor set
 };
 
-// A field's bytes up to the first NUL; the rest must be NUL too.
-bool field_string(const char* f, size_t len, std::string& out) {
-  size_t n = strnlen(f, len);
-  out.assign(f, n);
-  for (size_t i = n; i < len; ++i)
-    if (f[i] != '\0') return false;
-  return true;
-}
-
-// Octal digits, optionally space-led, ended by NUL or space. No base-256.
-bool field_octal(const char* f, size_t len, uint64_t& out) {
-  size_t i = 0;
-  while (i < len && f[i] == ' ') ++i;
-  uint64_t v = 0;
-  size_t digits = 0;
-  for (; i < len && f[i] >= '0' && f[i] <= '7'; ++i, ++digits) {
-    if (v >> 60) return false;
-    v = v * 8 + uint64_t(f[i] - '0');
-  }
-  for (; i < len; ++i)
-    if (f[i] != '\0' && f[i] != ' ') return false;
-  out = v;
-  return digits > 0;
-}
-
 const char* type_name(char t) {
   switch (t) {
     case '1': return "hardlink";
@@ -254,22 +233,20 @@ class TarReader {
       return h;
     }
     uint64_t stored = 0;
-    if (!field_octal(b + 148, 8, stored)) d_.fail(BundleErrc::Corrupt, "tar header at byte " + std::to_string(at) + ": bad checksum field");
-    uint64_t sum = 0;
-    for (size_t i = 0; i < sizeof b; ++i) sum += (i >= 148 && i < 156) ? uint8_t(' ') : uint8_t(b[i]);
-    if (sum != stored) d_.fail(BundleErrc::Corrupt, "tar header at byte " + std::to_string(at) + ": checksum mismatch");
+    if (!ustar_octal_field(b + 148, 8, stored)) d_.fail(BundleErrc::Corrupt, "tar header at byte " + std::to_string(at) + ": bad checksum field");
+    if (ustar_checksum(b) != stored) d_.fail(BundleErrc::Corrupt, "tar header at byte " + std::to_string(at) + ": checksum mismatch");
     if (std::memcmp(b + 257, "ustar\0" "00", 8) != 0)
       d_.fail(BundleErrc::Corrupt, "tar header at byte " + std::to_string(at) + ": not a POSIX ustar header");
     std::string name, prefix, link;
-    bool clean = field_string(b, 100, name) && field_string(b + 345, 155, prefix);
+    bool clean = ustar_string_field(b, 100, name) && ustar_string_field(b + 345, 155, prefix);
     h.name = prefix.empty() ? name : prefix + "/" + name;
     if (!clean) d_.fail(BundleErrc::UnsafePath, "member \"" + printable(h.name) + "\": NUL inside the name");
     h.type = b[156];
-    if (!field_string(b + 157, 100, link)) link = "?";
+    if (!ustar_string_field(b + 157, 100, link)) link = "?";
     h.links_or_devices = !link.empty() || std::any_of(b + 329, b + 345, [](char c) { return c != 0 && c != '0' && c != ' '; });
-    bool ok = field_octal(b + 124, 12, h.size) && field_octal(b + 100, 8, h.mode) && field_octal(b + 108, 8, h.uid) &&
-              field_octal(b + 116, 8, h.gid) && field_octal(b + 136, 12, h.mtime) && field_string(b + 265, 32, h.uname) &&
-              field_string(b + 297, 32, h.gname);
+    bool ok = ustar_octal_field(b + 124, 12, h.size) && ustar_octal_field(b + 100, 8, h.mode) && ustar_octal_field(b + 108, 8, h.uid) &&
+              ustar_octal_field(b + 116, 8, h.gid) && ustar_octal_field(b + 136, 12, h.mtime) && ustar_string_field(b + 265, 32, h.uname) &&
+              ustar_string_field(b + 297, 32, h.gname);
     if (!ok) d_.fail(BundleErrc::Corrupt, "member \"" + printable(h.name) + "\": malformed numeric or name field");
     return h;
   }
@@ -286,7 +263,7 @@ class TarReader {
       fn(std::string_view(buf_.get(), n));
       left -= n;
     }
-    size_t pad = static_cast<size_t>((kTarBlock - size % kTarBlock) % kTarBlock);
+    size_t pad = tar_padding(size);
     char p[kTarBlock];
     if (d_.read(p, pad) != pad) d_.fail(BundleErrc::Truncated, "ends inside member \"" + printable(name) + "\"");
     if (std::any_of(p, p + pad, [](char c) { return c != 0; }))
@@ -464,37 +441,144 @@ void BundleReader::read_payload(MemberSink& sink) {
   tar.finish();
 }
 
-namespace {
+// ---- AtomicFileSink ----------------------------------------------------------------------
 
-class DiscardSink : public MemberSink {
- public:
-  void begin(const ManifestEntry&) override {}
-  void write(std::string_view) override {}
-  void finish() override {}
-};
+// With a writer thread, blocks go through a small bounded queue of recycled buffers, so memory
+// stays flat (kMaxQueued blocks in flight). received_sha256() and finish() drain the queue; a
+// write error on the writer thread is rethrown on the reader's thread.
+struct AtomicFileSink::Impl {
+  static constexpr size_t kMaxQueued = 16;  // blocks of at most kStreamBlock: 4 MiB in flight
+  static constexpr uint64_t kWritebackChunk = 8u << 20;
 
-class StagingSink : public MemberSink {
- public:
-  explicit StagingSink(std::string root) : root_(std::move(root)) {}
-  void begin(const ManifestEntry& e) override {
-    std::string target = root_ + e.path;
-    if (e.type == EntryType::Directory) {
-      make_dirs(target, 0700);
-      return;
+  std::string root;
+  Options options;
+  // Touched by the writer thread only while blocks are queued or `busy`.
+  std::unique_ptr<AtomicFile> file;
+  std::unique_ptr<Sha256> hash;
+  uint64_t written = 0, flushed = 0;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::deque<std::string> queue;
+  std::vector<std::string> spare;  // emptied buffers, reused so blocks are not reallocated
+  bool busy = false, stop = false;
+  std::exception_ptr error;
+  std::thread writer;  // started last, once everything above exists
+
+  // One block into the open file (on the writer thread when there is one).
+  void append(std::string_view block) {
+    if (hash) hash->update(block);
+    file->write(block);
+    written += block.size();
+    // Start writeback every 8 MiB, so that commit()'s fsync does not wait for a whole binary.
+    if (written - flushed >= kWritebackChunk) {
+      ::sync_file_range(file->fd(), static_cast<off_t>(flushed), static_cast<off_t>(written - flushed), SYNC_FILE_RANGE_WRITE);
+      flushed = written;
     }
-    make_dirs(target.substr(0, target.find_last_of('/')), 0700);
-    file_ = std::make_unique<AtomicFile>(target, e.mode);
-  }
-  void write(std::string_view block) override { file_->write(block); }
-  void finish() override {
-    if (file_) file_->commit();
-    file_.reset();
   }
 
- private:
-  std::string root_;
-  std::unique_ptr<AtomicFile> file_;
+  void rethrow_locked() {
+    if (error) std::rethrow_exception(error);
+  }
+
+  void drain() {
+    if (!writer.joinable()) return;
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return (queue.empty() && !busy) || error; });
+    rethrow_locked();
+  }
+
+  void enqueue(std::string_view block) {
+    std::unique_lock<std::mutex> lock(mu);
+    cv.wait(lock, [&] { return queue.size() < kMaxQueued || error; });
+    rethrow_locked();
+    std::string buf;
+    if (!spare.empty()) {
+      buf = std::move(spare.back());
+      spare.pop_back();
+    }
+    lock.unlock();
+    buf.assign(block);  // copied outside the lock; reuses the spare's capacity
+    lock.lock();
+    queue.push_back(std::move(buf));
+    cv.notify_all();
+  }
+
+  void write_loop() {
+    std::unique_lock<std::mutex> lock(mu);
+    for (;;) {
+      cv.wait(lock, [&] { return !queue.empty() || stop; });
+      // Stopping without a finish(): the member was refused and its temp file is discarded anyway.
+      if (stop) return;
+      std::string block = std::move(queue.front());
+      queue.pop_front();
+      busy = true;
+      lock.unlock();
+      std::exception_ptr failed;
+      try {
+        append(block);
+      } catch (...) {
+        failed = std::current_exception();
+      }
+      lock.lock();
+      busy = false;
+      spare.push_back(std::move(block));
+      if (failed && !error) error = failed;
+      if (error) queue.clear();
+      cv.notify_all();
+    }
+  }
 };
+
+AtomicFileSink::AtomicFileSink(std::string root, Options options) : impl_(std::make_unique<Impl>()) {
+  impl_->root = std::move(root);
+  impl_->options = std::move(options);
+  if (!impl_->options.make_parents) impl_->options.make_parents = [](const std::string& dir) { make_dirs(dir, 0700); };
+  if (impl_->options.writer_thread) impl_->writer = std::thread([impl = impl_.get()] { impl->write_loop(); });
+}
+
+AtomicFileSink::~AtomicFileSink() {
+  if (!impl_->writer.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stop = true;
+  }
+  impl_->cv.notify_all();
+  impl_->writer.join();
+}
+
+void AtomicFileSink::begin(const ManifestEntry& e) {
+  std::string target = impl_->root + e.path;
+  if (e.type == EntryType::Directory) {
+    if (impl_->options.create_directory_members) make_dirs(target, 0700);
+    return;
+  }
+  impl_->options.make_parents(parent_dir(target));
+  impl_->file = std::make_unique<AtomicFile>(target, impl_->options.file_mode ? impl_->options.file_mode : e.mode);
+  if (hashes_members()) impl_->hash = std::make_unique<Sha256>();
+  impl_->written = impl_->flushed = 0;
+}
+
+void AtomicFileSink::write(std::string_view block) {
+  if (impl_->writer.joinable()) impl_->enqueue(block);
+  else impl_->append(block);
+}
+
+bool AtomicFileSink::hashes_members() const { return impl_->options.writer_thread; }
+
+std::string AtomicFileSink::received_sha256() {
+  impl_->drain();
+  return impl_->hash ? impl_->hash->hex_digest() : std::string();
+}
+
+void AtomicFileSink::finish() {
+  if (!impl_->file) return;
+  impl_->drain();
+  impl_->file->commit();
+  impl_->file.reset();
+  impl_->hash.reset();
+}
+
+namespace {
 
 bool dir_is_empty(const std::string& dir) {
   DIR* d = ::opendir(dir.c_str());
@@ -529,7 +613,7 @@ Manifest extract_bundle(const std::string& path, std::string_view public_key_pem
   if (!::mkdtemp(buf.data())) throw_errno("cannot create staging directory in " + dest_dir);
   std::string staging = buf.data();
   try {
-    StagingSink sink(staging);
+    AtomicFileSink sink(staging, {});
     r.read_payload(sink);
     // The whole bundle verified: move the top-level trees into place.
     std::set<std::string> tops;

@@ -3,13 +3,14 @@
 // installer. Memory stays bounded (256 KiB blocks plus the manifest) whatever
 // the bundle size. Every refusal is a BundleError whose code() says why.
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
 
 #include "bundles/bundle_error.h"
-#include "bundles/bundle_writer.h"
 #include "bundles/manifest.h"
+#include "bundles/tar.h"
 
 namespace kb {
 
@@ -36,6 +37,45 @@ class MemberSink {
   // called, so the guarantee above is unchanged.
   virtual bool hashes_members() const { return false; }
   virtual std::string received_sha256() { return {}; }
+};
+
+// Throws the payload away: for verifying a bundle without writing anything.
+class DiscardSink : public MemberSink {
+ public:
+  void begin(const ManifestEntry&) override {}
+  void write(std::string_view) override {}
+  void finish() override {}
+};
+
+// Writes each file member to a temp file beside `root` + its path and renames it into place in
+// finish(), i.e. only after its size and sha256 matched the signed manifest: a file under `root`
+// is always a verified member. Used by extract_bundle() and by the installer's staging.
+class AtomicFileSink : public MemberSink {
+ public:
+  struct Options {
+    unsigned file_mode = 0;                // every file's mode; 0: the manifest entry's mode
+    bool create_directory_members = true;  // create directory members (0700), or skip them
+    // Creates a file's missing parent directories; default make_dirs(dir, 0700). The installer
+    // passes one that also fsyncs what it creates.
+    std::function<void(const std::string& dir)> make_parents;
+    // Hash and write on a second thread (as `zstd -dc | tar -x` runs two processes; sha256 and
+    // zstd cost about the same), so the reader's thread only decompresses. For large payloads.
+    bool writer_thread = false;
+  };
+  AtomicFileSink(std::string root, Options options);
+  ~AtomicFileSink() override;
+  AtomicFileSink(const AtomicFileSink&) = delete;
+  AtomicFileSink& operator=(const AtomicFileSink&) = delete;
+
+  void begin(const ManifestEntry& entry) override;
+  void write(std::string_view block) override;
+  void finish() override;
+  bool hashes_members() const override;
+  std::string received_sha256() override;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
 };
 
 class BundleReader {

@@ -14,41 +14,32 @@
 #include <zstd.h>
 
 #include "base/atomic_file.h"
-#include "bundles/bundle_error.h"
+#include "base/file_io.h"
 #include "base/hash.h"
+#include "base/unique_fd.h"
+#include "bundles/bundle_error.h"
 
 namespace kb {
 
 namespace {
 
-constexpr size_t kBlock = 256 * 1024;
+constexpr size_t kBlock = kStreamBlock;
 
-class Fd {
- public:
-  explicit Fd(const std::string& path) : fd_(::open(path.c_str(), O_RDONLY | O_CLOEXEC)) {
-    if (fd_ < 0) throw_errno("cannot open " + path);
+// Opens a source file for reading; the caller owns the descriptor.
+int open_source(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw_errno("cannot open " + path);
+  return fd;
+}
+
+// Reads up to `n` bytes; 0 at end of file.
+size_t read_some(int fd, char* buf, size_t n, const std::string& path) {
+  for (;;) {
+    ssize_t r = ::read(fd, buf, n);
+    if (r >= 0) return static_cast<size_t>(r);
+    if (errno != EINTR) throw_errno("cannot read " + path);
   }
-  ~Fd() { ::close(fd_); }
-  int get() const { return fd_; }
-  Fd(const Fd&) = delete;
-  Fd& operator=(const Fd&) = delete;
-  // Reads up to `n` bytes; 0 at end of file.
-  size_t read(char* buf, size_t n, const std::string& path) {
-    for (;;) {
-      ssize_t r = ::read(fd_, buf, n);
-      if (r >= 0) return static_cast<size_t>(r);
-      if (errno != EINTR) throw_errno("cannot read " + path);
-    }
-  }
-
- private:
-  int fd_;
-};
-
-struct SizeHash {
-  uint64_t size = 0;
-  std::string sha256;
-};
+}
 
 // What identifies a file's content without reading it: any write changes ctime.
 struct FileIdentity {
@@ -64,39 +55,22 @@ FileIdentity identity(int fd, const std::string& path) {
           st.st_mtim.tv_sec, st.st_mtim.tv_nsec, st.st_ctim.tv_sec, st.st_ctim.tv_nsec};
 }
 
-SizeHash hash_file(const std::string& path, FileIdentity* before = nullptr, FileIdentity* after = nullptr) {
-  Fd fd(path);
+// Size and sha256 of a source file, with its identity before and after the read when asked.
+FileDigest hash_source(const std::string& path, FileIdentity* before = nullptr, FileIdentity* after = nullptr) {
+  UniqueFd fd(open_source(path));
   if (before) *before = identity(fd.get(), path);
-  Sha256 h;
-  SizeHash out;
-  std::unique_ptr<char[]> buf(new char[kBlock]);
-  for (size_t n; (n = fd.read(buf.get(), kBlock, path)) > 0;) {
-    h.update(buf.get(), n);
-    out.size += n;
-  }
-  out.sha256 = h.hex_digest();
+  FileDigest out = sha256_fd(fd.get(), path);
   if (after) *after = identity(fd.get(), path);
   return out;
 }
 
-void write_all(int fd, const char* p, size_t n, const std::string& path) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) throw_errno("cannot write " + path);
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-}
-
-size_t tar_padding(uint64_t size) { return static_cast<size_t>((512 - size % 512) % 512); }
 const char kZeros[1024] = {};
 
 // The 512-byte POSIX ustar header of FORMAT.md §3, byte for byte what
 // libarchive's ustar writer produces for the same member.
 std::string ustar_header(const std::string& name, bool dir, unsigned mode, uint64_t size, int64_t mtime,
                          const std::string& out_path) {
-  std::string h(512, '\0');
+  std::string h(kTarBlock, '\0');
   auto put = [&](size_t off, const std::string& v) { h.replace(off, v.size(), v); };
   auto octal = [&](size_t off, size_t digits, uint64_t v, const char* what) {
     if (digits < 22 && v >> (3 * digits)) throw Error(out_path + ": " + name + ": " + what + " does not fit a ustar header");
@@ -126,10 +100,7 @@ std::string ustar_header(const std::string& name, bool dir, unsigned mode, uint6
   put(265, "root");
   put(297, "root");
   put(345, prefix);
-  unsigned sum = 8 * ' ';  // the checksum field counts as spaces
-  for (size_t i = 0; i < 512; ++i)
-    if (i < 148 || i >= 156) sum += static_cast<unsigned char>(h[i]);
-  octal(148, 6, sum, "checksum");
+  octal(148, 6, ustar_checksum(h.data()), "checksum");
   put(154, std::string("\0 ", 2));
   return h;
 }
@@ -206,7 +177,7 @@ void copy_bytes(int from, uint64_t n, int to, const std::string& to_path) {
     if (r < 0 && errno == EINTR) continue;
     if (r < 0) throw_errno("cannot read a cached frame");
     if (r == 0) throw Error(to_path + ": cached frame ends early");
-    write_all(to, buf.get(), static_cast<size_t>(r), to_path);
+    write_all(to, std::string_view(buf.get(), static_cast<size_t>(r)), to_path);
     off += r;
     left -= static_cast<uint64_t>(r);
   }
@@ -276,7 +247,7 @@ struct FrameCache::Impl {
   mutable std::mutex m;  // slots and stats
   std::map<std::string, std::shared_ptr<Slot>> slots;
   Stats stats;
-  std::map<FileIdentity, SizeHash> hashes;  // files hashed in this run, guarded by `m`
+  std::map<FileIdentity, FileDigest> hashes;  // files hashed in this run, guarded by `m`
   std::mutex compress_m;  // one large frame at a time: bounded memory, both cores busy anyway
   std::unique_ptr<ZstdCtx> ctx;
 
@@ -307,17 +278,17 @@ struct FrameCache::Impl {
 
   // A file's size and sha256, hashed once per identity (the identity must be
   // the same before and after hashing for the result to be remembered).
-  SizeHash file_hash(const std::string& path) {
+  FileDigest file_hash(const std::string& path) {
     FileIdentity id;
     {
-      Fd fd(path);
+      UniqueFd fd(open_source(path));
       id = identity(fd.get(), path);
       std::lock_guard<std::mutex> g(m);
       auto it = hashes.find(id);
       if (it != hashes.end()) return it->second;
     }
     FileIdentity before, after;
-    SizeHash sh = hash_file(path, &before, &after);
+    FileDigest sh = hash_source(path, &before, &after);
     if (before == after) {
       std::lock_guard<std::mutex> g(m);
       hashes.emplace(before, sh);
@@ -381,7 +352,7 @@ class ZstdEncoder : public Encoder {
         std::lock_guard<std::mutex> g(cache_->compress_m);
         frame(cache_->context(level_), header, e, produce, [&](const char* p, size_t n) {
           emit_(p, n);
-          write_all(fd, p, n, "frame cache in " + cache_->dir);
+          write_all(fd, std::string_view(p, n), "frame cache in " + cache_->dir);
           stored += n;
         });
       } catch (...) {
@@ -432,12 +403,6 @@ class ZstdEncoder : public Encoder {
 
 }  // namespace
 
-const char* to_string(Compression c) { return c == Compression::Zstd ? "zstd" : "gzip"; }
-
-std::string member_name(const ManifestEntry& e) {
-  return "files" + e.path + (e.type == EntryType::Directory ? "/" : "");
-}
-
 BundleWriter::BundleWriter(Manifest header) : header_(std::move(header)) { header_.entries.clear(); }
 
 void BundleWriter::add_directory(const std::string& path, unsigned mode, const std::string& owner,
@@ -475,7 +440,7 @@ Manifest BundleWriter::write(const std::string& out_path, const SigningKey& key,
     if (p->source.index() == 2) {
       const std::string& src = std::get<2>(p->source);
       bool zstd_cache = options.cache && options.compression == Compression::Zstd;
-      SizeHash sh = zstd_cache ? options.cache->impl_->file_hash(src) : hash_file(src);
+      FileDigest sh = zstd_cache ? options.cache->impl_->file_hash(src) : hash_source(src);
       e.size = sh.size;
       e.sha256 = sh.sha256;
     }
@@ -524,10 +489,10 @@ Manifest BundleWriter::write(const std::string& out_path, const SigningKey& key,
       const std::string& src = std::get<2>(p->source);
       enc->member(header, e, [&](const Feed& feed) {
         if (!buf) buf.reset(new char[kBlock]);
-        Fd fd(src);
+        UniqueFd fd(open_source(src));
         Sha256 h;
         uint64_t done = 0;
-        for (size_t n; (n = fd.read(buf.get(), kBlock, src)) > 0;) {
+        for (size_t n; (n = read_some(fd.get(), buf.get(), kBlock, src)) > 0;) {
           if (done + n > e.size) throw Error(src + ": grew while the bundle was being written");
           h.update(buf.get(), n);
           feed(buf.get(), n);

@@ -18,11 +18,9 @@
 
 #include "bundles/manifest.h"
 #include "bundles/signing.h"
+#include "bundles/tar.h"
 
 namespace kb {
-
-enum class Compression { Zstd, Gzip };
-const char* to_string(Compression c);  // "zstd", "gzip"
 
 // Compressed frames of large members, shared by the bundles of one run.
 // Thread-safe: several threads may write() bundles with one cache at once;
@@ -73,11 +71,6 @@ struct WriteOptions {
 
 // Content of at least this size gets a zstd frame of its own (binaries always do).
 inline constexpr uint64_t kOwnFrameMinSize = uint64_t(1) << 20;
-
-// Member names inside the tar for the manifest, the signature and an entry.
-inline constexpr const char* kManifestMember = "kbundle/manifest.json";
-inline constexpr const char* kSignatureMember = "kbundle/manifest.sig";
-std::string member_name(const ManifestEntry& e);  // "files" + path, plus "/" for a directory
 
 class BundleWriter {
  public:

@@ -1,10 +1,5 @@
 // apply and the recovery of an interrupted apply or rollback (G3-G9, G11, G12).
 #include <algorithm>
-#include <condition_variable>
-#include <deque>
-#include <exception>
-#include <mutex>
-#include <thread>
 #include <vector>
 #include <cerrno>
 #include <cstdlib>
@@ -26,133 +21,23 @@ namespace kb::installer {
 
 namespace {
 
-class DiscardSink : public MemberSink {
- public:
-  void begin(const ManifestEntry&) override {}
-  void write(std::string_view) override {}
-  void finish() override {}
-};
-
-// Writes each file member to a temp file under `dir`/files; a member becomes its final name
-// only in finish(), i.e. after its size and sha256 matched the signed manifest.
-// The reader decompresses on the calling thread; hashing and the file writes run on a second
-// thread (as `zstd -dc | tar -x` runs two processes; sha256 and zstd cost about the same), through
-// a small bounded queue of recycled 256 KiB buffers, so memory stays flat. received_sha256()
-// drains the queue and hands the digest back to the reader, which compares it with the manifest
-// before it calls finish(); any write error is rethrown on the reader's thread.
-class StagingSink : public MemberSink {
- public:
-  explicit StagingSink(std::string dir) : dir_(std::move(dir)), writer_([this] { write_loop(); }) {}
-  ~StagingSink() override {
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stop_ = true;
-    }
-    cv_.notify_all();
-    writer_.join();
-  }
-
-  void begin(const ManifestEntry& e) override {
-    if (e.type == EntryType::Directory) return;
-    std::string target = dir_ + "/files" + e.path;
-    ensure_dir(parent_of(target), 0700);
-    file_ = std::make_unique<AtomicFile>(target, 0600);
-    hash_ = std::make_unique<Sha256>();
-    written_ = flushed_ = 0;
-  }
-  void write(std::string_view block) override {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return queue_.size() < kMaxQueued || error_; });
-    rethrow_locked();
-    std::string buf;
-    if (!spare_.empty()) {
-      buf = std::move(spare_.back());
-      spare_.pop_back();
-    }
-    lock.unlock();
-    buf.assign(block);  // copied outside the lock; reuses the spare's capacity
-    lock.lock();
-    queue_.push_back(std::move(buf));
-    cv_.notify_all();
-  }
-  bool hashes_members() const override { return true; }
-  std::string received_sha256() override {
-    drain();
-    return hash_->hex_digest();
-  }
-  void finish() override {
-    if (!file_) return;
-    drain();
-    file_->commit();
-    file_.reset();
-    hash_.reset();
-  }
-
- private:
-  static constexpr size_t kMaxQueued = 16;  // blocks of at most 256 KiB: 4 MiB in flight
-  static constexpr uint64_t kWritebackChunk = 8u << 20;
-
-  void rethrow_locked() {
-    if (error_) std::rethrow_exception(error_);
-  }
-  void drain() {
-    std::unique_lock<std::mutex> lock(mu_);
-    cv_.wait(lock, [&] { return (queue_.empty() && !busy_) || error_; });
-    rethrow_locked();
-  }
-
-  void write_loop() {
-    std::unique_lock<std::mutex> lock(mu_);
-    for (;;) {
-      cv_.wait(lock, [&] { return !queue_.empty() || stop_; });
-      // Stopping without a finish(): the member was refused and its temp file is discarded anyway.
-      if (stop_) return;
-      std::string block = std::move(queue_.front());
-      queue_.pop_front();
-      busy_ = true;
-      lock.unlock();
-      std::exception_ptr failed;
-      try {
-        hash_->update(block);
-        file_->write(block);
-        written_ += block.size();
-        // Start writeback every 8 MiB, so that commit()'s fsync does not wait for a whole binary.
-        if (written_ - flushed_ >= kWritebackChunk) {
-          ::sync_file_range(file_->fd(), static_cast<off_t>(flushed_), static_cast<off_t>(written_ - flushed_),
-                            SYNC_FILE_RANGE_WRITE);
-          flushed_ = written_;
-        }
-      } catch (...) {
-        failed = std::current_exception();
-      }
-      lock.lock();
-      busy_ = false;
-      spare_.push_back(std::move(block));
-      if (failed && !error_) error_ = failed;
-      if (error_) queue_.clear();
-      cv_.notify_all();
-    }
-  }
-
-  std::string dir_;
-  // Touched by the writer only while blocks are queued or busy_.
-  std::unique_ptr<AtomicFile> file_;
-  std::unique_ptr<Sha256> hash_;
-  uint64_t written_ = 0, flushed_ = 0;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::string> queue_;
-  std::vector<std::string> spare_;  // emptied buffers, reused so blocks are not reallocated
-  bool busy_ = false, stop_ = false;
-  std::exception_ptr error_;
-  std::thread writer_;  // last: started once everything above exists
-};
+// The payload into `staging`/files: every file 0600 until the switch installs it with its own
+// mode and owner; directories are made by the switch, not here. Hashing and writing run on a
+// second thread so that staging a large bundle costs about its decompression.
+AtomicFileSink::Options staging_sink_options() {
+  AtomicFileSink::Options o;
+  o.file_mode = 0600;
+  o.create_directory_members = false;
+  o.make_parents = [](const std::string& dir) { ensure_dir(dir, 0700); };
+  o.writer_thread = true;
+  return o;
+}
 
 std::string serial_text(const std::optional<uint64_t>& s) { return s ? std::to_string(*s) : "none"; }
 
 // G11: staging plus the copies made while switching fit, with room to spare.
 void check_space(Run& r, const Manifest& m) {
-  if (const char* skip = std::getenv("KB_TEST_SKIP_SPACE_CHECK"); skip && std::string(skip) == "1") {
+  if (r.hooks.skip_space_check) {
     r.warn("free-space check skipped (KB_TEST_SKIP_SPACE_CHECK, tests only)");
     return;
   }
@@ -174,9 +59,9 @@ void remove_stale(Run& r) {
     if (name.rfind("staging-", 0) == 0) remove_tree(r.layout.state() + "/" + name);
 }
 
-std::vector<std::string> paths_of(const Plan& plan) {
+std::vector<std::string> paths_of(const Transaction& tx) {
   std::vector<std::string> out;
-  for (const auto& op : plan.ops) out.push_back(op.path);
+  for (const auto& op : tx.ops) out.push_back(op.path);
   return out;
 }
 
@@ -186,7 +71,7 @@ void undo_switch(Run& r, Journal j, const std::vector<std::string>& old_units) {
   j.phase = "rollback";
   r.journal(j);
   std::string dir = j.backup_dir(r.layout);
-  auto restored = restore_backups(r.layout, dir, read_backups(dir));
+  auto restored = restore_backups(r.layout, dir, read_backups(dir), r.hooks.faults);
   r.say("restored " + std::to_string(restored.size()) + " paths of serial " + serial_text(j.old_serial));
   if (services_touched) {
     ServiceManager& sm = r.services();
@@ -223,7 +108,7 @@ ServiceManager& Run::services() {
 
 void Run::journal(const Journal& j) {
   write_journal(layout, j);
-  fault_point("after-journal-" + std::to_string(journal_writes++));
+  hooks.faults.reached("after-journal-" + std::to_string(journal_writes++));
 }
 
 void remove_journal(const Layout& layout) {
@@ -253,20 +138,24 @@ void restore_current_manifest(const Layout& layout, const std::string& dir) {
   write_file_atomic(layout.current() + "/manifest.json", read_file(dir + "/manifest.json"), 0600);
 }
 
+namespace {
+
+// Makes `manifest_bytes` (and its signature) the current generation, pins `trust_pem` if nothing
+// is pinned yet, removes the journal and the staging dir, and keeps the two newest generations.
 void commit_generation(Run& r, const std::string& manifest_bytes, const std::string& signature,
                        const std::string& trust_pem, uint64_t serial) {
   ensure_dir(r.layout.current(), 0700);
   // The signature first: a manifest.json on the node always has its signature beside it.
   write_file_atomic(r.layout.current() + "/manifest.sig", signature, 0600);
   write_file_atomic(r.layout.current() + "/manifest.json", manifest_bytes, 0600);
-  fault_point("after-commit-current");
+  r.hooks.faults.reached("after-commit-current");
   if (!trust_pem.empty() && inspect(r.layout.trust_key(), false).kind == LiveState::Kind::Absent) {
-    ensure_dir(parent_of(r.layout.trust_key()), 0755);
+    ensure_dir(parent_dir(r.layout.trust_key()), 0755);
     write_file_atomic(r.layout.trust_key(), trust_pem, 0644);
     r.say("pinned signing key " + r.layout.trust_key());
   }
   remove_journal(r.layout);
-  fault_point("after-commit-journal");
+  r.hooks.faults.reached("after-commit-journal");
   remove_tree(r.layout.staging(serial));
   // Keep the two newest generations ("none", the first apply's, counts as the oldest).
   std::vector<std::pair<long double, std::string>> gens;
@@ -275,6 +164,8 @@ void commit_generation(Run& r, const std::string& manifest_bytes, const std::str
   std::sort(gens.begin(), gens.end());
   for (size_t i = 0; i + 2 < gens.size(); ++i) remove_tree(r.layout.generations() + "/" + gens[i].second);
 }
+
+}  // namespace
 
 bool recover_if_needed(Run& r) {
   auto j = read_journal(r.layout);
@@ -291,7 +182,7 @@ bool recover_if_needed(Run& r) {
   std::vector<std::string> old_units = installed ? installed->manifest.units : std::vector<std::string>{};
   if (j->op == "rollback") {
     // Finish the rollback: restore is idempotent, then commit the older generation.
-    auto restored = restore_backups(r.layout, dir, read_backups(dir));
+    auto restored = restore_backups(r.layout, dir, read_backups(dir), r.hooks.faults);
     std::string bytes = read_file(dir + "/manifest.json");
     Manifest older = parse_manifest(bytes);
     ServiceManager& sm = r.services();
@@ -348,7 +239,7 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
       throw InstallerError(ExitCode::Refused, bundle + ": " + why + "; refused");
     }
     // A bundle bound to an EC2 instance is checked even under --node: IMDS can be pointed at in tests.
-    if (std::string why = instance_mismatch(m, [&](const std::string& w) { r.warn(w); }); !why.empty())
+    if (std::string why = instance_mismatch(m, r.hooks.imds_endpoint, [&](const std::string& w) { r.warn(w); }); !why.empty())
       throw InstallerError(ExitCode::Refused, bundle + ": " + why + "; refused");
 
     // 4. Serial (G4): never backwards; the same serial is a no-op only with the same manifest.
@@ -382,14 +273,14 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
     if (opt.dry_run) {
       DiscardSink discard;
       reader.read_payload(discard);
-      Plan plan = make_plan(L, m, installed ? &installed->manifest : nullptr);
-      for (const auto& op : plan.ops) r.say("would " + std::string(op.kind == Op::Kind::Remove ? "remove " : "write  ") + op.path);
-      for (const auto& u : plan.restart) r.say("would restart " + u);
+      Transaction tx = make_transaction(L, m, installed ? &installed->manifest : nullptr);
+      for (const auto& op : tx.ops) r.say("would " + std::string(op.kind == Op::Kind::Remove ? "remove " : "write  ") + op.path);
+      for (const auto& u : tx.restart) r.say("would restart " + u);
       r.say("dry run: serial " + serial_text(old_serial) + " -> " + std::to_string(m.serial) + ", " +
-            std::to_string(plan.ops.size()) + " paths would change; nothing written");
+            std::to_string(tx.ops.size()) + " paths would change; nothing written");
       r.report["result"] = "dry-run";
-      r.report["changed"] = paths_of(plan);
-      r.report["restart"] = plan.restart;
+      r.report["changed"] = paths_of(tx);
+      r.report["restart"] = tx.restart;
       return ExitCode::Ok;
     }
 
@@ -397,18 +288,18 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
     std::vector<std::string> created;
     ensure_dir(L.state(), 0700, &created);
     std::string staging = L.staging(m.serial);
-    Plan plan;
+    Transaction tx;
     try {
       remove_tree(staging);
       ensure_dir(staging, 0700);
       write_file_atomic(staging + "/manifest.json", reader.manifest_bytes(), 0600);
       write_file_atomic(staging + "/manifest.sig", reader.signature(), 0600);
       if (!trust.pinned) write_file_atomic(staging + "/trust.pub", trust.pem, 0644);
-      StagingSink sink(staging);
+      AtomicFileSink sink(staging + "/files", staging_sink_options());
       reader.read_payload(sink);
-      fault_point("after-stage");
-      // 7. Plan: what differs from the live files, and which units that touches.
-      plan = make_plan(L, m, installed ? &installed->manifest : nullptr);
+      r.hooks.faults.reached("after-stage");
+      // 7. Transaction: what differs from the live files, and which units that touches.
+      tx = make_transaction(L, m, installed ? &installed->manifest : nullptr);
     } catch (...) {
       // A refused bundle leaves the root exactly as it was, state directory included.
       remove_tree(staging);
@@ -416,14 +307,14 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
       throw;
     }
     r.say("verified " + bundle + ": node " + m.node_name + ", serial " + std::to_string(m.serial) + " (installed: " +
-          serial_text(old_serial) + "), " + std::to_string(plan.ops.size()) + " paths change");
+          serial_text(old_serial) + "), " + std::to_string(tx.ops.size()) + " paths change");
 
     // 8. Journal, then backups of everything the switch will touch (G8).
     Journal j;
     j.serial = m.serial;
     j.old_serial = old_serial;
     j.phase = "backup";
-    j.removed_units = plan.removed_units;
+    j.removed_units = tx.removed_units;
     r.journal(j);
     std::string backup = L.generation(old_serial);
     remove_tree(backup);  // a leftover of an attempt that never got this far
@@ -433,17 +324,17 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
       std::string sig = L.current() + "/manifest.sig";
       if (::access(sig.c_str(), F_OK) == 0) write_file_atomic(backup + "/manifest.sig", read_file(sig), 0600);
     }
-    take_backups(L, backup, plan);
+    take_backups(L, backup, tx, r.hooks.faults);
 
     // 9. Switch (G7, G10): each path by temp file, fsync, rename, fsync of the directory.
     j.phase = "switch";
     std::vector<std::string> old_units = installed ? installed->manifest.units : std::vector<std::string>{};
     try {
-      for (size_t i = 0; i < plan.ops.size(); ++i) {
+      for (size_t i = 0; i < tx.ops.size(); ++i) {
         r.journal(j);
-        run_op(L, plan.ops[i], staging);
-        j.done.push_back(plan.ops[i].path);
-        fault_point("after-file-" + std::to_string(i));
+        run_op(L, tx.ops[i], staging);
+        j.done.push_back(tx.ops[i].path);
+        r.hooks.faults.reached("after-file-" + std::to_string(i));
       }
     } catch (const std::exception& e) {
       undo_switch(r, j, old_units);
@@ -457,20 +348,20 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
     try {
       r.journal(j);
       sm.daemon_reload();
-      fault_point("after-daemon-reload");
-      for (const auto& u : plan.removed_units) {
+      r.hooks.faults.reached("after-daemon-reload");
+      for (const auto& u : tx.removed_units) {
         sm.stop(u);
         sm.disable(u);
       }
       for (const auto& u : m.units) sm.enable(u);
       if (has_recover_unit(m)) sm.enable(kRecoverUnit);
-      for (size_t i = 0; i < plan.restart.size(); ++i) {
-        j.restarted.push_back(plan.restart[i]);
+      for (size_t i = 0; i < tx.restart.size(); ++i) {
+        j.restarted.push_back(tx.restart[i]);
         r.journal(j);
         // etcd reports ready only with quorum: waiting for the first member would deadlock.
-        sm.restart(plan.restart[i], plan.restart[i] == "etcd.service");
-        r.say("restarted " + plan.restart[i]);
-        fault_point("after-restart-" + std::to_string(i));
+        sm.restart(tx.restart[i], tx.restart[i] == "etcd.service");
+        r.say("restarted " + tx.restart[i]);
+        r.hooks.faults.reached("after-restart-" + std::to_string(i));
       }
     } catch (const std::exception& e) {
       undo_switch(r, j, old_units);
@@ -496,7 +387,7 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
     // 12. Commit: the new manifest becomes current, the journal goes, the previous generation stays.
     j.phase = "commit";
     r.journal(j);
-    fault_point("before-commit");
+    r.hooks.faults.reached("before-commit");
     commit_generation(r, reader.manifest_bytes(), reader.signature(), trust.pinned ? "" : trust.pem, m.serial);
     r.say("applied serial " + std::to_string(m.serial) + " for node " + m.node_name);
     r.report["result"] = "applied";

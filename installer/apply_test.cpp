@@ -289,18 +289,18 @@ TEST_CASE("a crashed apply's journal is rolled back by the next command", "[appl
   Layout L(f.root);
   BundleReader reader(f.b2, kb::test::test_key().public_pem);
   auto installed = parse_manifest(read_file(L.current() + "/manifest.json"));
-  // Stage with the real reader, then switch the first half of the plan by hand.
+  // Stage with the real reader, then switch the first half of the transaction by hand.
   extract_bundle(f.b2, kb::test::test_key().public_pem, L.staging(2) + "/files");
-  Plan plan = make_plan(L, reader.manifest(), &installed);
+  Transaction tx = make_transaction(L, reader.manifest(), &installed);
   Journal j;
   j.serial = 2;
   j.old_serial = 1;
   j.phase = "backup";
   write_journal(L, j);
-  take_backups(L, L.generation(1), plan);
+  take_backups(L, L.generation(1), tx, FaultPoints{});
   j.phase = "switch";
   write_journal(L, j);
-  for (size_t i = 0; i < plan.ops.size() / 2; ++i) run_op(L, plan.ops[i], L.staging(2));
+  for (size_t i = 0; i < tx.ops.size() / 2; ++i) run_op(L, tx.ops[i], L.staging(2));
   CHECK(snapshot(f.root, kState) != gen1);
   auto r = run([](const Options& o, const Hooks& h, Io io) { return recover(o, h, io); }, options(f.root));
   CHECK(r.code == ExitCode::Ok);

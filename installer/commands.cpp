@@ -167,7 +167,7 @@ ExitCode status(const Options& opt, const Hooks& hooks, Io io) {
     }
     r.report["units"] = units;
     nlohmann::json certs = nlohmann::json::array();
-    int64_t now = static_cast<int64_t>(std::time(nullptr));
+    int64_t now = r.hooks.now();
     for (const auto& e : m.entries) {
       // Only certificates are opened: keys and kubeconfigs are never read here.
       bool cert = e.type == EntryType::File && e.cls != EntryClass::Secret &&
@@ -238,7 +238,7 @@ ExitCode rollback(const Options& opt, const Hooks& hooks, Io io) {
     j.old_serial = inst.manifest.serial;
     j.phase = "rollback";
     r.journal(j);
-    auto restored = restore_backups(r.layout, dir, records);
+    auto restored = restore_backups(r.layout, dir, records, r.hooks.faults);
     ServiceManager& sm = r.services();
     sm.daemon_reload();
     for (const auto& u : inst.manifest.units)
@@ -305,7 +305,7 @@ ExitCode reset(const Options& opt, const Hooks& hooks, Io io) {
           } else if (::unlink(live.c_str()) != 0) {
             throw_errno("cannot remove " + live);
           }
-          fsync_dir(parent_of(live));
+          fsync_dir(parent_dir(live));
         }
         removed.push_back(it->path);
         r.say(verb + it->path);
@@ -315,8 +315,8 @@ ExitCode reset(const Options& opt, const Hooks& hooks, Io io) {
     for (const auto& k : kept) r.say("kept " + k + (k == "/var/lib/etcd" ? " (etcd data; --purge removes it)" : " (not empty)"));
     if (!opt.dry_run) {
       remove_tree(r.layout.state());
-      if (::unlink(r.layout.trust_key().c_str()) == 0) fsync_dir(parent_of(r.layout.trust_key()));
-      ::rmdir(parent_of(r.layout.trust_key()).c_str());
+      if (::unlink(r.layout.trust_key().c_str()) == 0) fsync_dir(parent_dir(r.layout.trust_key()));
+      ::rmdir(parent_dir(r.layout.trust_key()).c_str());
     }
     r.say(verb + r.layout.state() + " and the pinned key");
     r.report["removed"] = removed;

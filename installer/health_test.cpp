@@ -299,6 +299,19 @@ int closed_port() {
 
 const auto kLimit = std::chrono::seconds(30);
 
+// A one-second https check with `ca_file` against a TLS server presenting make_pki()'s certificate
+// `server_name`: the result, and how many requests reached the server.
+std::pair<HealthResult, int> check_tls_server(const std::string& server_name, const std::string& ca_file) {
+  TempRoot root;
+  make_pki(root);
+  TestServer server(tls_server(root, server_name));
+  auto nm = make_null_manager();
+  auto c = check("https", server.url("https"), 1);
+  c["caFile"] = ca_file;
+  HealthResult r = run_health_check(c, root.path(), *nm, kLimit);
+  return {r, server.requests()};
+}
+
 }  // namespace
 
 TEST_CASE("https check passes on 200 with the right CA and IP SAN", "[health]") {
@@ -373,31 +386,19 @@ TEST_CASE("the installer's limit caps a longer timeoutSeconds", "[health]") {
 }
 
 TEST_CASE("https check refuses a server from another CA", "[health]") {
-  TempRoot root;
-  make_pki(root);
-  TestServer server(tls_server(root));
-  auto nm = make_null_manager();
-  auto c = check("https", server.url("https"), 1);
-  c["caFile"] = "/etc/pki/other-ca.crt";
-  HealthResult r = run_health_check(c, root.path(), *nm, kLimit);
+  auto [r, requests] = check_tls_server("server", "/etc/pki/other-ca.crt");
   INFO(r.detail);
   CHECK_FALSE(r.ok);
   CHECK(r.detail.find("certificate verify failed") == 0);
-  CHECK(server.requests() == 0);
+  CHECK(requests == 0);
 }
 
 TEST_CASE("https check refuses a certificate for another IP", "[health]") {
-  TempRoot root;
-  make_pki(root);
-  TestServer server(tls_server(root, "elsewhere"));
-  auto nm = make_null_manager();
-  auto c = check("https", server.url("https"), 1);
-  c["caFile"] = "/etc/pki/ca.crt";
-  HealthResult r = run_health_check(c, root.path(), *nm, kLimit);
+  auto [r, requests] = check_tls_server("elsewhere", "/etc/pki/ca.crt");
   INFO(r.detail);
   CHECK_FALSE(r.ok);
   CHECK(r.detail.find("certificate verify failed: IP address mismatch") == 0);
-  CHECK(server.requests() == 0);
+  CHECK(requests == 0);
 }
 
 TEST_CASE("a server that requires a client certificate", "[health]") {

@@ -1,8 +1,9 @@
 #pragma once
 // kbundle-installer's commands as library calls (installer/main.cpp only wires
 // them to argv). Every command takes a root ("/" on a real node) and never
-// touches anything outside it; the service manager and the health checks come
-// in through Hooks so that tests can run every path without systemd.
+// touches anything outside it; the service manager, the health checks and the
+// test-only seams come in through Hooks (installer/hooks.h) so that tests can run
+// every path without systemd.
 
 #include <cstdint>
 #include <functional>
@@ -14,8 +15,7 @@
 #include <vector>
 
 #include "base/error.h"
-#include "installer/health.h"
-#include "installer/service_manager.h"
+#include "installer/hooks.h"
 
 namespace kb::installer {
 
@@ -49,14 +49,6 @@ struct Options {
   std::string node;         // tests only: accept a bundle for this node name without the machine check
   bool yes = false;         // reset: really do it
   bool purge = false;       // reset: also remove /var/lib/etcd
-};
-
-using HealthFn = std::function<HealthResult(const nlohmann::json& check, const std::string& root, ServiceManager&)>;
-
-// The outside world. main.cpp passes systemctl and the real health checks.
-struct Hooks {
-  std::function<std::unique_ptr<ServiceManager>(bool no_systemd)> make_services;  // default: null manager
-  HealthFn health;  // default: every check fails ("no health checker")
 };
 
 // Where a command writes: `out` gets the human report (or the JSON object with

@@ -12,7 +12,9 @@
 
 #include "base/atomic_file.h"
 #include "base/error.h"
+#include "base/file_io.h"
 #include "base/hash.h"
+#include "base/unique_fd.h"
 
 namespace kb::installer {
 
@@ -27,34 +29,13 @@ const char* to_string(LiveState::Kind k) {
   return "?";
 }
 
-std::string parent_of(const std::string& path) {
-  auto slash = path.find_last_of('/');
-  if (slash == std::string::npos) return ".";
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
-
 namespace {
 
+// O_NOFOLLOW: a symlink that replaced the file since lstat() is refused, never followed.
 std::string hash_file(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (fd < 0) throw_errno("cannot read " + path);
-  Sha256 h;
-  std::string buf(256 * 1024, '\0');
-  for (;;) {
-    ssize_t n = ::read(fd, buf.data(), buf.size());
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int saved = errno;
-      ::close(fd);
-      errno = saved;
-      throw_errno("cannot read " + path);
-    }
-    if (n == 0) break;
-    h.update(buf.data(), static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return h.hex_digest();
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (fd.get() < 0) throw_errno("cannot read " + path);
+  return sha256_fd(fd.get(), path).sha256;
 }
 
 // name:x:id:... lines of a passwd or group file; a missing file is empty.
@@ -126,44 +107,35 @@ gid_t Accounts::gid(const std::string& group) const {
 }
 
 void install_file(const std::string& src, const std::string& dest, unsigned mode, uid_t uid, gid_t gid) {
-  int in = ::open(src.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-  if (in < 0) throw_errno("cannot read " + src);
-  try {
-    AtomicFile out(dest, mode);
-    std::string buf(256 * 1024, '\0');
-    for (;;) {
-      ssize_t n = ::read(in, buf.data(), buf.size());
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        throw_errno("cannot read " + src);
-      }
-      if (n == 0) break;
-      out.write(std::string_view(buf.data(), static_cast<size_t>(n)));
+  UniqueFd in(::open(src.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (in.get() < 0) throw_errno("cannot read " + src);
+  AtomicFile out(dest, mode);
+  std::string buf(256 * 1024, '\0');
+  for (;;) {
+    ssize_t n = ::read(in.get(), buf.data(), buf.size());
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      throw_errno("cannot read " + src);
     }
-    // Owner before mode: chown may clear mode bits; commit() does fchmod, fsync, rename, fsync(dir).
-    if (::fchown(out.fd(), uid, gid) != 0) throw_errno("cannot chown " + out.temp_path());
-    out.commit();
-  } catch (...) {
-    ::close(in);
-    throw;
+    if (n == 0) break;
+    out.write(std::string_view(buf.data(), static_cast<size_t>(n)));
   }
-  ::close(in);
+  // Owner before mode: chown may clear mode bits; commit() does fchmod, fsync, rename, fsync(dir).
+  if (::fchown(out.fd(), uid, gid) != 0) throw_errno("cannot chown " + out.temp_path());
+  out.commit();
 }
 
 void make_dir(const std::string& path, unsigned mode, uid_t uid, gid_t gid) {
   if (::mkdir(path.c_str(), 0700) != 0) throw_errno("cannot create directory " + path);
   set_dir_mode_owner(path, mode, uid, gid);
-  fsync_dir(parent_of(path));
+  fsync_dir(parent_dir(path));
 }
 
 void set_dir_mode_owner(const std::string& path, unsigned mode, uid_t uid, gid_t gid) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd < 0) throw_errno("cannot open " + path);
-  bool ok = ::fchown(fd, uid, gid) == 0 && ::fchmod(fd, mode) == 0 && ::fsync(fd) == 0;
-  int saved = errno;
-  ::close(fd);
-  errno = saved;
-  if (!ok) throw_errno("cannot set mode and owner of " + path);
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (fd.get() < 0) throw_errno("cannot open " + path);
+  if (::fchown(fd.get(), uid, gid) != 0 || ::fchmod(fd.get(), mode) != 0 || ::fsync(fd.get()) != 0)
+    throw_errno("cannot set mode and owner of " + path);
 }
 
 void ensure_dir(const std::string& dir, unsigned mode, std::vector<std::string>* created) {
@@ -172,7 +144,7 @@ void ensure_dir(const std::string& dir, unsigned mode, std::vector<std::string>*
     if (!S_ISDIR(st.st_mode)) throw Error(dir + ": exists and is not a directory");
     return;
   }
-  std::string parent = parent_of(dir);
+  std::string parent = parent_dir(dir);
   if (parent != dir) ensure_dir(parent, 0755, created);
   if (::mkdir(dir.c_str(), 0700) != 0) throw_errno("cannot create directory " + dir);
   if (::chmod(dir.c_str(), mode) != 0) throw_errno("cannot chmod " + dir);
@@ -183,7 +155,7 @@ void ensure_dir(const std::string& dir, unsigned mode, std::vector<std::string>*
 FreeSpace free_space(const std::string& path) {
   std::string p = path;
   struct stat st;
-  while (::stat(p.c_str(), &st) != 0 && p != "/" && p != ".") p = parent_of(p);
+  while (::stat(p.c_str(), &st) != 0 && p != "/" && p != ".") p = parent_dir(p);
   struct statvfs vfs;
   if (::statvfs(p.c_str(), &vfs) != 0) throw_errno("cannot statvfs " + p);
   FreeSpace f;

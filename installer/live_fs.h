@@ -50,8 +50,6 @@ void set_dir_mode_owner(const std::string& path, unsigned mode, uid_t uid, gid_t
 // Creates `dir` with `mode` and any missing parents 0755; appends what it created to `created`.
 void ensure_dir(const std::string& dir, unsigned mode, std::vector<std::string>* created = nullptr);
 
-std::string parent_of(const std::string& path);
-
 // Free bytes and inodes (as root sees them) on the file system holding `path`
 // (the nearest existing ancestor).
 struct FreeSpace {

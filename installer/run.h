@@ -44,10 +44,6 @@ void restore_current_manifest(const Layout& layout, const std::string& dir);
 // Returns true when there was something to recover. With --dry-run it only refuses to go on.
 bool recover_if_needed(Run& r);
 
-// Makes `manifest_bytes` the current generation, pins `trust_pem` if nothing is pinned yet,
-// removes the journal and the staging dir, and keeps the two newest generations.
-void commit_generation(Run& r, const std::string& manifest_bytes, const std::string& trust_pem, uint64_t serial);
-
 // Runs `body` with error mapping and the --json report; the one place a command's errors are printed.
 ExitCode guarded(const Options& opt, const Hooks& hooks, Io io, const char* command,
                  const std::function<ExitCode(Run&)>& body);

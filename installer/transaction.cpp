@@ -75,24 +75,24 @@ std::vector<std::string> units_to_restart(const std::vector<std::string>& units,
   return out;
 }
 
-Plan make_plan(const Layout& layout, const Manifest& next, const Manifest* installed) {
+Transaction make_transaction(const Layout& layout, const Manifest& next, const Manifest* installed) {
   Accounts accounts(layout.root);
-  Plan plan;
-  std::set<std::string> listed, planned_parents;
+  Transaction tx;
+  std::set<std::string> listed, parents_added;
   for (const auto& e : next.entries) listed.insert(e.path);
 
   auto add = [&](Op op, const LiveState& before) {
-    plan.before.push_back(record_of(op.path, before));
-    plan.ops.push_back(std::move(op));
+    tx.before.push_back(record_of(op.path, before));
+    tx.ops.push_back(std::move(op));
   };
   for (const auto& e : next.entries) {
     // Parents: existing ones must be real directories (a symlink could lead out of the root).
     for (size_t slash = e.path.find('/', 1); slash != std::string::npos; slash = e.path.find('/', slash + 1)) {
       std::string anc = e.path.substr(0, slash);
-      if (listed.count(anc) || planned_parents.count(anc)) continue;
+      if (listed.count(anc) || parents_added.count(anc)) continue;
       LiveState s = inspect(layout.live(anc), false);
       if (s.kind == LiveState::Kind::Absent) {
-        planned_parents.insert(anc);
+        parents_added.insert(anc);
         add(Op{Op::Kind::Parent, anc, 0755, 0, 0}, s);
       } else if (s.kind != LiveState::Kind::Dir) {
         throw Error(layout.live(anc) + ": is a " + to_string(s.kind) + ", not a directory (parent of " + e.path + ")");
@@ -126,22 +126,22 @@ Plan make_plan(const Layout& layout, const Manifest& next, const Manifest* insta
     }
   }
   std::vector<std::string> changed;
-  for (const auto& op : plan.ops) changed.push_back(op.path);
-  plan.restart = units_to_restart(next.units, changed);
+  for (const auto& op : tx.ops) changed.push_back(op.path);
+  tx.restart = units_to_restart(next.units, changed);
   if (installed) {
     // A unit new in this generation is started even if none of its paths changed.
     for (const auto& u : next.units)
       if (std::find(installed->units.begin(), installed->units.end(), u) == installed->units.end() &&
-          std::find(plan.restart.begin(), plan.restart.end(), u) == plan.restart.end())
-        plan.restart.push_back(u);
+          std::find(tx.restart.begin(), tx.restart.end(), u) == tx.restart.end())
+        tx.restart.push_back(u);
     std::vector<std::string> ordered;
     for (const auto& u : next.units)
-      if (std::find(plan.restart.begin(), plan.restart.end(), u) != plan.restart.end()) ordered.push_back(u);
-    plan.restart = ordered;
+      if (std::find(tx.restart.begin(), tx.restart.end(), u) != tx.restart.end()) ordered.push_back(u);
+    tx.restart = ordered;
     for (const auto& u : installed->units)
-      if (std::find(next.units.begin(), next.units.end(), u) == next.units.end()) plan.removed_units.push_back(u);
+      if (std::find(next.units.begin(), next.units.end(), u) == next.units.end()) tx.removed_units.push_back(u);
   }
-  return plan;
+  return tx;
 }
 
 nlohmann::json to_json(const BackupRecord& r) {
@@ -180,16 +180,16 @@ std::optional<Journal> read_journal(const Layout& layout) {
   }
 }
 
-void take_backups(const Layout& layout, const std::string& dir, const Plan& plan) {
+void take_backups(const Layout& layout, const std::string& dir, const Transaction& tx, const FaultPoints& faults) {
   ensure_dir(dir + "/files", 0700);
   nlohmann::json records = nlohmann::json::array();
   std::set<std::string> dirs;
-  for (size_t i = 0; i < plan.before.size(); ++i) {
-    const BackupRecord& r = plan.before[i];
+  for (size_t i = 0; i < tx.before.size(); ++i) {
+    const BackupRecord& r = tx.before[i];
     records.push_back(to_json(r));
     if (r.kind != LiveState::Kind::File && r.kind != LiveState::Kind::Symlink) continue;
     std::string live = layout.live(r.path), copy = dir + "/files" + r.path;
-    ensure_dir(parent_of(copy), 0700);
+    ensure_dir(parent_dir(copy), 0700);
     if (::unlink(copy.c_str()) != 0 && errno != ENOENT) throw_errno("cannot remove stale backup " + copy);
     // A hard link costs no space and keeps mode, owner and content exactly: the switch
     // replaces the live name by rename, so the old inode lives on under the backup name.
@@ -201,8 +201,8 @@ void take_backups(const Layout& layout, const std::string& dir, const Plan& plan
         throw_errno("cannot back up " + live + " to " + copy);
       }
     }
-    dirs.insert(parent_of(copy));
-    fault_point("after-backup-" + std::to_string(i));
+    dirs.insert(parent_dir(copy));
+    faults.reached("after-backup-" + std::to_string(i));
   }
   for (const auto& d : dirs) fsync_dir(d);
   write_file_atomic(dir + "/backup.json", records.dump(), 0600);
@@ -219,12 +219,12 @@ std::vector<BackupRecord> read_backups(const std::string& dir) {
 }
 
 std::vector<std::string> restore_backups(const Layout& layout, const std::string& dir,
-                                         const std::vector<BackupRecord>& records) {
+                                         const std::vector<BackupRecord>& records, const FaultPoints& faults) {
   std::vector<std::string> changed;
   size_t step = 0;
   auto done = [&](const std::string& path) {
     changed.push_back(path);
-    fault_point("after-restore-" + std::to_string(step++));
+    faults.reached("after-restore-" + std::to_string(step++));
   };
   // 1. Directories that existed: back, with their mode and owner.
   for (const auto& r : records) {
@@ -248,7 +248,7 @@ std::vector<std::string> restore_backups(const Layout& layout, const std::string
       install_file(copy, live, r.mode, r.uid, r.gid);
       ::unlink(copy.c_str());
     }
-    fsync_dir(parent_of(live));
+    fsync_dir(parent_dir(live));
     done(r.path);
   }
   // 3. What did not exist: removed, deepest first.
@@ -259,7 +259,7 @@ std::vector<std::string> restore_backups(const Layout& layout, const std::string
     if (s.kind == LiveState::Kind::Absent) continue;
     int rc = s.kind == LiveState::Kind::Dir ? ::rmdir(live.c_str()) : ::unlink(live.c_str());
     if (rc != 0) throw_errno("cannot remove " + live + " (it did not exist before)");
-    fsync_dir(parent_of(live));
+    fsync_dir(parent_dir(live));
     done(it->path);
   }
   return changed;
@@ -287,7 +287,7 @@ void run_op(const Layout& layout, const Op& op, const std::string& staging) {
       errno = saved;
       if (!ok) throw_errno("cannot set mode and owner of " + staged);
       if (::rename(staged.c_str(), live.c_str()) == 0) {
-        fsync_dir(parent_of(live));
+        fsync_dir(parent_dir(live));
         return;
       }
       if (errno != EXDEV) throw_errno("cannot rename " + staged + " to " + live);
@@ -299,7 +299,7 @@ void run_op(const Layout& layout, const Op& op, const std::string& staging) {
       if (s.kind == LiveState::Kind::Absent) return;
       int rc = s.kind == LiveState::Kind::Dir ? ::rmdir(live.c_str()) : ::unlink(live.c_str());
       if (rc != 0) throw_errno("cannot remove " + live);
-      fsync_dir(parent_of(live));
+      fsync_dir(parent_dir(live));
       return;
     }
   }

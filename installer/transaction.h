@@ -1,7 +1,9 @@
 #pragma once
-// One switch between generations, as data: the plan (which paths change and
-// how), the backup of everything a plan touches, the journal that records each
-// step before it happens, and the restore that undoes a partial or whole switch.
+// One switch between generations, as data: the transaction (which paths change
+// and how), the backup of everything a transaction touches, the journal that records
+// each step before it happens, and the restore that undoes a partial or whole switch.
+// ("Transaction", not "plan": the generator's NodePlan is what a node gets, this is
+// one apply on a node.)
 // Restore is idempotent: it compares each path with its backup record first, so
 // it can be interrupted and run again any number of times.
 
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include "bundles/manifest.h"
+#include "installer/fault.h"
 #include "installer/layout.h"
 #include "installer/live_fs.h"
 
@@ -41,7 +44,8 @@ struct Op {
   gid_t gid = 0;
 };
 
-struct Plan {
+// What one apply changes on the node, computed before anything is written.
+struct Transaction {
   std::vector<Op> ops;              // in execution order
   std::vector<BackupRecord> before; // one per op, same order
   std::vector<std::string> restart; // units to (re)start, in manifest order
@@ -52,7 +56,7 @@ struct Plan {
 // manifest, for removals and new units). Throws kb::Error when something on the
 // node is in the way (a directory where a file goes, a symlink among the parents,
 // an unknown owner); nothing has been written then.
-Plan make_plan(const Layout& layout, const Manifest& next, const Manifest* installed);
+Transaction make_transaction(const Layout& layout, const Manifest& next, const Manifest* installed);
 
 // The path prefixes a unit depends on (its unit file, binary and data directories),
 // see unit_paths() in transaction.cpp. A unit restarts when any changed path is one of them or below.
@@ -83,16 +87,16 @@ struct Journal {
 void write_journal(const Layout& layout, const Journal& j);
 std::optional<Journal> read_journal(const Layout& layout);
 
-// Links (or copies, across file systems) every existing path of the plan into
+// Links (or copies, across file systems) every existing path of the transaction into
 // `dir`/files and writes `dir`/backup.json last.
-void take_backups(const Layout& layout, const std::string& dir, const Plan& plan);
+void take_backups(const Layout& layout, const std::string& dir, const Transaction& tx, const FaultPoints& faults);
 std::vector<BackupRecord> read_backups(const std::string& dir);
 
 // Makes every path of `records` what it was (see the header comment). Returns the paths it changed.
 std::vector<std::string> restore_backups(const Layout& layout, const std::string& dir,
-                                         const std::vector<BackupRecord>& records);
+                                         const std::vector<BackupRecord>& records, const FaultPoints& faults);
 
-// Runs one op of a plan (idempotent); `staging` holds the verified payload.
+// Runs one op of a transaction (idempotent); `staging` holds the verified payload.
 void run_op(const Layout& layout, const Op& op, const std::string& staging);
 
 nlohmann::json to_json(const BackupRecord& r);

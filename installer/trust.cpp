@@ -67,7 +67,7 @@ Trust resolve_trust(const Layout& layout, const Options& opt, const std::string&
   }
   if (!wanted.empty()) {
     // A fingerprint alone is no key: take the public key published next to the bundle, if it matches.
-    std::string pub = parent_of(bundle.empty() ? std::string("./x") : bundle) + "/bundle-signing.pub";
+    std::string pub = parent_dir(bundle.empty() ? std::string("./x") : bundle) + "/bundle-signing.pub";
     if (!exists(pub))
       throw InstallerError(ExitCode::BadBundle, pub + ": missing; --trust-fingerprint needs the bundle-signing.pub that "
                                                       "kbundle gen writes next to the bundles (or use --trust-key)");
@@ -81,11 +81,12 @@ Trust resolve_trust(const Layout& layout, const Options& opt, const std::string&
                                             "--trust-key FILE or --trust-fingerprint HEX (fail closed)");
 }
 
-std::string instance_mismatch(const Manifest& m, const std::function<void(const std::string&)>& warn) {
+std::string instance_mismatch(const Manifest& m, const std::string& imds_endpoint_override,
+                              const std::function<void(const std::string&)>& warn) {
   if (m.instance_id.empty()) return "";
   try {
     bool overridden = false;
-    ImdsEndpoint ep = imds_endpoint(&overridden);
+    ImdsEndpoint ep = imds_endpoint(imds_endpoint_override, &overridden);
     if (overridden) warn("instance metadata asked at " + ep.ip + ":" + std::to_string(ep.port) + " (KB_IMDS_ENDPOINT, tests only)");
     std::string id = imds_instance_id(ep);
     if (id != m.instance_id)

@@ -31,7 +31,9 @@ std::string machine_mismatch(const Manifest& m);
 
 // Empty when the manifest names no EC2 instance or the instance metadata service
 // (IMDSv2) says this is it; otherwise why not (also when the service cannot be asked:
-// a bound bundle fails closed). `warn` hears about a test-only endpoint override.
-std::string instance_mismatch(const Manifest& m, const std::function<void(const std::string&)>& warn);
+// a bound bundle fails closed). `imds_endpoint` is Hooks::imds_endpoint ("" on a node);
+// `warn` hears about a test-only endpoint override.
+std::string instance_mismatch(const Manifest& m, const std::string& imds_endpoint,
+                              const std::function<void(const std::string&)>& warn);
 
 }  // namespace kb::installer
