@@ -1,7 +1,7 @@
 #pragma once
 // Where each file lives on a node. The single source for the plan (which
 // writes the files) and the templates (whose flags point at them).
-// Layout follows Kubernetes The Hard Way; see ../shared/design/ARCHITECTURE.md.
+// Layout follows Kubernetes The Hard Way (docs/artifacts.md lists what each node gets).
 
 namespace kb::paths {
 
