@@ -43,13 +43,6 @@ ManifestEntry file_entry(const PlannedFile& f) {
 
 }  // namespace
 
-std::string rfc3339(std::time_t t) {
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 BundleInfo write_node_bundle(const ClusterPlan& plan, const NodePlan& node, const std::string& kubernetes_version,
                              State& state, const std::string& out_path, const std::string& now,

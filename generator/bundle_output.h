@@ -27,7 +27,4 @@ BundleInfo write_node_bundle(const ClusterPlan& plan, const NodePlan& node, cons
                              State& state, const std::string& out_path, const std::string& now,
                              const WriteOptions& options);
 
-// `t` as RFC 3339 UTC: "2025-01-31T12:00:00Z".
-std::string rfc3339(std::time_t t);
-
 }  // namespace kb

@@ -1,5 +1,7 @@
 #include "generator/gen.h"
 
+#include "base/time.h"
+
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
@@ -138,7 +140,7 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
     WriteOptions options;
     options.compression = o.compression == "gzip" ? Compression::Gzip : Compression::Zstd;
     if (options.compression == Compression::Zstd) options.cache = &frames;
-    const std::string now = rfc3339(o.created_at.value_or(o.now));
+    const std::string now = rfc3339_utc(o.created_at.value_or(o.now));
     parallel_for(plan.nodes.size(), [&](size_t i) {
       const NodePlan& n = plan.nodes[i];
       bundles[i] = write_node_bundle(plan, n, topology->cluster.kubernetes_version, *state,

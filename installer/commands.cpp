@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "base/atomic_file.h"
+#include "base/time.h"
 #include "bundles/bundle_error.h"
 #include "bundles/bundle_reader.h"
 #include "installer/live_fs.h"
@@ -34,15 +35,6 @@ std::optional<int64_t> cert_not_after(const std::string& path) {
   std::tm tm{};
   if (ASN1_TIME_to_tm(X509_get0_notAfter(cert.get()), &tm) != 1) return std::nullopt;
   return static_cast<int64_t>(timegm(&tm));
-}
-
-std::string rfc3339(int64_t t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
 }
 
 Installed need_installed(Run& r) {
@@ -180,8 +172,8 @@ ExitCode status(const Options& opt, const Hooks& hooks, Io io) {
         continue;
       }
       int64_t days = (*t - now) / 86400;
-      r.say("  cert " + e.path + ": expires " + rfc3339(*t) + " (" + std::to_string(days) + " days)");
-      certs.push_back({{"path", e.path}, {"not_after", rfc3339(*t)}, {"days_left", days}});
+      r.say("  cert " + e.path + ": expires " + rfc3339_utc(*t) + " (" + std::to_string(days) + " days)");
+      certs.push_back({{"path", e.path}, {"not_after", rfc3339_utc(*t)}, {"days_left", days}});
     }
     r.report["certificates"] = certs;
     return ExitCode::Ok;

@@ -6,20 +6,13 @@
 #include "aws/config.h"
 #include "aws/s3.h"
 #include "base/error.h"
+#include "base/time.h"
 #include "publish/progress.h"
 #include "publish/targets.h"
 
 namespace kb {
 
 namespace {
-
-std::string iso_time(std::time_t t) {
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 // What landed is what we sent: size, the sha256 we stored, the encryption asked for and, under
 // SSE-S3, the ETag S3 computed from the bytes it received.
@@ -114,7 +107,7 @@ void publish_s3(const PublishOptions& o, const PublishSet& set, nlohmann::json& 
 
   // One presigned URL per node, and the command that installs the bundle there.
   const std::time_t now = std::time(nullptr);
-  const std::string expires_at = iso_time(now + o.expires_seconds);
+  const std::string expires_at = rfc3339_utc(now + o.expires_seconds);
   auto& nodes = summary["nodes"] = nlohmann::json::array();
   if (set.installer) {
     std::string url = s3.presign(dest.bucket, dest.prefix + set.installer->name, std::chrono::seconds(o.expires_seconds), now);
