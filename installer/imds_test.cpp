@@ -95,6 +95,16 @@ TEST_CASE("imds: refusals, garbage and silence are errors that say which step", 
     CHECK_THROWS_WITH(imds_instance_id(s.endpoint(), 2000ms), Catch::Contains("not an HTTP answer"));
   }
   {
+    // The token's answer promises 40 bytes and the connection closes after 3.
+    ScriptedServer s({"HTTP/1.1 200 OK\r\nContent-Length: 40\r\n\r\ntok"});
+    CHECK_THROWS_WITH(imds_instance_id(s.endpoint(), 2000ms), Catch::Contains("IMDSv2 token: answer has no body"));
+  }
+  {
+    // Bytes after Content-Length are not part of the id.
+    ScriptedServer s({ok("tok"), ok("i-0123456789abcdef0") + "i-0fffffffffffffff0"});
+    CHECK(imds_instance_id(s.endpoint(), 2000ms) == "i-0123456789abcdef0");
+  }
+  {
     ScriptedServer s({""});  // accepts, never answers
     CHECK_THROWS_WITH(imds_instance_id(s.endpoint(), 200ms), Catch::Contains("no answer within 200 ms"));
   }
