@@ -34,6 +34,7 @@ enum class BundleErrc {
   SizeMismatch,      // tar size differs from the manifest size
   HeaderMismatch,    // mode, uid/gid, uname/gname or mtime differ from what the format requires
   HashMismatch,      // member bytes do not hash to the manifest sha256
+  PolicyViolation,   // validly signed, but manages a path, unit, mode or owner the path policy forbids
 };
 
 const char* to_string(BundleErrc c);  // "bad-signature", "hash-mismatch", ...

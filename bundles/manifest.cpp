@@ -35,6 +35,7 @@ const char* to_string(BundleErrc c) {
     case BundleErrc::SizeMismatch: return "size-mismatch";
     case BundleErrc::HeaderMismatch: return "header-mismatch";
     case BundleErrc::HashMismatch: return "hash-mismatch";
+    case BundleErrc::PolicyViolation: return "policy-violation";
   }
   return "unknown";
 }

@@ -3,7 +3,9 @@
 #include <ctime>
 
 #include "base/hash.h"
+#include "base/error.h"
 #include "bundles/manifest.h"
+#include "bundles/path_policy.h"
 #include "bundles/signing.h"
 #include "generator/state.h"
 
@@ -43,12 +45,7 @@ ManifestEntry file_entry(const PlannedFile& f) {
 
 }  // namespace
 
-
-BundleInfo write_node_bundle(const ClusterPlan& plan, const NodePlan& node, const std::string& kubernetes_version,
-                             State& state, const std::string& out_path, const std::string& now,
-                             const WriteOptions& options) {
-  SigningKey key(state.signing_key_pem());
-
+Manifest node_manifest(const ClusterPlan& plan, const NodePlan& node, const std::string& kubernetes_version) {
   Manifest m;
   m.cluster_name = plan.cluster_name;
   m.cluster_id = plan.cluster_id;
@@ -58,7 +55,6 @@ BundleInfo write_node_bundle(const ClusterPlan& plan, const NodePlan& node, cons
   m.instance_id = node.node.instance_id;
   m.private_ip = node.node.private_ip;
   m.kubernetes_version = kubernetes_version;
-  m.signing_key_sha256 = key.fingerprint();
   m.units = node.units;
   for (const auto& h : node.health_checks) m.health_checks.push_back(health_check_json(h));
   for (const auto& d : node.directories) {
@@ -76,6 +72,28 @@ BundleInfo write_node_bundle(const ClusterPlan& plan, const NodePlan& node, cons
   }
   std::sort(m.entries.begin(), m.entries.end(),
             [](const ManifestEntry& a, const ManifestEntry& b) { return a.path < b.path; });
+  return m;
+}
+
+void check_plan_policy(const ClusterPlan& plan, const std::string& kubernetes_version) {
+  std::string problems;
+  size_t count = 0;
+  for (const auto& n : plan.nodes)
+    for (const auto& v : path_policy_violations(node_manifest(plan, n, kubernetes_version))) {
+      problems += "\n  " + n.node.name + ": " + v.message();
+      ++count;
+    }
+  if (count)
+    throw Error("internal error: the plan breaks the bundle path policy (bundles/path_policy.cpp, FORMAT.md 5.3) in " +
+                std::to_string(count) + " place" + (count == 1 ? "" : "s") + "; nothing was written:" + problems);
+}
+
+BundleInfo write_node_bundle(const ClusterPlan& plan, const NodePlan& node, const std::string& kubernetes_version,
+                             State& state, const std::string& out_path, const std::string& now,
+                             const WriteOptions& options) {
+  SigningKey key(state.signing_key_pem());
+  Manifest m = node_manifest(plan, node, kubernetes_version);
+  m.signing_key_sha256 = key.fingerprint();
 
   // The content digest: the manifest with serial and time fixed, so that only content counts.
   Manifest probe = m;

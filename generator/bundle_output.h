@@ -20,6 +20,14 @@ struct BundleInfo {
   size_t entries = 0;
 };
 
+// `node`'s manifest without signing key, serial, creation time, sizes and hashes: what the
+// path policy judges.
+Manifest node_manifest(const ClusterPlan& plan, const NodePlan& node, const std::string& kubernetes_version);
+
+// Throws kb::Error listing every node file, directory or unit of `plan` outside the bundle path
+// policy (bundles/path_policy.h): gen refuses to write what an installer would refuse.
+void check_plan_policy(const ClusterPlan& plan, const std::string& kubernetes_version);
+
 // Writes `node`'s bundle to `out_path` (atomically), signed with the state's key. `now` (one
 // value per run, RFC 3339) becomes the creation time of a changed node: nodes written in one run
 // then share member headers, so `options.cache` can reuse the compressed binaries across them.

@@ -119,6 +119,7 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
   auto state = State::open(o.state_dir, *topology, o.now);
   ClusterPlan plan = make_cluster_plan(*topology, *state, o.nodes);
   if (!o.no_binaries) add_binaries(plan, binaries);
+  check_plan_policy(plan, topology->cluster.kubernetes_version);  // before anything is written
 
   std::vector<BundleInfo> bundles(plan.nodes.size());
   if (o.format == "dir") {

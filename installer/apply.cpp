@@ -10,6 +10,7 @@
 #include "base/atomic_file.h"
 #include "bundles/bundle_error.h"
 #include "bundles/bundle_reader.h"
+#include "bundles/path_policy.h"
 #include "base/hash.h"
 #include "installer/fault.h"
 #include "installer/images.h"
@@ -204,6 +205,7 @@ bool recover_if_needed(Run& r) {
     // Every file is in place and health passed: finish the commit.
     std::string staging = r.layout.staging(j->serial);
     std::string trust = inspect(staging + "/trust.pub", false).kind == LiveState::Kind::File ? read_file(staging + "/trust.pub") : "";
+    record_created_dirs(r.layout, read_backups(dir));
     commit_generation(r, read_file(staging + "/manifest.json"), read_file(staging + "/manifest.sig"), trust, j->serial);
     r.say("recovered: finished committing serial " + std::to_string(j->serial));
     r.report["recovered"] = "committed";
@@ -229,6 +231,8 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
     const Manifest& m = reader.manifest();
     r.report["serial"] = m.serial;
     r.report["node"] = m.node_name;
+    // 2b. The path policy (bundles/path_policy.h): a valid signature is not licence to write anywhere.
+    check_path_policy(m, bundle);
 
     // 3. Binding (G5): this machine, unless a test names the node.
     if (!opt.node.empty()) {
@@ -388,6 +392,7 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
     j.phase = "commit";
     r.journal(j);
     r.hooks.faults.reached("before-commit");
+    record_created_dirs(L, tx.before);
     commit_generation(r, reader.manifest_bytes(), reader.signature(), trust.pinned ? "" : trust.pem, m.serial);
     r.say("applied serial " + std::to_string(m.serial) + " for node " + m.node_name);
     r.report["result"] = "applied";

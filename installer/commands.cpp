@@ -12,8 +12,10 @@
 #include "base/time.h"
 #include "bundles/bundle_error.h"
 #include "bundles/bundle_reader.h"
+#include "bundles/path_policy.h"
 #include "installer/live_fs.h"
 #include "installer/run.h"
+#include "installer/transaction.h"
 #include "installer/trust.h"
 
 namespace kb::installer {
@@ -46,9 +48,12 @@ Installed need_installed(Run& r) {
 ExitCode drift_check(Run& r) {
   Installed inst = need_installed(r);
   Accounts accounts(r.layout.root);
+  const auto created = read_created_dirs(r.layout);
   nlohmann::json drift = nlohmann::json::array();
   for (const auto& e : inst.manifest.entries) {
     bool dir = e.type == EntryType::Directory;
+    // A directory that was there before kbundle keeps its own mode and owner (never changed).
+    bool own_mode = !dir || created.count(e.path);
     LiveState s = inspect(r.layout.live(e.path), !dir);
     std::vector<std::string> why;
     if (s.kind == LiveState::Kind::Absent) {
@@ -57,8 +62,8 @@ ExitCode drift_check(Run& r) {
       why.push_back(std::string("is a ") + to_string(s.kind));
     } else {
       if (!dir && s.sha256 != e.sha256) why.push_back("content");
-      if (s.mode != e.mode) why.push_back("mode " + octal(s.mode) + " (want " + octal(e.mode) + ")");
-      if (s.uid != accounts.uid(e.owner) || s.gid != accounts.gid(e.group))
+      if (own_mode && s.mode != e.mode) why.push_back("mode " + octal(s.mode) + " (want " + octal(e.mode) + ")");
+      if (own_mode && (s.uid != accounts.uid(e.owner) || s.gid != accounts.gid(e.group)))
         why.push_back("owner " + std::to_string(s.uid) + ":" + std::to_string(s.gid) + " (want " + e.owner + ":" + e.group + ")");
     }
     if (why.empty()) continue;
@@ -114,6 +119,7 @@ ExitCode verify(const Options& opt, const Hooks& hooks, Io io, const std::option
     }
     Trust trust = resolve_trust(r.layout, opt, *bundle);
     Manifest m = verify_bundle(*bundle, trust.pem);
+    check_path_policy(m, *bundle);
     r.report["serial"] = m.serial;
     r.report["node"] = m.node_name;
     r.report["entries"] = m.entries.size();
@@ -231,6 +237,7 @@ ExitCode rollback(const Options& opt, const Hooks& hooks, Io io) {
     j.phase = "rollback";
     r.journal(j);
     auto restored = restore_backups(r.layout, dir, records, r.hooks.faults);
+    record_created_dirs(r.layout, {});  // forgets the directories the restore removed
     ServiceManager& sm = r.services();
     sm.daemon_reload();
     for (const auto& u : inst.manifest.units)
@@ -264,8 +271,23 @@ ExitCode reset(const Options& opt, const Hooks& hooks, Io io) {
       throw InstallerError(ExitCode::Usage, "reset stops every kbundle unit and removes every file kbundle installed; pass --yes");
     recover_if_needed(r);
     auto inst = read_installed(r.layout);
+    // Only directories the installer created are removed; any other stays exactly as it was.
+    const auto created = read_created_dirs(r.layout);
     std::string verb = opt.dry_run ? "would remove " : "removed ";
-    std::vector<std::string> removed, kept;
+    std::vector<std::string> removed, kept, left;
+    auto remove_dir = [&](const std::string& path) {
+      std::string live = r.layout.live(path);
+      if (!opt.dry_run) {
+        if (::rmdir(live.c_str()) != 0) {
+          if (errno != ENOTEMPTY && errno != EEXIST) throw_errno("cannot remove " + live);
+          kept.push_back(path);
+          return;
+        }
+        fsync_dir(parent_dir(live));
+      }
+      removed.push_back(path);
+      r.say(verb + path);
+    };
     if (inst) {
       const Manifest& m = inst->manifest;
       if (!opt.dry_run) {
@@ -285,15 +307,14 @@ ExitCode reset(const Options& opt, const Hooks& hooks, Io io) {
           kept.push_back(it->path);
           continue;
         }
+        if (s.kind == LiveState::Kind::Dir && !etcd_data) {
+          if (created.count(it->path)) remove_dir(it->path);
+          else left.push_back(it->path);
+          continue;
+        }
         if (!opt.dry_run) {
           if (etcd_data) {
             remove_tree(live);
-          } else if (s.kind == LiveState::Kind::Dir) {
-            if (::rmdir(live.c_str()) != 0) {
-              if (errno != ENOTEMPTY && errno != EEXIST) throw_errno("cannot remove " + live);
-              kept.push_back(it->path);
-              continue;
-            }
           } else if (::unlink(live.c_str()) != 0) {
             throw_errno("cannot remove " + live);
           }
@@ -304,7 +325,15 @@ ExitCode reset(const Options& opt, const Hooks& hooks, Io io) {
       }
       if (!opt.dry_run) r.services().daemon_reload();
     }
+    // Then the parents it created (e.g. /etc/kubernetes, /opt/cni/bin), deepest first.
+    for (auto it = created.rbegin(); it != created.rend(); ++it) {
+      bool entry = inst && std::any_of(inst->manifest.entries.begin(), inst->manifest.entries.end(),
+                                       [&](const ManifestEntry& e) { return e.path == *it; });
+      if (!entry && !path_is_under(*it, "/var/lib/kbundle") && inspect(r.layout.live(*it), false).kind == LiveState::Kind::Dir)
+        remove_dir(*it);
+    }
     for (const auto& k : kept) r.say("kept " + k + (k == "/var/lib/etcd" ? " (etcd data; --purge removes it)" : " (not empty)"));
+    for (const auto& k : left) r.say("left " + k + " as it was (kbundle-installer did not create it)");
     if (!opt.dry_run) {
       remove_tree(r.layout.state());
       if (::unlink(r.layout.trust_key().c_str()) == 0) fsync_dir(parent_dir(r.layout.trust_key()));
@@ -313,6 +342,7 @@ ExitCode reset(const Options& opt, const Hooks& hooks, Io io) {
     r.say(verb + r.layout.state() + " and the pinned key");
     r.report["removed"] = removed;
     r.report["kept"] = kept;
+    r.report["left"] = left;
     return ExitCode::Ok;
   });
 }

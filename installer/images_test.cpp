@@ -130,6 +130,7 @@ esac
 
 void write_worker_bundle(const std::string& path, uint64_t serial, const std::string& pause_content, bool with_ctr = true) {
   Manifest h = test::header(serial);
+  h.role = "worker";  // the path policy: images, ctr and containerd are a worker's
   h.units = {"containerd.service"};
   BundleWriter w(h);
   w.add_file(meta("/etc/systemd/system/containerd.service", 0644, EntryClass::Unit), "[Unit]\nDescription=containerd\n");

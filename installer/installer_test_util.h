@@ -40,25 +40,35 @@ inline Manifest header(uint64_t serial, const std::string& node = "cp-1") {
   return m;
 }
 
+// Changes to write_bundle's bundle: the header (units, role) before the writer takes it, and
+// entries after the usual ones (the path-policy tests make hostile, validly signed bundles).
+struct BundleExtras {
+  std::function<void(Manifest&)> header;
+  std::function<void(BundleWriter&)> entries;
+};
+
 // A small control-plane bundle. `variant` changes the content of some files (a new generation);
-// `drop_extra` leaves out /etc/kubernetes/extra.yaml (a file a newer generation removes).
+// `drop_extra` leaves out /etc/kubernetes/config/extra.yaml (a file a newer generation removes).
 inline void write_bundle(const std::string& path, uint64_t serial, const std::string& variant = "a",
                          const std::string& node = "cp-1", bool drop_extra = false,
-                         const KeyPairPem& key = kb::test::test_key()) {
+                         const KeyPairPem& key = kb::test::test_key(), const BundleExtras& extras = {}) {
   using kb::test::meta;
-  BundleWriter w(header(serial, node));
+  Manifest h = header(serial, node);
+  if (extras.header) extras.header(h);
+  BundleWriter w(h);
   w.add_directory("/etc/etcd", 0700);
-  w.add_directory("/var/lib/etcd", 0700, "etcd", "etcd");
+  w.add_directory("/var/lib/etcd", 0700);
   w.add_directory("/var/lib/kubernetes", 0700);
   w.add_file(meta("/etc/etcd/ca.crt", 0644, EntryClass::Config), kb::test::pem_like("CERTIFICATE", 5));
   w.add_file(meta("/etc/etcd/server.key", 0600, EntryClass::Secret), "etcd-key");
   w.add_file(meta("/etc/systemd/system/etcd.service", 0644, EntryClass::Unit), "[Unit]\nDescription=etcd\n");
   w.add_file(meta("/etc/systemd/system/kube-apiserver.service", 0644, EntryClass::Unit), "[Unit]\nDescription=api " + variant + "\n");
-  if (!drop_extra) w.add_file(meta("/etc/kubernetes/extra.yaml", 0600, EntryClass::Config), "extra: " + variant + "\n");
+  if (!drop_extra) w.add_file(meta("/etc/kubernetes/config/extra.yaml", 0600, EntryClass::Config), "extra: " + variant + "\n");
   w.add_file(meta("/var/lib/kubernetes/ca.key", 0600, EntryClass::Secret), kb::test::kSecretContent);
   w.add_file(meta("/var/lib/kubernetes/admin.kubeconfig", 0600, EntryClass::Secret), "kubeconfig " + variant);
   w.add_file(meta("/usr/local/bin/etcd", 0755, EntryClass::Binary), std::string(5000, 'e'));
   w.add_file(meta("/usr/local/bin/kube-apiserver", 0755, EntryClass::Binary), std::string(7000, 'k') + variant);
+  if (extras.entries) extras.entries(w);
   SigningKey k(key.private_pem);
   w.write(path, k);
 }

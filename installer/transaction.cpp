@@ -10,16 +10,12 @@
 
 #include "base/atomic_file.h"
 #include "base/error.h"
+#include "bundles/path_policy.h"
 #include "installer/fault.h"
 
 namespace kb::installer {
 
 namespace {
-
-bool under(const std::string& path, const std::string& prefix) {
-  return path == prefix || (path.size() > prefix.size() && path.compare(0, prefix.size(), prefix) == 0 &&
-                            path[prefix.size()] == '/');
-}
 
 LiveState::Kind kind_from(const std::string& s) {
   for (auto k : {LiveState::Kind::Absent, LiveState::Kind::File, LiveState::Kind::Dir, LiveState::Kind::Symlink,
@@ -68,15 +64,35 @@ std::vector<std::string> units_to_restart(const std::vector<std::string>& units,
   for (const auto& u : units) {
     auto prefixes = unit_paths(u);
     bool hit = std::any_of(changed.begin(), changed.end(), [&](const std::string& c) {
-      return std::any_of(prefixes.begin(), prefixes.end(), [&](const std::string& p) { return under(c, p); });
+      return std::any_of(prefixes.begin(), prefixes.end(), [&](const std::string& p) { return path_is_under(c, p); });
     });
     if (hit) out.push_back(u);
   }
   return out;
 }
 
+std::set<std::string> read_created_dirs(const Layout& layout) {
+  if (inspect(layout.created_dirs(), false).kind == LiveState::Kind::Absent) return {};
+  try {
+    return nlohmann::json::parse(read_file(layout.created_dirs())).get<std::set<std::string>>();
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(layout.created_dirs() + ": unreadable (" + e.what() + "); not guessing which directories kbundle made, fix by hand");
+  }
+}
+
+void record_created_dirs(const Layout& layout, const std::vector<BackupRecord>& records) {
+  std::set<std::string> created = read_created_dirs(layout);
+  for (const auto& r : records)
+    if (r.kind == LiveState::Kind::Absent) created.insert(r.path);
+  std::erase_if(created, [&](const std::string& p) { return inspect(layout.live(p), false).kind != LiveState::Kind::Dir; });
+  write_file_atomic(layout.created_dirs(), nlohmann::json(created).dump(), 0600);
+}
+
 Transaction make_transaction(const Layout& layout, const Manifest& next, const Manifest* installed) {
   Accounts accounts(layout.root);
+  // A directory the installer did not create is never chmod'ed or chown'ed (README: existing
+  // system directories are never changed); the path policy keeps system directories out anyway.
+  const std::set<std::string> created = read_created_dirs(layout);
   Transaction tx;
   std::set<std::string> listed, parents_added;
   for (const auto& e : next.entries) listed.insert(e.path);
@@ -106,7 +122,8 @@ Transaction make_transaction(const Layout& layout, const Manifest& next, const M
     if (dir) {
       if (s.kind != LiveState::Kind::Absent && s.kind != LiveState::Kind::Dir)
         throw Error(layout.live(e.path) + ": is a " + to_string(s.kind) + " where the bundle has a directory");
-      if (s.kind == LiveState::Kind::Dir && s.mode == e.mode && s.uid == uid && s.gid == gid) continue;
+      if (s.kind == LiveState::Kind::Dir && (!created.count(e.path) || (s.mode == e.mode && s.uid == uid && s.gid == gid)))
+        continue;
     } else {
       if (s.kind == LiveState::Kind::Dir || s.kind == LiveState::Kind::Other)
         throw Error(layout.live(e.path) + ": is a " + to_string(s.kind) + " where the bundle has a file");

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <nlohmann/json.hpp>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,7 +34,7 @@ struct BackupRecord {
 struct Op {
   enum class Kind {
     Parent,  // a missing ancestor that the manifest does not list: created 0755 root
-    Dir,     // a manifest directory: created, or its mode/owner set
+    Dir,     // a manifest directory: created, or its mode/owner set if the installer created it
     File,    // a manifest file: installed from staging
     Remove,  // in the installed manifest but not in the new one
   };
@@ -55,8 +56,17 @@ struct Transaction {
 // Compares `next` with the live root (and `installed`, the current generation's
 // manifest, for removals and new units). Throws kb::Error when something on the
 // node is in the way (a directory where a file goes, a symlink among the parents,
-// an unknown owner); nothing has been written then.
+// an unknown owner); nothing has been written then. A directory that exists and is not
+// in read_created_dirs() is left exactly as it is, whatever mode the manifest gives it.
 Transaction make_transaction(const Layout& layout, const Manifest& next, const Manifest* installed);
+
+// The directories the installer created (layout.created_dirs()); empty when none are recorded.
+std::set<std::string> read_created_dirs(const Layout& layout);
+
+// Adds to the record the directories `records` (one apply's backups) say did not exist and that
+// are directories now, drops recorded ones that are gone, and writes it atomically.
+// Idempotent, so a commit finished by `recover` may run it again.
+void record_created_dirs(const Layout& layout, const std::vector<BackupRecord>& records);
 
 // The path prefixes a unit depends on (its unit file, binary and data directories),
 // see unit_paths() in transaction.cpp. A unit restarts when any changed path is one of them or below.

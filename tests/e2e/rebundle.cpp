@@ -6,12 +6,15 @@
 //
 //   kb_e2e_rebundle --in IN.kbundle --pub bundle-signing.pub --key state/keys/bundle-signing.key
 //                   --out OUT.kbundle --serial N|+N [--replace /node/path=LOCAL_FILE]...
-//                   [--health-timeout SECONDS]
+//                   [--health-timeout SECONDS] [--add /node/path=LOCAL_FILE:MODE[:OWNER[:GROUP]]]...
+//                   [--add-dir /node/path=MODE[:OWNER[:GROUP]]]... [--add-unit NAME]...
+// --add, --add-dir and --add-unit make hostile but validly signed bundles for the path-policy tests.
 #include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
 #include <sstream>
+#include <vector>
 #include <stdlib.h>
 
 #include "bundles/bundle_reader.h"
@@ -34,6 +37,8 @@ int run(int argc, char** argv) {
   std::string serial;
   int health_timeout = 0;
   std::map<std::string, std::string> replace;
+  std::vector<std::pair<std::string, std::string>> add, add_dir;
+  std::vector<std::string> add_unit;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (i + 1 >= argc) throw kb::Error("usage: " + a + " needs a value");
@@ -45,6 +50,9 @@ int run(int argc, char** argv) {
     else if (a == "--serial") serial = v;
     else if (a == "--health-timeout") health_timeout = std::stoi(v);
     else if (a == "--replace" && v.find('=') != std::string::npos) replace[v.substr(0, v.find('='))] = v.substr(v.find('=') + 1);
+    else if (a == "--add" && v.find('=') != std::string::npos) add.emplace_back(v.substr(0, v.find('=')), v.substr(v.find('=') + 1));
+    else if (a == "--add-dir" && v.find('=') != std::string::npos) add_dir.emplace_back(v.substr(0, v.find('=')), v.substr(v.find('=') + 1));
+    else if (a == "--add-unit") add_unit.push_back(v);
     else throw kb::Error("usage: unknown argument " + a);
   }
   if (in.empty() || pub.empty() || key.empty() || out.empty() || serial.empty()) throw kb::Error("usage: see rebundle.cpp");
@@ -65,6 +73,7 @@ int run(int argc, char** argv) {
   header.entries.clear();
   header.signing_key_sha256.clear();
   header.serial = serial[0] == '+' ? old.serial + std::stoull(serial.substr(1)) : std::stoull(serial);
+  for (const auto& u : add_unit) header.units.push_back(u);
   if (health_timeout > 0)
     for (auto& check : header.health_checks) check["timeoutSeconds"] = health_timeout;
 
@@ -80,6 +89,32 @@ int run(int argc, char** argv) {
     if (r != replace.end()) replace.erase(r);
   }
   if (!replace.empty()) throw kb::Error(replace.begin()->first + ": not in the bundle");
+  // "A:B:C" -> {"A", "B", "C"}
+  auto fields = [](const std::string& v) {
+    std::vector<std::string> f;
+    for (size_t start = 0;;) {
+      size_t colon = v.find(':', start);
+      f.push_back(v.substr(start, colon - start));
+      if (colon == std::string::npos) return f;
+      start = colon + 1;
+    }
+  };
+  for (const auto& [path, spec] : add) {
+    auto f = fields(spec);  // FILE:MODE[:OWNER[:GROUP]]
+    if (f.size() < 2) throw kb::Error("--add " + path + "=" + spec + ": want FILE:MODE[:OWNER[:GROUP]]");
+    kb::ManifestEntry meta;
+    meta.path = path;
+    meta.mode = static_cast<unsigned>(std::stoul(f[1], nullptr, 8));
+    meta.owner = f.size() > 2 ? f[2] : "root";
+    meta.group = f.size() > 3 ? f[3] : "root";
+    meta.cls = path.rfind("/etc/systemd/", 0) == 0 ? kb::EntryClass::Unit : kb::EntryClass::Config;
+    writer.add_file_from_path(meta, f[0]);
+  }
+  for (const auto& [path, spec] : add_dir) {
+    auto f = fields(spec);  // MODE[:OWNER[:GROUP]]
+    writer.add_directory(path, static_cast<unsigned>(std::stoul(f[0], nullptr, 8)), f.size() > 1 ? f[1] : "root",
+                         f.size() > 2 ? f[2] : "root");
+  }
   kb::SigningKey signing(read_file(key));
   kb::Manifest written = writer.write(out, signing);
   std::cout << out << ": serial " << written.serial << ", " << written.entries.size() << " entries\n";

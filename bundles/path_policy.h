@@ -1,0 +1,33 @@
+#pragma once
+// The path policy (bundles/FORMAT.md §5.3): what a validly signed bundle may manage on a node.
+// A signature proves who made a bundle, not that it is harmless: this is the second gate, the
+// same everywhere it is checked (kbundle-installer apply/verify before any write, kbundle
+// inspect, and gen on its own plan). The allowed set is exactly what gen writes, by role.
+
+#include <string>
+#include <vector>
+
+#include "bundles/manifest.h"
+
+namespace kb {
+
+struct PolicyViolation {
+  std::string path;  // the entry's path, or the unit name for a rule about `units`
+  std::string what;  // what is wrong, e.g. "outside the paths a bundle may manage"
+  std::string rule;  // the rule it breaks, e.g. "allowed paths for role worker: ..."
+  std::string message() const { return path + ": " + what + " (rule: " + rule + ")"; }
+};
+
+// Every violation of the policy in `m` (empty: the manifest passes), in entry order after the
+// unit-list violations.
+std::vector<PolicyViolation> path_policy_violations(const Manifest& m);
+
+// Throws BundleError(PolicyViolation) whose text is `where` + ": " + the first violation's
+// message (plus how many more there are) when `m` breaks the policy.
+void check_path_policy(const Manifest& m, const std::string& where);
+
+// True when `path` is `prefix` or lies below it, compared by path components
+// ("/etc/kubernetesX" is not under "/etc/kubernetes").
+bool path_is_under(const std::string& path, const std::string& prefix);
+
+}  // namespace kb
