@@ -99,6 +99,16 @@ std::string octal(unsigned mode) {
   return buf;
 }
 
+// "setuid, world-writable": which forbidden bits `mode` has.
+std::string forbidden_bits(unsigned mode) {
+  static constexpr std::pair<unsigned, const char*> kBits[] = {
+      {04000, "setuid"}, {02000, "setgid"}, {01000, "sticky"}, {0020, "group-writable"}, {0002, "world-writable"}};
+  std::string s;
+  for (const auto& [bit, name] : kBits)
+    if (mode & bit) s += (s.empty() ? "" : ", ") + std::string(name);
+  return s;
+}
+
 std::string join(const std::vector<std::string>& v) {
   std::string s;
   for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
@@ -203,8 +213,8 @@ std::vector<PolicyViolation> path_policy_violations(const Manifest& m) {
                      allowed_summary(m.role, roles)});
     }
     if (e.mode & kForbiddenModeBits)
-      out.push_back({p, "mode " + octal(e.mode) + " is setuid, setgid, sticky, group- or world-writable",
-                     "no mode bit of 07022"});
+      out.push_back({p, "mode " + octal(e.mode) + " is " + forbidden_bits(e.mode),
+                     "no setuid, setgid, sticky, group- or world-writable bit (07022)"});
     if (e.owner != kAllowedOwner || e.group != kAllowedOwner)
       out.push_back({p, "owner " + e.owner + ":" + e.group + " is not allowed",
                      "owner and group are " + std::string(kAllowedOwner)});
