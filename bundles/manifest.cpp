@@ -109,12 +109,6 @@ bool has_float(const json& j) {
   return false;
 }
 
-std::string mode_string(unsigned mode) {
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "%04o", mode);
-  return buf;
-}
-
 // Exactly the keys in `required` plus any of `optional`; names the first stray key.
 void check_keys(const json& obj, std::initializer_list<const char*> required,
                 std::initializer_list<const char*> optional, const std::string& where) {
@@ -181,6 +175,12 @@ std::string dump_canonical(const json& j) {
 }
 
 }  // namespace
+
+std::string mode_string(unsigned mode) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "%04o", mode);
+  return buf;
+}
 
 std::optional<int64_t> parse_rfc3339_utc(std::string_view t) {
   // Exactly YYYY-MM-DDTHH:MM:SSZ: one spelling per instant keeps bundles reproducible.

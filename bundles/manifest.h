@@ -80,6 +80,9 @@ void validate_manifest(const Manifest& m);
 // Throws BundleError(UnsafePath) naming the path.
 void validate_entry_path(const std::string& path);
 
+// A mode as the manifest writes it: four octal digits, "0600".
+std::string mode_string(unsigned mode);
+
 // Seconds since the epoch for an RFC 3339 "YYYY-MM-DDTHH:MM:SSZ"; nullopt if malformed.
 std::optional<int64_t> parse_rfc3339_utc(std::string_view text);
 

@@ -1,7 +1,6 @@
 #include "bundles/path_policy.h"
 
 #include <algorithm>
-#include <cstdio>
 
 #include "base/file_io.h"
 #include "bundles/bundle_error.h"
@@ -92,12 +91,6 @@ constexpr const char* kInstallerState = "/var/lib/kbundle";
 
 constexpr const char* kAllowedOwner = "root";  // every file and directory gen writes is root:root
 constexpr unsigned kForbiddenModeBits = 07022;  // setuid, setgid, sticky, group- or world-writable
-
-std::string octal(unsigned mode) {
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "%04o", mode);
-  return buf;
-}
 
 // "setuid, world-writable": which forbidden bits `mode` has.
 std::string forbidden_bits(unsigned mode) {
@@ -213,7 +206,7 @@ std::vector<PolicyViolation> path_policy_violations(const Manifest& m) {
                      allowed_summary(m.role, roles)});
     }
     if (e.mode & kForbiddenModeBits)
-      out.push_back({p, "mode " + octal(e.mode) + " is " + forbidden_bits(e.mode),
+      out.push_back({p, "mode " + mode_string(e.mode) + " is " + forbidden_bits(e.mode),
                      "no setuid, setgid, sticky, group- or world-writable bit (07022)"});
     if (e.owner != kAllowedOwner || e.group != kAllowedOwner)
       out.push_back({p, "owner " + e.owner + ":" + e.group + " is not allowed",

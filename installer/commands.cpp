@@ -22,12 +22,6 @@ namespace kb::installer {
 
 namespace {
 
-std::string octal(unsigned mode) {
-  char buf[8];
-  std::snprintf(buf, sizeof buf, "%04o", mode);
-  return buf;
-}
-
 // notAfter of the first certificate in a PEM file, as seconds since the epoch.
 std::optional<int64_t> cert_not_after(const std::string& path) {
   std::unique_ptr<FILE, decltype(&std::fclose)> f(std::fopen(path.c_str(), "re"), &std::fclose);
@@ -62,7 +56,7 @@ ExitCode drift_check(Run& r) {
       why.push_back(std::string("is a ") + to_string(s.kind));
     } else {
       if (!dir && s.sha256 != e.sha256) why.push_back("content");
-      if (own_mode && s.mode != e.mode) why.push_back("mode " + octal(s.mode) + " (want " + octal(e.mode) + ")");
+      if (own_mode && s.mode != e.mode) why.push_back("mode " + mode_string(s.mode) + " (want " + mode_string(e.mode) + ")");
       if (own_mode && (s.uid != accounts.uid(e.owner) || s.gid != accounts.gid(e.group)))
         why.push_back("owner " + std::to_string(s.uid) + ":" + std::to_string(s.gid) + " (want " + e.owner + ":" + e.group + ")");
     }
