@@ -34,6 +34,8 @@ enum class BundleErrc {
   SizeMismatch,      // tar size differs from the manifest size
   HeaderMismatch,    // mode, uid/gid, uname/gname or mtime differ from what the format requires
   HashMismatch,      // member bytes do not hash to the manifest sha256
+  BadRollover,       // kbundle/rollover.json is not a well-formed chain of rollover statements
+  UntrustedRollover, // the rollover chain does not lead from the trusted key: forged, a gap, another old key
 };
 
 const char* to_string(BundleErrc c);  // "bad-signature", "hash-mismatch", ...

@@ -35,6 +35,8 @@ const char* to_string(BundleErrc c) {
     case BundleErrc::SizeMismatch: return "size-mismatch";
     case BundleErrc::HeaderMismatch: return "header-mismatch";
     case BundleErrc::HashMismatch: return "hash-mismatch";
+    case BundleErrc::BadRollover: return "bad-rollover";
+    case BundleErrc::UntrustedRollover: return "untrusted-rollover";
   }
   return "unknown";
 }
