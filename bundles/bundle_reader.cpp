@@ -390,8 +390,8 @@ BundleReader::BundleReader(const std::string& path, std::string_view public_key_
   // Verify before parsing: nothing in the manifest is looked at until it is known to be signed.
   if (!key.verify(impl_->manifest_bytes, sig)) {
     std::string via = impl_->signer.steps == 0 ? std::string()
-                                                : " (reached from sha256:" + anchor.fingerprint() + " through " +
-                                                      std::to_string(impl_->signer.steps) + " rollover statements)";
+                                                : ", reached from sha256:" + anchor.fingerprint() + " through " +
+                                                      std::to_string(impl_->signer.steps) + " rollover statements";
     d.fail(BundleErrc::BadSignature, "signature does not verify with the trusted key sha256:" + key.fingerprint() + via);
   }
   try {

@@ -110,10 +110,10 @@ RolloverChain parse_rollover_chain(std::string_view bytes) {
     s.new_key_sha256 = e["new_key_sha256"].get<std::string>();
     s.old_key_sha256 = e["old_key_sha256"].get<std::string>();
     std::string sig = e["signature"].get<std::string>();
-    if (s.serial == 0) bad(where + "serial 0 (rollover serials start at 1)");
+    if (s.serial == 0) bad(where + "serial 0, but rollover serials start at 1");
     if (!chain.empty() && s.serial != chain.back().serial + 1)
       bad(where + "serial " + std::to_string(s.serial) + " after " + std::to_string(chain.back().serial) +
-          " (a gap or a reordering)");
+          ": a gap or a reordering");
     if (!parse_rfc3339_utc(s.created_at)) bad(where + "\"created_at\" is not YYYY-MM-DDTHH:MM:SSZ");
     if (!is_hex(s.new_key_sha256, 64) || !is_hex(s.old_key_sha256, 64)) bad(where + "a fingerprint is not 64 lowercase hex");
     if (!is_hex(sig, 2 * kSignatureSize)) bad(where + "\"signature\" is not 128 lowercase hex");
@@ -132,7 +132,7 @@ RolloverChain parse_rollover_chain(std::string_view bytes) {
     if (!keys_seen.insert(s.new_key_sha256).second) bad(where + "key " + short_fp(s.new_key_sha256) + " comes back");
     chain.push_back(std::move(s));
   }
-  if (serialize_rollover_chain(chain) != bytes) bad("not in canonical form (FORMAT.md §5.2)");
+  if (serialize_rollover_chain(chain) != bytes) bad("not in the canonical form of FORMAT.md §5.2");
   return chain;
 }
 
@@ -161,8 +161,8 @@ ChainEnd walk_rollover_chain(const std::string& anchor_pem, std::optional<uint64
   for (; i < chain.size(); ++i) {
     const RolloverStatement& s = chain[i];
     if (s.serial <= end.serial) continue;  // a rotation this key already follows
-    std::string at = "statement serial " + std::to_string(s.serial) + " (" + short_fp(s.old_key_sha256) + " -> " +
-                     short_fp(s.new_key_sha256) + "): ";
+    std::string at = "statement serial " + std::to_string(s.serial) + ", " + short_fp(s.old_key_sha256) + " -> " +
+                     short_fp(s.new_key_sha256) + ": ";
     if (s.serial != end.serial + 1)
       untrusted(at + "the trusted key " + short_fp(end.fingerprint) + " is at rollover serial " + std::to_string(end.serial) +
                 ", so the chain misses serial " + std::to_string(end.serial + 1) +
@@ -173,7 +173,7 @@ ChainEnd walk_rollover_chain(const std::string& anchor_pem, std::optional<uint64
                 "; the bundle comes from another key history: refused");
     if (!verify_rollover(s, VerifyKey(end.key_pem)))
       untrusted(at + "signature does not verify with the trusted key " + short_fp(end.fingerprint) +
-                " (forged statement): refused");
+                ": a forged statement, refused");
     end.key_pem = s.new_key_pem;
     end.fingerprint = s.new_key_sha256;
     end.serial = s.serial;

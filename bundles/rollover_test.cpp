@@ -151,7 +151,7 @@ TEST_CASE("walking a chain: from the pinned key and serial, or locating a key gi
   RolloverStatement forged = sign_rollover(SigningKey(other_key().private_pem), ks.k[1].public_pem, 1, "2026-12-03T10:00:00Z");
   forged.old_key_sha256 = ks.fp(0);
   m = what_of([&] { walk_rollover_chain(ks.k[0].public_pem, 0, {forged}); });
-  CHECK_THAT(m, Catch::Contains("forged statement"));
+  CHECK_THAT(m, Catch::Contains("a forged statement"));
   // Replayed: a node at serial 2 ignores statements 1 and 2 and stays at its key.
   e = walk_rollover_chain(ks.k[2].public_pem, 2, prefix(2));
   CHECK(e.fingerprint == ks.fp(2));
