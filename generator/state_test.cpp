@@ -5,6 +5,7 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
+#include <csignal>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -777,13 +778,19 @@ TEST_CASE("a rotation cut short at any step leaves the old state or the new one"
         old_pub = s->signing_public_key_pem();
         s->rotate_signing_key("2026-12-03T09:00:00Z");  // a first rotation that completes
         old_pub = s->signing_public_key_pem();
-        struct Crash {};
-        try {
+        // A real crash: a child process kills itself with SIGKILL at the step (the lock is the
+        // parent's here, so the child runs the rotation on the parent's open State).
+        pid_t pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
           s->rotate_signing_key("2026-12-03T10:00:00Z", [&](const std::string& st) {
-            if (st == stop) throw Crash{};
+            if (st == stop) ::kill(::getpid(), SIGKILL);
           });
-        } catch (const Crash&) {
+          ::_exit(0);
         }
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        REQUIRE(WIFSIGNALED(status));
         // What the crashed run meant to install, if it committed.
         std::string next = dir + "/keys/bundle-signing.pub.next";
         new_pub = fs::exists(next) ? read_file(next) : read_file(dir + "/keys/bundle-signing.pub");
