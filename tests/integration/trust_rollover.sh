@@ -22,7 +22,8 @@ for r in a b; do inst --root "$WORK/$r" --node $N --trust-key "$WORK/o0/bundle-s
 expect 0 "rollover serial 1" "$KBUNDLE" rotate signing-key --topology "$EXAMPLE" --state "$S"
 gen o1                                       # K1, with statement 1
 [ "$(fp o1)" != "$(fp o0)" ] || fail "gen after rotate still signs with K0"
-tar -tf "$WORK/o1/$N.kbundle" | head -1 | grep -qx kbundle/rollover.json || fail "the bundle does not carry the chain first"
+tar -tf "$WORK/o1/$N.kbundle" >"$WORK/members" || fail "tar cannot list the bundle"
+[ "$(head -1 "$WORK/members")" = kbundle/rollover.json ] || fail "the bundle does not carry the chain first"
 "$KBUNDLE" inspect "$WORK/o1/$N.kbundle" >/dev/null || fail "inspect with the new bundle-signing.pub"
 "$KBUNDLE" inspect --pubkey "$WORK/o0/bundle-signing.pub" "$WORK/o1/$N.kbundle" >/dev/null || fail "inspect from K0 through the chain"
 expect 0 "pinned signing key sha256:$(fp o1) (rollover serial 1)" inst --root "$WORK/a" --node $N apply "$WORK/o1/$N.kbundle"
