@@ -35,6 +35,8 @@ enum class BundleErrc {
   HeaderMismatch,    // mode, uid/gid, uname/gname or mtime differ from what the format requires
   HashMismatch,      // member bytes do not hash to the manifest sha256
   PolicyViolation,   // validly signed, but manages a path, unit, mode or owner the path policy forbids
+  BadRollover,       // kbundle/rollover.json is not a well-formed chain of rollover statements
+  UntrustedRollover, // the rollover chain does not lead from the trusted key: forged, a gap, another old key
 };
 
 const char* to_string(BundleErrc c);  // "bad-signature", "hash-mismatch", ...

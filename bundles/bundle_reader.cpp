@@ -327,21 +327,49 @@ struct BundleReader::Impl {
   std::string manifest_bytes;
   std::string signature;
   Manifest manifest;
+  std::string rollover_bytes;
+  RolloverChain rollover;
+  ChainEnd signer;
   bool payload_read = false;
   explicit Impl(const std::string& path) : dec(path) {}
 };
 
-BundleReader::BundleReader(const std::string& path, std::string_view public_key_pem) {
-  VerifyKey key(public_key_pem);  // a bad key fails before the bundle is even opened
+BundleReader::BundleReader(const std::string& path, std::string_view public_key_pem, std::optional<uint64_t> pinned_serial) {
+  VerifyKey anchor(public_key_pem);  // a bad key fails before the bundle is even opened
   impl_ = std::make_unique<Impl>(path);
   Decoder& d = impl_->dec;
   TarReader& tar = impl_->tar;
 
-  // Member 1: the manifest, size-limited before a byte of it is read.
+  // Optional member 0: the rollover chain (FORMAT.md §11), size-limited, parsed strictly. Each
+  // statement carries its own signature, so the chain is believed only as far as the walk verifies.
   TarHeader mh = tar.next();
   if (mh.end) d.fail(BundleErrc::MissingManifest, "no members");
   check_member_name(d, mh.name);
   check_type(d, mh);
+  std::optional<TarHeader> rh;
+  if (mh.name == kRolloverMember && mh.type == '0') {
+    if (mh.size > kMaxRolloverSize)
+      d.fail(BundleErrc::BadRollover, std::string(kRolloverMember) + " of " + std::to_string(mh.size) + " bytes exceeds the limit");
+    tar.data(mh.name, mh.size, [&](std::string_view b) { impl_->rollover_bytes.append(b); });
+    try {
+      impl_->rollover = parse_rollover_chain(impl_->rollover_bytes);
+    } catch (const BundleError& e) {
+      d.fail(e.code(), std::string(e.what()));
+    }
+    rh = mh;
+    mh = tar.next();
+    if (mh.end) d.fail(BundleErrc::MissingManifest, "no manifest after " + std::string(kRolloverMember));
+    check_member_name(d, mh.name);
+    check_type(d, mh);
+  }
+  try {
+    impl_->signer = walk_rollover_chain(std::string(public_key_pem), pinned_serial, impl_->rollover);
+  } catch (const BundleError& e) {
+    d.fail(e.code(), std::string(e.what()));
+  }
+  VerifyKey key(impl_->signer.key_pem);
+
+  // Member 1: the manifest, size-limited before a byte of it is read.
   if (mh.name != kManifestMember || mh.type != '0')
     d.fail(BundleErrc::MissingManifest, "first member is \"" + printable(mh.name) + "\", not " + kManifestMember);
   if (mh.size > kMaxManifestSize)
@@ -360,8 +388,12 @@ BundleReader::BundleReader(const std::string& path, std::string_view public_key_
   tar.data(sh.name, sh.size, [&](std::string_view b) { sig.append(b); });
 
   // Verify before parsing: nothing in the manifest is looked at until it is known to be signed.
-  if (!key.verify(impl_->manifest_bytes, sig))
-    d.fail(BundleErrc::BadSignature, "signature does not verify with the trusted key sha256:" + key.fingerprint());
+  if (!key.verify(impl_->manifest_bytes, sig)) {
+    std::string via = impl_->signer.steps == 0 ? std::string()
+                                                : ", reached from sha256:" + anchor.fingerprint() + " through " +
+                                                      std::to_string(impl_->signer.steps) + " rollover statements";
+    d.fail(BundleErrc::BadSignature, "signature does not verify with the trusted key sha256:" + key.fingerprint() + via);
+  }
   try {
     impl_->manifest = parse_manifest(impl_->manifest_bytes);
   } catch (const BundleError& e) {
@@ -370,7 +402,12 @@ BundleReader::BundleReader(const std::string& path, std::string_view public_key_
   if (impl_->manifest.signing_key_sha256 != key.fingerprint())
     d.fail(BundleErrc::KeyMismatch, "manifest names signing key " + impl_->manifest.signing_key_sha256 +
                                         ", verified with " + key.fingerprint());
+  // A chain must end at the manifest's key: the writer never sends one that leads elsewhere.
+  if (!impl_->rollover.empty() && impl_->rollover.back().new_key_sha256 != impl_->manifest.signing_key_sha256)
+    d.fail(BundleErrc::KeyMismatch, std::string(kRolloverMember) + " ends at key " + impl_->rollover.back().new_key_sha256 +
+                                        ", the manifest is signed by " + impl_->manifest.signing_key_sha256);
   int64_t mtime = *parse_rfc3339_utc(impl_->manifest.created_at);
+  if (rh) check_fixed_fields(d, *rh, 0644, mtime);
   check_fixed_fields(d, mh, 0644, mtime);
   check_fixed_fields(d, sh, 0644, mtime);
 }
@@ -380,6 +417,9 @@ BundleReader::~BundleReader() = default;
 const Manifest& BundleReader::manifest() const { return impl_->manifest; }
 const std::string& BundleReader::manifest_bytes() const { return impl_->manifest_bytes; }
 const std::string& BundleReader::signature() const { return impl_->signature; }
+const RolloverChain& BundleReader::rollover() const { return impl_->rollover; }
+const std::string& BundleReader::rollover_bytes() const { return impl_->rollover_bytes; }
+const ChainEnd& BundleReader::signer() const { return impl_->signer; }
 Compression BundleReader::compression() const { return impl_->dec.compression(); }
 
 void BundleReader::read_payload(MemberSink& sink) {

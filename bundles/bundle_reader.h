@@ -5,11 +5,13 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 
 #include "bundles/bundle_error.h"
 #include "bundles/manifest.h"
+#include "bundles/rollover.h"
 #include "bundles/tar.h"
 
 namespace kb {
@@ -84,7 +86,12 @@ class BundleReader {
   // and member 2 (the signature); verifies the signature over the exact
   // manifest bytes with `public_key_pem` BEFORE parsing them; then parses and
   // validates the manifest and checks it names that key. Throws BundleError.
-  BundleReader(const std::string& path, std::string_view public_key_pem);
+  // An optional member kbundle/rollover.json before the manifest (FORMAT.md §11) is read and
+  // parsed first; the manifest is then verified with the key at the end of walking that chain
+  // from `public_key_pem` (walk_rollover_chain: `pinned_serial` is the rollover serial pinned
+  // with the key, nullopt for a key given by hand). Without a chain, the key itself.
+  BundleReader(const std::string& path, std::string_view public_key_pem,
+               std::optional<uint64_t> pinned_serial = std::nullopt);
   ~BundleReader();
   BundleReader(const BundleReader&) = delete;
   BundleReader& operator=(const BundleReader&) = delete;
@@ -92,6 +99,9 @@ class BundleReader {
   const Manifest& manifest() const;
   const std::string& manifest_bytes() const;  // exactly the signed bytes
   const std::string& signature() const;       // the 64-byte Ed25519 signature over them
+  const RolloverChain& rollover() const;      // empty when the bundle carries no chain
+  const std::string& rollover_bytes() const;  // the member's exact bytes ("" without one)
+  const ChainEnd& signer() const;             // the key that verified the manifest, and its serial
   Compression compression() const;
 
   // Streams every payload member to `sink`, checking names, order, types,

@@ -454,6 +454,10 @@ Manifest BundleWriter::write(const std::string& out_path, const SigningKey& key,
     throw Error(out_path + ": gzip level must be 2-8");
   std::string manifest = serialize_manifest(m);  // validates: sorted, unique, safe paths, modes
   std::string signature = key.sign(manifest);
+  std::string rollover = rollover_.empty() ? std::string() : serialize_rollover_chain(rollover_);
+  if (!rollover_.empty() && rollover_.back().new_key_sha256 != m.signing_key_sha256)
+    throw Error(out_path + ": the rollover chain ends at key sha256:" + rollover_.back().new_key_sha256 +
+                ", not at the signing key sha256:" + m.signing_key_sha256);
   int64_t mtime = *parse_rfc3339_utc(m.created_at);
 
   // 2. The tar stream (manifest, signature, then every entry in manifest order), compressed.
@@ -469,8 +473,10 @@ Manifest BundleWriter::write(const std::string& out_path, const SigningKey& key,
       for (size_t at = 0; at < content.size(); at += kBlock) feed(content.data() + at, std::min(kBlock, content.size() - at));
     };
   };
-  // The manifest and the signature always go into the first frame.
-  for (const auto& [name, content] : {std::pair{kManifestMember, &manifest}, std::pair{kSignatureMember, &signature}}) {
+  // The rollover chain (if any), the manifest and the signature always go into the first frame.
+  for (const auto& [name, content] : {std::pair{kRolloverMember, &rollover}, std::pair{kManifestMember, &manifest},
+                                      std::pair{kSignatureMember, &signature}}) {
+    if (name == kRolloverMember && rollover.empty()) continue;
     std::string header = ustar_header(name, false, 0644, content->size(), mtime, out_path);
     enc->write(header.data(), header.size());
     enc->write(content->data(), content->size());

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "bundles/manifest.h"
+#include "bundles/rollover.h"
 #include "bundles/signing.h"
 #include "bundles/tar.h"
 
@@ -86,6 +87,10 @@ class BundleWriter {
   // (a change is detected and refused).
   void add_file_from_path(ManifestEntry meta, std::string source_path);
 
+  // The signing key's rollover chain, written as the member before the manifest (FORMAT.md
+  // §11); it must end at the key write() signs with. Empty (the default): no such member.
+  void set_rollover(RolloverChain chain) { rollover_ = std::move(chain); }
+
   // Sorts the entries by path, signs the manifest with `key` and writes the
   // bundle to `out_path` (mode 0600, temp + fsync + rename). Returns the
   // manifest as signed. Throws kb::Error (BundleError for an invalid manifest).
@@ -97,6 +102,7 @@ class BundleWriter {
     std::variant<std::monostate, std::string, std::string> source;  // none (dir), content, path
   };
   Manifest header_;
+  RolloverChain rollover_;
   std::vector<Pending> pending_;
 };
 

@@ -36,6 +36,8 @@ const char* to_string(BundleErrc c) {
     case BundleErrc::HeaderMismatch: return "header-mismatch";
     case BundleErrc::HashMismatch: return "hash-mismatch";
     case BundleErrc::PolicyViolation: return "policy-violation";
+    case BundleErrc::BadRollover: return "bad-rollover";
+    case BundleErrc::UntrustedRollover: return "untrusted-rollover";
   }
   return "unknown";
 }

@@ -63,6 +63,9 @@ int run_cli(int argc, char** argv) {
   FetchOptions fetch;
   auto* fetch_cmd = add_fetch_command(app, fetch);
 
+  RotateOptions rotate;
+  auto* rotate_cmd = add_rotate_command(app, rotate);
+
   PublishOptions publish;
   publish.self_exe = argc > 0 ? argv[0] : "";
   auto* publish_cmd = add_publish_command(app, publish);
@@ -87,6 +90,7 @@ int run_cli(int argc, char** argv) {
     if (*aws_cmd) return run_aws(aws, std::cout, std::cerr);
     if (*fetch_cmd) return run_fetch(fetch, std::cout, std::cerr);
     if (*publish_cmd) return run_publish(publish, std::cout, std::cerr);
+    if (*rotate_cmd) return run_rotate(rotate, gen.now, std::cout, std::cerr);
   } catch (const Error& e) {
     std::cerr << "kbundle: error: " << e.what() << "\n";
     return kExitFailure;

@@ -4,6 +4,7 @@
 // progress and results on `out`, diagnostics on `err`, and returns an exit code (base/exit_code.h);
 // failures the user cannot fix by editing the input are thrown as kb::Error (exit 1).
 
+#include <ctime>
 #include <iosfwd>
 #include <string>
 
@@ -56,6 +57,16 @@ int run_lint(const std::string& topology_path, bool json, std::ostream& out, std
 // `pubkey_path` empty: bundle-signing.pub next to the bundle.
 int run_inspect(const std::string& bundle_path, const std::string& pubkey_path, bool json, std::ostream& out,
                 std::ostream& err);
+
+// `kbundle rotate signing-key` (cli/rotate_command.cpp): a new bundle-signing key and a rollover
+// statement signed by the old one, kept in the state (generator/state.h); docs/trust.md.
+struct RotateOptions {
+  std::string what;  // "signing-key"
+  std::string topology_path;
+  std::string state_dir = "state";
+};
+CLI::App* add_rotate_command(CLI::App& app, RotateOptions& options);
+int run_rotate(const RotateOptions& options, std::time_t now, std::ostream& out, std::ostream& err);
 
 struct PublishOptions;
 // `kbundle publish` (cli/publish_command.cpp): adds the command; publish/publish.h runs it.

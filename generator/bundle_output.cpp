@@ -104,6 +104,7 @@ BundleInfo write_node_bundle(const ClusterPlan& plan, const NodePlan& node, cons
   if (m.created_at.empty()) m.created_at = now;
 
   BundleWriter writer(m);
+  writer.set_rollover(state.rollover_chain());  // lets nodes that pin an older key follow the rotations
   for (const auto& d : node.directories) writer.add_directory(d, 0700);
   for (const auto& f : node.files) {
     if (f.source_path.empty())

@@ -117,6 +117,7 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
   if (!o.no_binaries) binaries = resolve_binaries(*topology, o.cache_dir.empty() ? o.state_dir + "/cache" : o.cache_dir);
   OutputDir output(o.out_dir);
   auto state = State::open(o.state_dir, *topology, o.now);
+  if (!state->note().empty()) err << "kbundle: note: " << state->note() << "\n";
   ClusterPlan plan = make_cluster_plan(*topology, *state, o.nodes);
   if (!o.no_binaries) add_binaries(plan, binaries);
   check_plan_policy(plan, topology->cluster.kubernetes_version);  // before anything is written

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -27,6 +28,7 @@
 #include "base/dir_lock.h"
 #include "base/error.h"
 #include "base/hash.h"
+#include "bundles/signing.h"
 
 namespace kb {
 
@@ -40,6 +42,23 @@ constexpr mode_t kDirMode = 0700;
 constexpr mode_t kFileMode = 0600;
 constexpr const char* kLockFile = DirLock::kFileName;
 constexpr const char* kInitMarker = ".init-incomplete";
+constexpr const char* kRolloverFile = "keys/rollover.json";
+constexpr const char* kNextSuffix = ".next";  // a rotation's new files before its commit point
+
+// Every file whose replacement would silently change whom the cluster trusts: pinned in
+// state.json by its sha256 when it is made (kbundle never adopts a swapped CA or key).
+const std::vector<std::string>& pinned_files() {
+  static const std::vector<std::string> files = {
+      "ca/kubernetes-ca.crt",      "ca/kubernetes-ca.key",      "ca/etcd-ca.crt",          "ca/etcd-ca.key",
+      "ca/front-proxy-ca.crt",     "ca/front-proxy-ca.key",     "keys/service-account.key", "keys/service-account.pub",
+      "keys/encryption.key",       "keys/bundle-signing.key",   "keys/bundle-signing.pub"};
+  return files;
+}
+// What a rotation replaces (kRolloverFile exists only after the first rotation).
+const std::vector<std::string>& rotated_files() {
+  static const std::vector<std::string> files = {"keys/bundle-signing.key", "keys/bundle-signing.pub", kRolloverFile};
+  return files;
+}
 
 struct CaSpec {
   CaName which;
@@ -186,7 +205,9 @@ void initialize(const std::string& dir, const Topology& topology, bool resuming,
   write_secret(dir + "/issued.json", "{}\n");
   write_secret(dir + "/serials.json", "{}\n");
 
-  json state = {{"format", kFormat}, {"cluster", c.name}, {"clusterId", new_cluster_id()}};
+  json pins = json::object();
+  for (const auto& rel : pinned_files()) pins[rel] = sha256_hex(read_file(dir + "/" + rel));
+  json state = {{"format", kFormat}, {"cluster", c.name}, {"clusterId", new_cluster_id()}, {"pins", pins}};
   write_secret(dir + "/state.json", state.dump(2) + "\n");
   if (::unlink((dir + "/" + kInitMarker).c_str()) != 0) throw_errno("cannot remove " + dir + "/" + kInitMarker);
   fsync_dir(dir);
@@ -212,6 +233,49 @@ PkeyPtr load_key_pair(const std::string& key_path, const std::string& pub_path, 
   return key;
 }
 
+// The pins of state.json: an object naming exactly the pinned files (and the rollover chain
+// after a rotation), each a sha256. Absent in a state made before pins existed.
+void check_pins_shape(const json& pins, const std::string& state_path) {
+  if (!pins.is_object()) damaged(state_path, "\"pins\" is not an object");
+  for (const auto& [rel, pin] : pins.items()) {
+    bool known = rel == kRolloverFile || std::find(pinned_files().begin(), pinned_files().end(), rel) != pinned_files().end();
+    if (!known) damaged(state_path, "\"pins\" names an unknown file \"" + rel + "\"");
+    if (!pin.is_string() || pin.get<std::string>().size() != 64 ||
+        pin.get<std::string>().find_first_not_of("0123456789abcdef") != std::string::npos)
+      damaged(state_path, "the pin of \"" + rel + "\" is not 64 lowercase hex");
+  }
+  for (const auto& rel : pinned_files())
+    if (!pins.contains(rel)) damaged(state_path, "\"pins\" has no pin for \"" + rel + "\"");
+}
+
+// A file must hash to its pin; anything else was put there by hand.
+void check_pin(const std::string& dir, const std::string& rel, const json& pins, const std::string& state_path) {
+  const std::string path = dir + "/" + rel;
+  std::string have = sha256_hex(read_required(path));
+  std::string want = pins[rel].get<std::string>();
+  if (have != want)
+    damaged(path, "replaced or changed: its sha256 is " + have + ", but " + state_path + " pinned " + want +
+                      " when it was made; kbundle never adopts a swapped CA or key (every certificate and serial "
+                      "would change), and only `kbundle rotate signing-key` changes a pin");
+}
+
+// An interrupted rotate: a ".next" file that matches its pin was committed (state.json holds its
+// pin), so it replaces the old file; one that does not was never committed and goes.
+void finish_rotation(const std::string& dir, const json* pins) {
+  bool changed = false;
+  for (const auto& rel : rotated_files()) {
+    const std::string path = dir + "/" + rel, next = path + kNextSuffix;
+    if (!exists(next)) continue;
+    if (pins && pins->contains(rel) && sha256_hex(read_file(next)) == (*pins)[rel].get<std::string>()) {
+      if (::rename(next.c_str(), path.c_str()) != 0) throw_errno("cannot rename " + next);
+    } else if (::unlink(next.c_str()) != 0) {
+      throw_errno("cannot remove " + next);
+    }
+    changed = true;
+  }
+  if (changed) fsync_dir(dir + "/keys");
+}
+
 }  // namespace
 
 struct State::Impl {
@@ -225,6 +289,7 @@ struct State::Impl {
   };
 
   std::unique_ptr<DirLock> lock;  // held for the State's lifetime
+  json state_doc;                 // state.json as read (rewritten when pins change)
   std::time_t now = 0;            // the run's clock (State::open)
   std::array<CertificateAuthority, 3> cas;
   KeyType leaf_key_type = KeyType::EcdsaP256;
@@ -263,6 +328,18 @@ void State::Impl::load(const std::string& dir, const Topology& topology, State& 
   }
   s.cluster_id_ = state["clusterId"].get<std::string>();
 
+  // The pins, before any file is believed: a swapped CA or key is refused here, by name.
+  const bool legacy = !state.contains("pins");
+  if (!legacy) check_pins_shape(state["pins"], state_path);
+  finish_rotation(dir, legacy ? nullptr : &state["pins"]);
+  if (!legacy) {
+    for (const auto& rel : pinned_files()) check_pin(dir, rel, state["pins"], state_path);
+    if (state["pins"].contains(kRolloverFile)) check_pin(dir, kRolloverFile, state["pins"], state_path);
+  }
+  if (exists(dir + "/" + kRolloverFile) && (legacy || !state["pins"].contains(kRolloverFile)))
+    damaged(dir + "/" + kRolloverFile, std::string("is not pinned in ") + state_path +
+                                           ", so it was not made by `kbundle rotate signing-key`; remove it");
+
   // The CAs are kept whatever the topology's key type says now; only leaves follow it.
   for (const auto& spec : kCas) {
     std::string crt_path = dir + "/ca/" + spec.name + ".crt";
@@ -290,6 +367,18 @@ void State::Impl::load(const std::string& dir, const Topology& topology, State& 
   if (EVP_PKEY_get_base_id(signing.get()) != EVP_PKEY_ED25519)
     damaged(dir + "/keys/bundle-signing.key", "is not an Ed25519 key");
 
+  if (exists(dir + "/" + kRolloverFile)) {
+    const std::string path = dir + "/" + kRolloverFile;
+    try {
+      s.rollover_ = parse_rollover_chain(read_file(path));
+    } catch (const Error& e) {
+      damaged(path, e.what());
+    }
+    if (s.rollover_.back().new_key_sha256 != key_fingerprint(signing.get()))
+      damaged(path, "its last statement names key sha256:" + s.rollover_.back().new_key_sha256 +
+                        ", not the signing key in keys/bundle-signing.key");
+  }
+
   const std::string enc_path = dir + "/keys/encryption.key";
   s.encryption_key_b64_ = trim(read_required(enc_path));
   if (base64_decoded_size(s.encryption_key_b64_) != size_t{32})
@@ -314,6 +403,17 @@ void State::Impl::load(const std::string& dir, const Topology& topology, State& 
     std::string created = entry.contains("createdAt") && entry["createdAt"].is_string() ? entry["createdAt"].get<std::string>() : "";
     serials.emplace(node, Serial{entry["serial"].get<uint64_t>(), entry["digest"].get<std::string>(), created});
   }
+
+  // A state made before pins existed: pin what is there now (it passed every check above).
+  if (legacy) {
+    json pins = json::object();
+    for (const auto& rel : pinned_files()) pins[rel] = sha256_hex(read_file(dir + "/" + rel));
+    state["pins"] = pins;
+    write_secret(state_path, state.dump(2) + "\n");
+    s.note_ = state_path + ": made by an older kbundle without pins; pinned the sha256 of its " +
+              std::to_string(pins.size()) + " CA and key files as they are now. From now on a replaced file is refused";
+  }
+  state_doc = state;
 
   leaf_key_type = topology.cluster.key_type;
   leaf_validity_days = topology.cluster.leaf_validity_days;
@@ -408,6 +508,43 @@ IssuedCert State::leaf(const std::string& owner, const std::string& name, CaName
   impl_->issued[id] = std::move(fresh);
   impl_->issued_dirty = true;
   return out;
+}
+
+RolloverStatement State::rotate_signing_key(const std::string& created_at,
+                                            const std::function<void(const std::string&)>& crash_at) {
+  auto step = [&](const std::string& name) {
+    if (crash_at) crash_at(name);
+  };
+  SigningKey old_key(signing_key_pem_);
+  KeyPairPem fresh = generate_signing_key();
+  RolloverStatement statement = sign_rollover(old_key, fresh.public_pem, signing_rollover_serial() + 1, created_at);
+  RolloverChain chain = rollover_;
+  chain.push_back(statement);
+  const std::map<std::string, std::string> files = {{"keys/bundle-signing.key", fresh.private_pem},
+                                                    {"keys/bundle-signing.pub", fresh.public_pem},
+                                                    {kRolloverFile, serialize_rollover_chain(chain)}};
+  // 1. The new files beside the old ones: nothing refers to them yet.
+  for (const auto& [rel, content] : files) {
+    write_secret(dir_ + "/" + rel + kNextSuffix, content);
+    step("after-next-" + rel);
+  }
+  // 2. The commit point: state.json with the new pins.
+  json state = impl_->state_doc;
+  for (const auto& [rel, content] : files) state["pins"][rel] = sha256_hex(content);
+  write_secret(dir_ + "/state.json", state.dump(2) + "\n");
+  step("after-state");
+  // 3. Into place (open() does this too when a crash came first).
+  for (const auto& [rel, content] : files) {
+    const std::string path = dir_ + "/" + rel;
+    if (::rename((path + kNextSuffix).c_str(), path.c_str()) != 0) throw_errno("cannot rename " + path + kNextSuffix);
+    step("after-rename-" + rel);
+  }
+  fsync_dir(dir_ + "/keys");
+  impl_->state_doc = state;
+  signing_key_pem_ = fresh.private_pem;
+  signing_pub_pem_ = fresh.public_pem;
+  rollover_ = std::move(chain);
+  return statement;
 }
 
 void State::commit() {

@@ -10,20 +10,27 @@
 // no state.json) and done again from scratch on the next run.
 //
 // Layout:
-//   state.json                    format version, cluster name, cluster id
+//   state.json                    format version, cluster name, cluster id, and the pins: the
+//                                 sha256 of every CA, long-lived key and rollover file, taken when
+//                                 they were made; a file that differs is refused on every open
+//                                 (only rotate_signing_key() changes a pin)
 //   ca/<name>.crt, ca/<name>.key  kubernetes-ca, etcd-ca, front-proxy-ca
 //   keys/service-account.key|.pub
 //   keys/encryption.key           32 random bytes, base64
 //   keys/bundle-signing.key|.pub  Ed25519 key that signs every bundle
+//   keys/rollover.json            after a rotation: the chain of rollover statements
+//                                 (bundles/rollover.h), the last one naming the current key
 //   issued.json                   leaf certs and keys by "<owner>/<name>"
 //   serials.json                  per node: bundle serial and the digest of its content
 
 #include <cstdint>
 #include <ctime>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 
+#include "bundles/rollover.h"
 #include "generator/pki.h"
 #include "topology/topology.h"
 
@@ -57,6 +64,20 @@ class State {
   const std::string& encryption_key_base64() const { return encryption_key_b64_; }
   const std::string& signing_key_pem() const { return signing_key_pem_; }         // Ed25519, PKCS#8
   const std::string& signing_public_key_pem() const { return signing_pub_pem_; }  // SubjectPublicKeyInfo
+  // The signing key's rollover chain (empty before the first rotation) and its serial (0 then).
+  const RolloverChain& rollover_chain() const { return rollover_; }
+  uint64_t signing_rollover_serial() const { return rollover_.empty() ? 0 : rollover_.back().serial; }
+  // Said once, when a state made by an older kbundle (no pins in state.json) was pinned by this open.
+  const std::string& note() const { return note_; }
+
+  // `kbundle rotate signing-key`: a new Ed25519 key and a statement (serial + 1, `created_at`)
+  // signed by the current key; the key files, the chain and their pins change together. Atomic:
+  // the new files are written beside the old ones (".next"), state.json with the new pins is the
+  // commit point, then they are renamed into place; open() finishes or discards an interrupted
+  // rotation by comparing each ".next" file with its pin. `crash_at` (tests) is called with each
+  // step's name and may throw to stop there as a crash would. Returns the new statement.
+  RolloverStatement rotate_signing_key(const std::string& created_at,
+                                       const std::function<void(const std::string& step)>& crash_at = {});
 
   // The bundle serial for `node` whose content hashes to `content_digest`: the stored
   // serial when the digest is unchanged, otherwise the stored serial + 1 (1 for a new
@@ -81,6 +102,8 @@ class State {
   std::string dir_, cluster_id_;
   bool created_ = false;
   std::string sa_key_pem_, sa_pub_pem_, encryption_key_b64_, signing_key_pem_, signing_pub_pem_;
+  RolloverChain rollover_;
+  std::string note_;
 };
 
 }  // namespace kb

@@ -5,6 +5,7 @@
 #include <openssl/x509_vfy.h>
 #include <openssl/x509v3.h>
 #include <sys/stat.h>
+#include <csignal>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,6 +21,8 @@
 
 #include "base/atomic_file.h"
 #include "base/error.h"
+#include "base/hash.h"
+#include "bundles/signing.h"
 
 using namespace kb;
 namespace fs = std::filesystem;
@@ -595,4 +598,213 @@ TEST_CASE("a leaf is renewed when the clock given to open() nears its expiry", "
   CHECK(renewed.reissued);
   CHECK(renewed.reason == "expires in 10 days");
   CHECK(renewed.cert_pem != first);
+}
+
+// ---- pins (issue 13, item 3) -------------------------------------------------------------------
+
+namespace {
+
+void put(const std::string& path, const std::string& text) { write_file_atomic(path, text, 0600); }
+
+// Replaces CA `name` with another valid CA (cert and key that match each other).
+void swap_ca(const std::string& dir, const std::string& name) {
+  CertificateAuthority other = make_ca(name, name, KeyType::EcdsaP256, 3650, kNow);
+  put(dir + "/ca/" + name + ".crt", other.cert_pem);
+  put(dir + "/ca/" + name + ".key", other.key_pem);
+}
+
+// A certificate for CA `name`'s own key, issued by another CA: the key still matches the cert.
+void swap_ca_cert_only(const std::string& dir, const std::string& name) {
+  PkeyPtr key = parse_private_key(read_file(dir + "/ca/" + name + ".key"), "key");
+  CertificateAuthority other = make_ca("evil", "evil", KeyType::EcdsaP256, 3650, kNow);
+  CertRequest req;
+  req.common_name = name;
+  put(dir + "/ca/" + name + ".crt", cert_pem(issue_cert(other, key.get(), req, 365, kNow).get()));
+}
+
+}  // namespace
+
+TEST_CASE("every swapped CA or long-lived key is refused by its pin, naming the file", "[state][pins]") {
+  struct Case {
+    const char* what;
+    const char* file;
+    std::function<void(const std::string& dir)> swap;
+  };
+  auto key_pair = [](const std::string& d, const std::string& base, PkeyPtr k) {
+    put(d + "/keys/" + base + ".key", private_key_pem(k.get()));
+    put(d + "/keys/" + base + ".pub", public_key_pem(k.get()));
+  };
+  const std::vector<Case> cases = {
+      {"kubernetes-ca: another matching pair", "ca/kubernetes-ca.crt", [](const std::string& d) { swap_ca(d, "kubernetes-ca"); }},
+      {"etcd-ca: another matching pair", "ca/etcd-ca.crt", [](const std::string& d) { swap_ca(d, "etcd-ca"); }},
+      {"front-proxy-ca: another matching pair", "ca/front-proxy-ca.crt", [](const std::string& d) { swap_ca(d, "front-proxy-ca"); }},
+      {"kubernetes-ca: only the cert, same key, from another CA", "ca/kubernetes-ca.crt",
+       [](const std::string& d) { swap_ca_cert_only(d, "kubernetes-ca"); }},
+      {"etcd-ca: only the cert, same key, from another CA", "ca/etcd-ca.crt", [](const std::string& d) { swap_ca_cert_only(d, "etcd-ca"); }},
+      {"etcd-ca: the cert of kubernetes-ca", "ca/etcd-ca.crt",
+       [](const std::string& d) {
+         put(d + "/ca/etcd-ca.crt", read_file(d + "/ca/kubernetes-ca.crt"));
+         put(d + "/ca/etcd-ca.key", read_file(d + "/ca/kubernetes-ca.key"));
+       }},
+      {"kubernetes-ca: only the key", "ca/kubernetes-ca.key",
+       [](const std::string& d) { put(d + "/ca/kubernetes-ca.key", private_key_pem(generate_key(KeyType::EcdsaP256).get())); }},
+      {"kubernetes-ca: the same key re-encoded (trailing newline)", "ca/kubernetes-ca.key",
+       [](const std::string& d) { put(d + "/ca/kubernetes-ca.key", read_file(d + "/ca/kubernetes-ca.key") + "\n"); }},
+      {"service-account: another matching pair", "keys/service-account.key",
+       [&](const std::string& d) { key_pair(d, "service-account", generate_key(KeyType::EcdsaP256)); }},
+      {"service-account: only the public key", "keys/service-account.pub",
+       [](const std::string& d) { put(d + "/keys/service-account.pub", public_key_pem(generate_key(KeyType::EcdsaP256).get())); }},
+      {"bundle-signing: another Ed25519 pair", "keys/bundle-signing.key",
+       [&](const std::string& d) { key_pair(d, "bundle-signing", generate_ed25519_key()); }},
+      {"bundle-signing: only the public key", "keys/bundle-signing.pub",
+       [](const std::string& d) { put(d + "/keys/bundle-signing.pub", public_key_pem(generate_ed25519_key().get())); }},
+      {"encryption key: another valid 32-byte key", "keys/encryption.key",
+       [](const std::string& d) { put(d + "/keys/encryption.key", base64_encode(std::string(32, 'k')) + "\n"); }},
+      {"truncated CA cert", "ca/etcd-ca.crt",
+       [](const std::string& d) {
+         std::string c = read_file(d + "/ca/etcd-ca.crt");
+         put(d + "/ca/etcd-ca.crt", c.substr(0, c.size() / 2));
+       }},
+      {"garbage signing key", "keys/bundle-signing.key", [](const std::string& d) { put(d + "/keys/bundle-signing.key", "garbage\n"); }},
+      {"empty encryption key", "keys/encryption.key", [](const std::string& d) { put(d + "/keys/encryption.key", ""); }},
+      {"missing CA key", "ca/front-proxy-ca.key", [](const std::string& d) { fs::remove(d + "/ca/front-proxy-ca.key"); }},
+      {"missing signing public key", "keys/bundle-signing.pub", [](const std::string& d) { fs::remove(d + "/keys/bundle-signing.pub"); }},
+      {"an unpinned rollover.json", "keys/rollover.json", [](const std::string& d) { put(d + "/keys/rollover.json", "{}"); }},
+  };
+  for (const auto& c : cases) {
+    DYNAMIC_SECTION(c.what) {
+      TempDir tmp;
+      const std::string dir = tmp / "state";
+      State::open(dir, topology(), kNow);
+      c.swap(dir);
+      auto before = snapshot(dir);
+      std::string msg = error_of([&] { State::open(dir, topology(), kNow); });
+      CHECK_THAT(msg, Catch::StartsWith(dir + "/" + c.file + ": damaged state: "));
+      CHECK_THAT(msg, Catch::Contains("nothing was changed"));
+      CHECK(msg.find("PRIVATE KEY") == std::string::npos);
+      CHECK(snapshot(dir) == before);
+    }
+  }
+}
+
+TEST_CASE("a state without pins (an older kbundle) is pinned on its first open, with a note", "[state][pins]") {
+  TempDir tmp;
+  const std::string dir = tmp / "state";
+  State::open(dir, topology(), kNow);
+  nlohmann::json j = nlohmann::json::parse(read_file(dir + "/state.json"));
+  REQUIRE(j.contains("pins"));
+  CHECK(j["pins"].size() == 11);
+  CHECK(j["pins"]["ca/etcd-ca.crt"] == sha256_hex(read_file(dir + "/ca/etcd-ca.crt")));
+  j.erase("pins");
+  put(dir + "/state.json", j.dump(2) + "\n");
+  {
+    auto s = State::open(dir, topology(), kNow);
+    CHECK_THAT(s->note(), Catch::Contains("made by an older kbundle without pins"));
+  }
+  CHECK(nlohmann::json::parse(read_file(dir + "/state.json")).contains("pins"));
+  CHECK(State::open(dir, topology(), kNow)->note().empty());
+  swap_ca(dir, "kubernetes-ca");
+  CHECK_THAT(error_of([&] { State::open(dir, topology(), kNow); }), Catch::StartsWith(dir + "/ca/kubernetes-ca.crt: damaged state: "));
+}
+
+TEST_CASE("malformed pins are refused", "[state][pins]") {
+  TempDir tmp;
+  const std::string dir = tmp / "state";
+  State::open(dir, topology(), kNow);
+  const nlohmann::json good = nlohmann::json::parse(read_file(dir + "/state.json"));
+  std::vector<std::function<void(nlohmann::json&)>> edits = {
+      [](nlohmann::json& j) { j["pins"] = "x"; },
+      [](nlohmann::json& j) { j["pins"].erase("keys/encryption.key"); },
+      [](nlohmann::json& j) { j["pins"]["ca/kubernetes-ca.crt"] = "ABC"; },
+      [](nlohmann::json& j) { j["pins"]["issued.json"] = std::string(64, '0'); },
+  };
+  for (auto& edit : edits) {
+    nlohmann::json j = good;
+    edit(j);
+    put(dir + "/state.json", j.dump());
+    CHECK_THAT(error_of([&] { State::open(dir, topology(), kNow); }), Catch::StartsWith(dir + "/state.json: damaged state: "));
+  }
+}
+
+TEST_CASE("rotate_signing_key: a new key, a chain signed by each old key, pins follow", "[state][rotate]") {
+  TempDir tmp;
+  const std::string dir = tmp / "state";
+  std::string k0;
+  {
+    auto s = State::open(dir, topology(), kNow);
+    k0 = s->signing_public_key_pem();
+    CHECK(s->signing_rollover_serial() == 0);
+    RolloverStatement st = s->rotate_signing_key("2026-12-03T10:00:00Z");
+    CHECK(st.serial == 1);
+    CHECK(st.old_key_sha256 == VerifyKey(k0).fingerprint());
+    CHECK(st.new_key_sha256 == VerifyKey(s->signing_public_key_pem()).fingerprint());
+    CHECK(verify_rollover(st, VerifyKey(k0)));
+  }
+  auto s = State::open(dir, topology(), kNow);
+  CHECK(s->signing_rollover_serial() == 1);
+  CHECK(s->signing_public_key_pem() != k0);
+  CHECK(SigningKey(s->signing_key_pem()).public_pem() == s->signing_public_key_pem());
+  s->rotate_signing_key("2026-12-03T11:00:00Z");
+  std::string k2 = s->signing_public_key_pem();
+  s.reset();
+  s = State::open(dir, topology(), kNow);
+  REQUIRE(s->rollover_chain().size() == 2);
+  ChainEnd end = walk_rollover_chain(k0, 0, s->rollover_chain());
+  CHECK(end.key_pem == k2);
+  CHECK(end.serial == 2);
+  CHECK(mode_of(dir + "/keys/rollover.json") == 0600);
+  // The chain file is pinned like the keys.
+  s.reset();
+  put(dir + "/keys/rollover.json", read_file(dir + "/keys/rollover.json") + " ");
+  CHECK_THAT(error_of([&] { State::open(dir, topology(), kNow); }), Catch::StartsWith(dir + "/keys/rollover.json: damaged state: "));
+}
+
+TEST_CASE("a rotation cut short at any step leaves the old state or the new one", "[state][rotate]") {
+  // Learn the steps, then stop at each one as a crash would (the exception skips the rest).
+  std::vector<std::string> steps;
+  {
+    TempDir tmp;
+    auto s = State::open(tmp / "state", topology(), kNow);
+    s->rotate_signing_key("2026-12-03T10:00:00Z", [&](const std::string& st) { steps.push_back(st); });
+  }
+  REQUIRE(steps.size() == 7);
+  for (const auto& stop : steps) {
+    DYNAMIC_SECTION("crash " << stop) {
+      TempDir tmp;
+      const std::string dir = tmp / "state";
+      std::string old_pub, new_pub;
+      {
+        auto s = State::open(dir, topology(), kNow);
+        old_pub = s->signing_public_key_pem();
+        s->rotate_signing_key("2026-12-03T09:00:00Z");  // a first rotation that completes
+        old_pub = s->signing_public_key_pem();
+        // A real crash: a child process kills itself with SIGKILL at the step (the lock is the
+        // parent's here, so the child runs the rotation on the parent's open State).
+        pid_t pid = ::fork();
+        REQUIRE(pid >= 0);
+        if (pid == 0) {
+          s->rotate_signing_key("2026-12-03T10:00:00Z", [&](const std::string& st) {
+            if (st == stop) ::kill(::getpid(), SIGKILL);
+          });
+          ::_exit(0);
+        }
+        int status = 0;
+        ::waitpid(pid, &status, 0);
+        REQUIRE(WIFSIGNALED(status));
+        // What the crashed run meant to install, if it committed.
+        std::string next = dir + "/keys/bundle-signing.pub.next";
+        new_pub = fs::exists(next) ? read_file(next) : read_file(dir + "/keys/bundle-signing.pub");
+      }
+      bool committed = stop.rfind("after-next-", 0) != 0;
+      auto s = State::open(dir, topology(), kNow);
+      CHECK(s->signing_public_key_pem() == (committed ? new_pub : old_pub));
+      CHECK(s->signing_rollover_serial() == (committed ? 2u : 1u));
+      CHECK(SigningKey(s->signing_key_pem()).public_pem() == s->signing_public_key_pem());
+      for (const char* f : {"keys/bundle-signing.key.next", "keys/bundle-signing.pub.next", "keys/rollover.json.next"})
+        CHECK_FALSE(fs::exists(dir + "/" + f));
+      // And it goes on from there.
+      s->rotate_signing_key("2026-12-03T11:00:00Z");
+      CHECK(s->signing_rollover_serial() == (committed ? 3u : 2u));
+    }
+  }
 }

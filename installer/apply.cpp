@@ -141,20 +141,20 @@ void restore_current_manifest(const Layout& layout, const std::string& dir) {
 
 namespace {
 
-// Makes `manifest_bytes` (and its signature) the current generation, pins `trust_pem` if nothing
-// is pinned yet, removes the journal and the staging dir, and keeps the two newest generations.
+// Makes `manifest_bytes` (and its signature) the current generation, then the staged pin record
+// (the first pin, or a rollover's re-pin; "" for none) the node's pin, removes the journal and the
+// staging dir, and keeps the two newest generations. The pin changes only here, in the commit
+// phase, which recovery always finishes: a crash before it keeps the old key with the old
+// generation, a crash after it is rolled forward to the new key with the new generation.
 void commit_generation(Run& r, const std::string& manifest_bytes, const std::string& signature,
-                       const std::string& trust_pem, uint64_t serial) {
+                       const std::string& pin, uint64_t serial) {
   ensure_dir(r.layout.current(), 0700);
   // The signature first: a manifest.json on the node always has its signature beside it.
   write_file_atomic(r.layout.current() + "/manifest.sig", signature, 0600);
   write_file_atomic(r.layout.current() + "/manifest.json", manifest_bytes, 0600);
   r.hooks.faults.reached("after-commit-current");
-  if (!trust_pem.empty() && inspect(r.layout.trust_key(), false).kind == LiveState::Kind::Absent) {
-    ensure_dir(parent_dir(r.layout.trust_key()), 0755);
-    write_file_atomic(r.layout.trust_key(), trust_pem, 0644);
-    r.say("pinned signing key " + r.layout.trust_key());
-  }
+  if (!pin.empty()) r.say("pinned signing key " + commit_pin(r.layout, pin) + " in " + r.layout.trust_pin());
+  r.hooks.faults.reached("after-commit-pin");
   remove_journal(r.layout);
   r.hooks.faults.reached("after-commit-journal");
   remove_tree(r.layout.staging(serial));
@@ -204,9 +204,9 @@ bool recover_if_needed(Run& r) {
   } else if (j->phase == "commit") {
     // Every file is in place and health passed: finish the commit.
     std::string staging = r.layout.staging(j->serial);
-    std::string trust = inspect(staging + "/trust.pub", false).kind == LiveState::Kind::File ? read_file(staging + "/trust.pub") : "";
+    std::string pin = staged_pin(r.layout, staging);
     record_created_dirs(r.layout, read_backups(dir));
-    commit_generation(r, read_file(staging + "/manifest.json"), read_file(staging + "/manifest.sig"), trust, j->serial);
+    commit_generation(r, read_file(staging + "/manifest.json"), read_file(staging + "/manifest.sig"), pin, j->serial);
     r.say("recovered: finished committing serial " + std::to_string(j->serial));
     r.report["recovered"] = "committed";
   } else {
@@ -227,8 +227,10 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
     Trust trust = resolve_trust(L, opt, bundle);
 
     // 2. The signed manifest, verified before a byte of it is believed.
-    BundleReader reader(bundle, trust.pem);
+    std::unique_ptr<BundleReader> verified = open_bundle(L, trust, bundle);
+    BundleReader& reader = *verified;
     const Manifest& m = reader.manifest();
+    const std::string pin = pin_to_stage(trust, reader);  // a first pin or a rollover; "" for none
     r.report["serial"] = m.serial;
     r.report["node"] = m.node_name;
     // 2b. The path policy (bundles/path_policy.h): a valid signature is not licence to write anywhere.
@@ -280,6 +282,7 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
       Transaction tx = make_transaction(L, m, installed ? &installed->manifest : nullptr);
       for (const auto& op : tx.ops) r.say("would " + std::string(op.kind == Op::Kind::Remove ? "remove " : "write  ") + op.path);
       for (const auto& u : tx.restart) r.say("would restart " + u);
+      if (!pin.empty()) r.say("would pin signing key sha256:" + reader.signer().fingerprint);
       r.say("dry run: serial " + serial_text(old_serial) + " -> " + std::to_string(m.serial) + ", " +
             std::to_string(tx.ops.size()) + " paths would change; nothing written");
       r.report["result"] = "dry-run";
@@ -298,7 +301,7 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
       ensure_dir(staging, 0700);
       write_file_atomic(staging + "/manifest.json", reader.manifest_bytes(), 0600);
       write_file_atomic(staging + "/manifest.sig", reader.signature(), 0600);
-      if (!trust.pinned) write_file_atomic(staging + "/trust.pub", trust.pem, 0644);
+      if (!pin.empty()) write_file_atomic(staging + "/trust.json", pin, 0644);
       AtomicFileSink sink(staging + "/files", staging_sink_options());
       reader.read_payload(sink);
       r.hooks.faults.reached("after-stage");
@@ -393,7 +396,7 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
     r.journal(j);
     r.hooks.faults.reached("before-commit");
     record_created_dirs(L, tx.before);
-    commit_generation(r, reader.manifest_bytes(), reader.signature(), trust.pinned ? "" : trust.pem, m.serial);
+    commit_generation(r, reader.manifest_bytes(), reader.signature(), pin, m.serial);
     r.say("applied serial " + std::to_string(m.serial) + " for node " + m.node_name);
     r.report["result"] = "applied";
     return ExitCode::Ok;

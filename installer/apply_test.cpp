@@ -5,6 +5,7 @@
 
 #include "installer/installer_test_util.h"
 #include "installer/transaction.h"
+#include "installer/trust.h"
 
 using namespace kb;
 using namespace kb::installer;
@@ -60,8 +61,8 @@ TEST_CASE("G1: no key, a wrong key, a missing signature are refused", "[apply]")
 TEST_CASE("G1: the key is pinned on the first apply and only the pinned key is accepted after", "[apply]") {
   Fixture f;
   REQUIRE(apply_bundle(options(f.root, f.key), f.b1).code == ExitCode::Ok);
-  CHECK(read_file(f.root + "/etc/kbundle/trust.pub") == kb::test::test_key().public_pem);
-  CHECK(mode_of(f.root + "/etc/kbundle/trust.pub") == 0644);
+  CHECK(read_pin(Layout(f.root))->pem == kb::test::test_key().public_pem);
+  CHECK(mode_of(f.root + "/etc/kbundle/trust.json") == 0644);
   // Later applies need no flag; a different --trust-key is refused even with a good bundle.
   auto other = trust_file(f.tmp, kb::test::other_key(), "other.pub");
   CHECK(apply_bundle(options(f.root, other), f.b2).code == ExitCode::BadBundle);
@@ -84,7 +85,7 @@ TEST_CASE("G1: --trust-fingerprint uses the bundle-signing.pub next to the bundl
   SECTION("matching pub file") {
     trust_file(f.tmp, kb::test::test_key(), "bundle-signing.pub");
     CHECK(apply_bundle(opt, f.b1).code == ExitCode::Ok);
-    CHECK(read_file(f.root + "/etc/kbundle/trust.pub") == kb::test::test_key().public_pem);
+    CHECK(read_pin(Layout(f.root))->pem == kb::test::test_key().public_pem);
   }
   SECTION("malformed fingerprint") {
     opt.trust_fingerprint = "abc";
@@ -260,6 +261,7 @@ TEST_CASE("dry run writes nothing; reset removes what kbundle installed and keep
   CHECK(after.count("/var/lib/etcd/member") == 1);
   CHECK(after.count("/var/lib/kubernetes/ca.key") == 0);
   CHECK(after.count("/etc/kbundle/trust.pub") == 0);
+  CHECK(after.count("/etc/kbundle/trust.json") == 0);
   CHECK(after.count("/var/lib/kbundle") == 0);
   o.purge = true;
   CHECK(run([](const Options& op, const Hooks& h, Io io) { return reset(op, h, io); }, o).code == ExitCode::Ok);

@@ -112,13 +112,19 @@ ExitCode verify(const Options& opt, const Hooks& hooks, Io io, const std::option
       return drift_check(r);
     }
     Trust trust = resolve_trust(r.layout, opt, *bundle);
-    Manifest m = verify_bundle(*bundle, trust.pem);
+    std::unique_ptr<BundleReader> reader = open_bundle(r.layout, trust, *bundle);
+    DiscardSink discard;
+    reader->read_payload(discard);
+    const Manifest& m = reader->manifest();
     check_path_policy(m, *bundle);
     r.report["serial"] = m.serial;
     r.report["node"] = m.node_name;
     r.report["entries"] = m.entries.size();
     r.say(*bundle + ": good: node " + m.node_name + ", serial " + std::to_string(m.serial) + ", " +
-          std::to_string(m.entries.size()) + " entries, signed by sha256:" + trust.fingerprint);
+          std::to_string(m.entries.size()) + " entries, signed by sha256:" + reader->signer().fingerprint +
+          (reader->signer().steps ? " (through " + std::to_string(reader->signer().steps) + " rollover statements from sha256:" +
+                                        trust.fingerprint + ")"
+                                  : std::string()));
     return ExitCode::Ok;
   });
 }
@@ -129,6 +135,14 @@ ExitCode status(const Options& opt, const Hooks& hooks, Io io) {
       r.report["interrupted"] = j->op + " of serial " + std::to_string(j->serial);
       r.say("interrupted " + j->op + " of serial " + std::to_string(j->serial) + " (phase " + j->phase +
             "): run kbundle-installer recover");
+    }
+    if (std::optional<Trust> pin = read_pin(r.layout)) {
+      r.report["pinned_key"] = pin->fingerprint;
+      r.report["rollover_serial"] = *pin->rollover_serial;
+      r.say("pinned signing key sha256:" + pin->fingerprint + ", rollover serial " + std::to_string(*pin->rollover_serial));
+    } else {
+      r.report["pinned_key"] = nullptr;
+      r.say("no pinned signing key");
     }
     auto inst = read_installed(r.layout);
     if (!inst) {
@@ -330,6 +344,7 @@ ExitCode reset(const Options& opt, const Hooks& hooks, Io io) {
     for (const auto& k : left) r.say("left " + k + " as it was (kbundle-installer did not create it)");
     if (!opt.dry_run) {
       remove_tree(r.layout.state());
+      if (::unlink(r.layout.trust_pin().c_str()) == 0) fsync_dir(parent_dir(r.layout.trust_pin()));
       if (::unlink(r.layout.trust_key().c_str()) == 0) fsync_dir(parent_dir(r.layout.trust_key()));
       ::rmdir(parent_dir(r.layout.trust_key()).c_str());
     }

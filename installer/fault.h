@@ -3,7 +3,8 @@
 // installer at each named point to prove that recovery works from there. Inert unless a test
 // sets it; production never does (README.md, "Test-only hooks").
 // Names: after-stage, after-journal-<n>, after-backup-<i>, after-file-<i>, after-daemon-reload,
-// after-restart-<i>, before-commit, after-commit-current, after-commit-journal, after-restore-<i>.
+// after-restart-<i>, before-commit, after-commit-current, after-commit-pin, after-commit-journal,
+// after-restore-<i>.
 
 #include <string>
 

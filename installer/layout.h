@@ -1,6 +1,9 @@
 #pragma once
 // Where the installer keeps things, under a root ("/" on a node):
-//   /etc/kbundle/trust.pub                  the pinned Ed25519 public key (0644)
+//   /etc/kbundle/trust.json                 the pin: the trusted Ed25519 public key, its fingerprint
+//                                           and its rollover serial, one file replaced atomically (0644)
+//   /etc/kbundle/trust.pub                  the pin as an older installer wrote it (key only, serial 0);
+//                                           read when trust.json is absent, removed when it is written
 //   /var/lib/kbundle/current/manifest.*     the installed generation (signed manifest)
 //   /var/lib/kbundle/journal.json           present only while an apply or rollback runs
 //   /var/lib/kbundle/staging-<serial>/      the verified payload of the bundle being applied
@@ -31,6 +34,7 @@ struct Layout {
     return generations() + "/" + (serial ? std::to_string(*serial) : std::string("none"));
   }
   std::string trust_key() const { return live("/etc/kbundle/trust.pub"); }
+  std::string trust_pin() const { return live("/etc/kbundle/trust.json"); }
 };
 
 }  // namespace kb::installer
