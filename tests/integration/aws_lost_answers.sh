@@ -30,9 +30,17 @@ T=$WORK/topology.yaml
 "$KBUNDLE" validate --topology "$WORK/base.yaml" >/dev/null || fail "the two-node topology does not validate"
 
 dropped() { curl -sS "$PROXY_URL/__dropped"; }
+# One describer for all cases (boto3 takes a second to start): a cluster name in, one JSON line out.
+mkfifo "$WORK/describe.in" "$WORK/describe.out"
+python3 "$KB_SOURCE_DIR/tests/integration/aws_describe.py" "$MOTO_URL" - <"$WORK/describe.in" >"$WORK/describe.out" &
+describer=$!
+exec 7>"$WORK/describe.in" 8<"$WORK/describe.out"
+cleanup "exec 7>&- 8<&-; kill $describer 2>/dev/null"
 # counts: one of everything, as moto reports it.
 counts() {
-  python3 "$KB_SOURCE_DIR/tests/integration/aws_describe.py" "$MOTO_URL" kthw >"$WORK/describe.json" || fail "describe"
+  echo kthw >&7
+  IFS= read -r -t 60 line <&8 || fail "the describer did not answer"
+  echo "$line" >"$WORK/describe.json"
   python3 - "$WORK/describe.json" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))
