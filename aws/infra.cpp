@@ -635,8 +635,9 @@ InfraChanges compute_changes(const ClusterSpec& s, const Inventory& inv) {
     if (!guarded)
       p.notes.push_back("load balancer " + load_balancer_name(s.cluster) + " is not in security group " +
                         security_group_name(s.cluster, kRoleApiLb) +
-                        " (made by an older kbundle): a group can only be given to a network load balancer when it is "
-                        "created, so delete the load balancer and run up again, then gen (its DNS name changes)");
+                        " (made by an older kbundle), so the API is closed through it: the control plane admits 6443 "
+                        "only from that group. A group can only be given to a network load balancer when it is "
+                        "created: delete the load balancer and run up again, then gen (its DNS name changes)");
   }
   if (!inv.listeners.count(s.api_port))
     add(Action::CreateListener, "listener", "TCP " + std::to_string(s.api_port) + " -> target group");
