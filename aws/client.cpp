@@ -68,7 +68,7 @@ Client::Client(AwsConfig config, HttpClient& http, RetryPolicy policy, Sleeper s
   }
 }
 
-XmlElement Client::call(Service s, const std::string& action, const Params& params) {
+XmlElement Client::call(Service s, const std::string& action, const Params& params, bool resend_unanswered) {
   const std::string what = std::string(s == Service::Ec2 ? "ec2 " : "elbv2 ") + action;
   HttpRequest req;
   req.url = config_.endpoint(s) + "/";
@@ -91,6 +91,9 @@ XmlElement Client::call(Service s, const std::string& action, const Params& para
         throw Error(what + ": " + e.what());
       }
     }
+    if (resp.status == 0 && !resend_unanswered)
+      throw LostAnswer(what + ": " + config_.endpoint(s) + ": no answer (" + resp.transport_error +
+                       "); it may have been carried out");
     if (resp.status != 0) std::tie(code, message) = parse_error(resp.body);
     bool again = policy_.retryable(resp.status, code) && attempt + 1 < policy_.max_attempts;
     if (!again) {

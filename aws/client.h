@@ -33,6 +33,13 @@ class AwsError : public Error {
   long status_;
 };
 
+// No HTTP answer to a call that is not safe to send twice (a create without a client token):
+// the request may have been carried out. The caller looks for what it made before sending again.
+class LostAnswer : public Error {
+ public:
+  using Error::Error;
+};
+
 struct RetryPolicy {
   int max_attempts = 8;
   std::chrono::milliseconds base{250};
@@ -59,7 +66,8 @@ class Client {
   Client(AwsConfig config, HttpClient& http, RetryPolicy policy = {}, Sleeper sleep = {}, Random random = {});
 
   // One call; the parsed response document. Throws AwsError, or kb::Error for transport problems.
-  XmlElement call(Service s, const std::string& action, const Params& params);
+  // With `resend_unanswered` false a transport failure is not retried: it throws LostAnswer.
+  XmlElement call(Service s, const std::string& action, const Params& params, bool resend_unanswered = true);
   // Every page of a paginated call, in order.
   std::vector<XmlElement> call_all(Service s, const std::string& action, const Params& params);
 

@@ -154,3 +154,16 @@ TEST_CASE("client: pagination follows nextToken and NextMarker", "[client]") {
   CHECK(ce.call_all(Service::Elb, "DescribeListeners", {}).size() == 2);
   CHECK(elb.seen[1].body.find("&Marker=m") != std::string::npos);
 }
+
+TEST_CASE("client: a create without a client token is not sent twice after a lost answer", "[client]") {
+  FakeHttp http;
+  http.script = {{0, "", "Empty reply from server"}, {200, "<CreateVpcResponse><vpc><vpcId>vpc-2</vpcId></vpc></CreateVpcResponse>", ""}};
+  Client c(test_config(), http, {}, [](std::chrono::milliseconds) {});
+  CHECK_THROWS_AS(c.call(Service::Ec2, "CreateVpc", {{"CidrBlock", "10.0.0.0/16"}}, false), LostAnswer);
+  CHECK(http.seen.size() == 1);  // the caller looks for what it made; nothing else was sent
+  // Other calls are retried after a transport failure as before.
+  http.script = {{0, "", "Empty reply from server"}, {200, "<DescribeVpcsResponse/>", ""}};
+  http.seen.clear();
+  c.call(Service::Ec2, "DescribeVpcs", {});
+  CHECK(http.seen.size() == 2);
+}

@@ -1,6 +1,7 @@
 #include "aws/infra.h"
 
 #include <algorithm>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -10,8 +11,6 @@ namespace kb::aws {
 
 namespace {
 
-constexpr const char* kRoleControlPlane = "control-plane";
-constexpr const char* kRoleWorker = "worker";
 constexpr int kApiServerPort = 6443;  // kube-apiserver's port on the nodes; the listener may differ
 constexpr auto kPoll = std::chrono::milliseconds(5000);
 
@@ -62,6 +61,14 @@ std::string short_name(const std::string& cluster, const std::string& suffix, si
   std::string head = cluster.substr(0, max - suffix.size() - 5);
   while (head.ends_with('-')) head.pop_back();
   return head + "-" + std::string(hash, 4) + suffix;
+}
+
+// A client token: 32 hex digits (AWS allows 64 ASCII characters).
+std::string random_token(std::mt19937_64& random) {
+  char token[33];
+  std::snprintf(token, sizeof token, "%016llx%016llx", static_cast<unsigned long long>(random()),
+                static_cast<unsigned long long>(random()));
+  return token;
 }
 
 const XmlElement* result_of(const XmlElement& doc, const std::string& action) {
@@ -133,6 +140,8 @@ std::vector<Instance> live_instances(Client& c, const std::string& cluster, bool
         i.public_ip = it->get("ipAddress");
         i.instance_type = it->get("instanceType");
         i.source_dest_check = it->get("sourceDestCheck") != "false";
+        i.launch_time = it->get("launchTime");
+        i.subnet_id = it->get("subnetId");
         auto tags = ec2_tags(*it);
         i.node = tags["kbundle:node"];
         out.push_back(i);
@@ -151,28 +160,114 @@ Rule parse_rule_common(const XmlElement& perm) {
   return r;
 }
 
+// Every rule of one direction ("ipPermissions" or "ipPermissionsEgress"), one Rule per source:
+// IPv4 and IPv6 ranges, prefix lists and groups (a group of the cluster by its role).
+std::vector<Rule> parse_rules(const XmlElement& group, const char* direction,
+                              const std::map<std::string, std::string>& role_of_id) {
+  std::vector<Rule> rules;
+  for (const XmlElement* perm : group.items(direction)) {
+    auto add = [&](std::string source, std::string description) {
+      Rule r = parse_rule_common(*perm);
+      r.source = std::move(source);
+      r.description = std::move(description);
+      rules.push_back(std::move(r));
+    };
+    for (const XmlElement* x : perm->items("ipRanges")) add(x->get("cidrIp"), x->get("description"));
+    for (const XmlElement* x : perm->items("ipv6Ranges")) add(x->get("cidrIpv6"), x->get("description"));
+    for (const XmlElement* x : perm->items("prefixListIds")) add("prefix-list:" + x->get("prefixListId"), x->get("description"));
+    for (const XmlElement* x : perm->items("groups")) {
+      auto it = role_of_id.find(x->get("groupId"));
+      add("group:" + (it == role_of_id.end() ? x->get("groupId") : it->second), x->get("description"));
+    }
+  }
+  return rules;
+}
+
+// IpPermissions.1.* for one rule; `group_id` turns a role into its group id.
+void add_permission(Params& p, const Rule& r, const std::function<std::string(const std::string&)>& group_id,
+                    bool with_description) {
+  p.emplace_back("IpPermissions.1.IpProtocol", r.protocol);
+  if (r.protocol != "-1") {
+    p.emplace_back("IpPermissions.1.FromPort", std::to_string(r.from_port));
+    p.emplace_back("IpPermissions.1.ToPort", std::to_string(r.to_port));
+  }
+  std::string prefix;
+  if (r.source.starts_with("group:")) {
+    std::string g = r.source.substr(6);
+    p.emplace_back("IpPermissions.1.Groups.1.GroupId", g.starts_with("sg-") ? g : group_id(g));
+    prefix = "IpPermissions.1.Groups.1.";
+  } else if (r.source.starts_with("prefix-list:")) {
+    p.emplace_back("IpPermissions.1.PrefixListIds.1.PrefixListId", r.source.substr(12));
+    prefix = "IpPermissions.1.PrefixListIds.1.";
+  } else if (r.source.find(':') != std::string::npos) {
+    p.emplace_back("IpPermissions.1.Ipv6Ranges.1.CidrIpv6", r.source);
+    prefix = "IpPermissions.1.Ipv6Ranges.1.";
+  } else {
+    p.emplace_back("IpPermissions.1.IpRanges.1.CidrIp", r.source);
+    prefix = "IpPermissions.1.IpRanges.1.";
+  }
+  if (with_description && !r.description.empty()) p.emplace_back(prefix + "Description", r.description);
+}
+
+bool has_rule(const std::vector<Rule>& rules, const Rule& r) {
+  return std::any_of(rules.begin(), rules.end(), [&](const Rule& have) { return have.same(r); });
+}
+
 }  // namespace
+
+bool admin_cidr_is_everyone(const std::string& cidr) { return cidr.ends_with("/0"); }
 
 std::string key_pair_name(const std::string& cluster) { return "kbundle-" + cluster; }
 std::string load_balancer_name(const std::string& cluster) { return short_name(cluster, "-api", 32); }
 std::string target_group_name(const std::string& cluster) { return short_name(cluster, "-apiservers", 32); }
 std::string security_group_name(const std::string& cluster, const std::string& role) { return cluster + "-" + role; }
 
+namespace {
+bool has_workers(const ClusterSpec& s) {
+  return std::any_of(s.nodes.begin(), s.nodes.end(), [](const NodeSpec& n) { return n.worker; });
+}
+}  // namespace
+
+// No rule admits the VPC or subnet CIDR: the load balancer's private addresses are in the subnet,
+// and whatever it forwards would then pass. Nodes admit each other by group instead.
 std::vector<Rule> desired_rules(const ClusterSpec& s, const std::string& role) {
-  const std::string cp = std::string("group:") + kRoleControlPlane;
+  const std::string cp = std::string("group:") + kRoleControlPlane, wk = std::string("group:") + kRoleWorker,
+                    lb = std::string("group:") + kRoleApiLb;
   std::vector<Rule> r;
+  if (role == kRoleApiLb) {
+    r.push_back({"tcp", s.api_port, s.api_port, s.admin_cidr, "Kubernetes API from the admin network"});
+    r.push_back({"tcp", s.api_port, s.api_port, cp, "Kubernetes API from the control-plane nodes"});
+    if (has_workers(s)) r.push_back({"tcp", s.api_port, s.api_port, wk, "Kubernetes API from the workers"});
+    return r;
+  }
   r.push_back({"tcp", 22, 22, s.admin_cidr, "SSH from the admin network"});
   if (role == kRoleControlPlane) {
     r.push_back({"tcp", kApiServerPort, kApiServerPort, s.admin_cidr, "Kubernetes API from the admin network"});
-    r.push_back({"tcp", kApiServerPort, kApiServerPort, s.subnet_cidr,
-                 "Kubernetes API from the load balancer (and its health checks)"});
-    r.push_back({"tcp", 2379, 2380, cp, "etcd between control-plane nodes"});
+    r.push_back({"tcp", kApiServerPort, kApiServerPort, lb, "Kubernetes API through the load balancer, and its health checks"});
   } else {
-    r.push_back({"tcp", 10250, 10250, cp, "kubelet API from the control plane"});
     r.push_back({"tcp", 30000, 32767, s.admin_cidr, "NodePort services from the admin network"});
   }
-  r.push_back({"-1", -1, -1, s.vpc_cidr, "all traffic inside the VPC"});
+  r.push_back({"-1", -1, -1, cp, "all traffic from the control-plane nodes"});
+  if (has_workers(s)) r.push_back({"-1", -1, -1, wk, "all traffic from the workers"});
   if (!s.pod_cidr.empty()) r.push_back({"-1", -1, -1, s.pod_cidr, "all traffic from pods"});
+  return r;
+}
+
+std::vector<Rule> desired_egress(const ClusterSpec&, const std::string& role) {
+  if (role == kRoleApiLb)
+    return {{"tcp", kApiServerPort, kApiServerPort, std::string("group:") + kRoleControlPlane,
+             "to the kube-apiservers: forwarded connections and health checks"}};
+  return {{"-1", -1, -1, "0.0.0.0/0", "anywhere: packages, images, the AWS APIs"}};
+}
+
+std::vector<Rule> node_address_rules(const ClusterSpec& s, const Inventory& inv) {
+  std::vector<Rule> r;
+  for (const NodeSpec& n : s.nodes) {
+    auto it = inv.instances.find(n.name);
+    if (it == inv.instances.end() || it->second.public_ip.empty()) continue;
+    r.push_back({"tcp", s.api_port, s.api_port, it->second.public_ip + "/32",
+                 "Kubernetes API from node " + n.name + " (its public IP)"});
+  }
   return r;
 }
 
@@ -180,17 +275,25 @@ Inventory discover(Client& c, const std::string& cluster) {
   Inventory inv;
   const Params tagged = cluster_filter(cluster);
 
-  // VPC: exactly one may carry the cluster's tag.
-  std::vector<const XmlElement*> vpcs;
+  // What is tagged for the cluster, gathered first: the VPC to adopt is the one with the most
+  // in it, so a lost answer to CreateVpc (two tagged VPCs) never stops every command.
+  std::vector<const XmlElement*> vpcs, subnets;
   auto vpc_pages = c.call_all(Service::Ec2, "DescribeVpcs", tagged);
   for (const XmlElement& page : vpc_pages)
     for (const XmlElement* v : page.items("vpcSet")) vpcs.push_back(v);
-  if (vpcs.size() > 1) {
-    std::string ids;
-    for (const XmlElement* v : vpcs) ids += (ids.empty() ? "" : ", ") + v->get("vpcId");
-    throw Error(std::to_string(vpcs.size()) + " VPCs are tagged for cluster '" + cluster + "' (" + ids +
-                ") (hint: `kbundle aws down --yes` deletes them all; or delete the extra one)");
-  }
+  auto subnet_pages = c.call_all(Service::Ec2, "DescribeSubnets", tagged);
+  for (const XmlElement& page : subnet_pages)
+    for (const XmlElement* sn : page.items("subnetSet")) subnets.push_back(sn);
+  std::vector<Instance> live = live_instances(c, cluster, false);
+  std::map<std::string, int> in_subnet;  // subnet id -> live instances in it
+  for (const Instance& i : live) ++in_subnet[i.subnet_id];
+  auto by_id = [](const XmlElement* a, const XmlElement* b, const char* key) { return a->get(key) < b->get(key); };
+  std::map<std::string, int> weight;  // vpc id -> tagged subnets + instances in them
+  for (const XmlElement* sn : subnets) weight[sn->get("vpcId")] += 1 + in_subnet[sn->get("subnetId")];
+  std::sort(vpcs.begin(), vpcs.end(), [&](const XmlElement* a, const XmlElement* b) {
+    int wa = weight[a->get("vpcId")], wb = weight[b->get("vpcId")];
+    return wa != wb ? wa > wb : by_id(a, b, "vpcId");
+  });
   if (!vpcs.empty()) {
     inv.vpc_id = vpcs[0]->get("vpcId");
     inv.vpc_cidr = vpcs[0]->get("cidrBlock");
@@ -198,48 +301,113 @@ Inventory discover(Client& c, const std::string& cluster) {
     inv.vpc_dns_hostnames = a.get("enableDnsHostnames/value") == "true";
   }
 
-  // Subnet, internet gateway, route table: tagged, in the cluster's VPC.
-  for (const XmlElement& page : c.call_all(Service::Ec2, "DescribeSubnets", tagged))
-    for (const XmlElement* s : page.items("subnetSet")) {
-      if (s->get("vpcId") != inv.vpc_id) continue;
-      if (!inv.subnet_id.empty()) {
-        inv.notes.push_back("extra subnet " + s->get("subnetId") + " is tagged for the cluster; ignored");
-        continue;
-      }
-      inv.subnet_id = s->get("subnetId");
-      inv.subnet_cidr = s->get("cidrBlock");
-      inv.subnet_public_ip = s->get("mapPublicIpOnLaunch") == "true";
+  // Subnet: of the tagged ones in the VPC, the one with the most instances (then the lowest id).
+  std::sort(subnets.begin(), subnets.end(), [&](const XmlElement* a, const XmlElement* b) {
+    int ia = in_subnet[a->get("subnetId")], ib = in_subnet[b->get("subnetId")];
+    return ia != ib ? ia > ib : by_id(a, b, "subnetId");
+  });
+  for (const XmlElement* sn : subnets) {
+    if (sn->get("vpcId") != inv.vpc_id) continue;
+    std::string id = sn->get("subnetId");
+    if (inv.subnet_id.empty()) {
+      inv.subnet_id = id;
+      inv.subnet_cidr = sn->get("cidrBlock");
+      inv.subnet_public_ip = sn->get("mapPublicIpOnLaunch") == "true";
+      continue;
     }
+    int n = in_subnet[id];
+    inv.duplicates.push_back({"subnet", id, n == 0,
+                              n == 0 ? "a second tagged subnet, empty; " + inv.subnet_id + " is adopted"
+                                     : "a second tagged subnet with " + std::to_string(n) + " instance(s); left alone",
+                              {}});
+  }
+
+  // Internet gateway: the tagged one attached to the VPC, else the lowest id; a detached extra is deleted.
+  std::vector<std::pair<std::string, std::string>> igws;  // id, attached VPC
   for (const XmlElement& page : c.call_all(Service::Ec2, "DescribeInternetGateways", tagged))
     for (const XmlElement* g : page.items("internetGatewaySet")) {
       std::string attached;
       for (const XmlElement* a : g->items("attachmentSet"))
         if (a->get("state") == "available" || a->get("state") == "attached") attached = a->get("vpcId");
-      if (!inv.igw_id.empty() && (attached.empty() || attached != inv.vpc_id)) {
-        inv.notes.push_back("extra internet gateway " + g->get("internetGatewayId") + " is tagged for the cluster");
-        continue;
-      }
-      if (!inv.igw_id.empty()) inv.notes.push_back("extra internet gateway " + inv.igw_id + " is tagged for the cluster");
-      inv.igw_id = g->get("internetGatewayId");
+      igws.emplace_back(g->get("internetGatewayId"), attached);
+    }
+  std::sort(igws.begin(), igws.end(), [&](const auto& a, const auto& b) {
+    bool ours_a = !inv.vpc_id.empty() && a.second == inv.vpc_id, ours_b = !inv.vpc_id.empty() && b.second == inv.vpc_id;
+    return ours_a != ours_b ? ours_a : a.first < b.first;
+  });
+  for (const auto& [id, attached] : igws) {
+    if (inv.igw_id.empty() && (attached.empty() || attached == inv.vpc_id)) {
+      inv.igw_id = id;
       inv.igw_vpc = attached;
+      continue;
     }
-  for (const XmlElement& page : c.call_all(Service::Ec2, "DescribeRouteTables", tagged))
-    for (const XmlElement* t : page.items("routeTableSet")) {
-      if (t->get("vpcId") != inv.vpc_id) continue;
-      if (!inv.route_table_id.empty()) {
-        inv.notes.push_back("extra route table " + t->get("routeTableId") + " is tagged for the cluster; ignored");
-        continue;
+    inv.duplicates.push_back({"internet gateway", id, attached.empty(),
+                              attached.empty() ? "a second tagged internet gateway, detached" +
+                                                     (inv.igw_id.empty() ? std::string() : "; " + inv.igw_id + " is adopted")
+                                               : "a tagged internet gateway attached to " + attached + "; left alone",
+                              {}});
+  }
+
+  // Route table: of the tagged ones in the VPC, the one associated with the subnet, else the one
+  // with the most routes, else the lowest id. The others are deleted (after their associations).
+  std::vector<const XmlElement*> tables;
+  auto rt_pages = c.call_all(Service::Ec2, "DescribeRouteTables", tagged);
+  for (const XmlElement& page : rt_pages)
+    for (const XmlElement* t : page.items("routeTableSet"))
+      if (!inv.vpc_id.empty() && t->get("vpcId") == inv.vpc_id) tables.push_back(t);
+  auto serves_subnet = [&](const XmlElement* t) {
+    for (const XmlElement* a : t->items("associationSet"))
+      if (!inv.subnet_id.empty() && a->get("subnetId") == inv.subnet_id) return true;
+    return false;
+  };
+  std::sort(tables.begin(), tables.end(), [&](const XmlElement* a, const XmlElement* b) {
+    bool sa = serves_subnet(a), sb = serves_subnet(b);
+    if (sa != sb) return sa;
+    size_t ra = a->items("routeSet").size(), rb = b->items("routeSet").size();
+    return ra != rb ? ra > rb : by_id(a, b, "routeTableId");
+  });
+  for (const XmlElement* t : tables) {
+    if (!inv.route_table_id.empty()) {
+      Duplicate d{"route table", t->get("routeTableId"), true,
+                  "a second tagged route table; " + inv.route_table_id + " is adopted", {}};
+      for (const XmlElement* a : t->items("associationSet")) {
+        if (a->get("main") == "true") d.deletable = false, d.why = "a tagged route table that is the VPC's main one; left alone";
+        else d.associations.push_back(a->get("routeTableAssociationId"));
       }
-      inv.route_table_id = t->get("routeTableId");
-      for (const XmlElement* a : t->items("associationSet"))
-        if (!a->get("subnetId").empty()) inv.route_table_subnets.push_back(a->get("subnetId"));
-      for (const XmlElement* r : t->items("routeSet")) {
-        std::string target = r->get("gatewayId");
-        if (target.empty()) target = r->get("instanceId");
-        if (target.empty()) target = r->get("networkInterfaceId");
-        if (!r->get("destinationCidrBlock").empty()) inv.routes[r->get("destinationCidrBlock")] = target;
-      }
+      inv.duplicates.push_back(std::move(d));
+      continue;
     }
+    inv.route_table_id = t->get("routeTableId");
+    for (const XmlElement* a : t->items("associationSet"))
+      if (!a->get("subnetId").empty()) inv.route_table_subnets.push_back(a->get("subnetId"));
+    for (const XmlElement* r : t->items("routeSet")) {
+      std::string target = r->get("gatewayId");
+      if (target.empty()) target = r->get("instanceId");
+      if (target.empty()) target = r->get("networkInterfaceId");
+      if (!r->get("destinationCidrBlock").empty()) inv.routes[r->get("destinationCidrBlock")] = target;
+    }
+  }
+
+  // Other tagged VPCs: deleted when nothing is in them (a lost CreateVpc answer's twin).
+  for (size_t i = 1; i < vpcs.size(); ++i) {
+    std::string id = vpcs[i]->get("vpcId");
+    std::vector<std::string> inside;
+    if (weight[id] > 0) inside.push_back("subnets");
+    for (const auto& [g, attached] : igws)
+      if (attached == id) inside.push_back("internet gateway " + g);
+    for (const XmlElement& page : rt_pages)
+      for (const XmlElement* t : page.items("routeTableSet"))
+        if (t->get("vpcId") == id) inside.push_back("route table " + t->get("routeTableId"));
+    for (const XmlElement& page : c.call_all(Service::Ec2, "DescribeSecurityGroups", {{"Filter.1.Name", "vpc-id"}, {"Filter.1.Value.1", id}}))
+      for (const XmlElement* g : page.items("securityGroupInfo"))
+        if (g->get("groupName") != "default") inside.push_back("security group " + g->get("groupId"));
+    std::string list;
+    for (const std::string& x : inside) list += (list.empty() ? "" : ", ") + x;
+    inv.duplicates.push_back({"vpc", id, inside.empty(),
+                              "a second VPC tagged for the cluster; " + inv.vpc_id + " is adopted" +
+                                  (inside.empty() ? ", this one is empty" : "; it holds " + list + ": left alone"),
+                              {}});
+  }
 
   // Security groups: by name in the cluster's VPC.
   if (!inv.vpc_id.empty()) {
@@ -248,32 +416,18 @@ Inventory discover(Client& c, const std::string& cluster) {
     std::map<std::string, std::string> role_of_id;
     for (const XmlElement& page : pages)
       for (const XmlElement* g : page.items("securityGroupInfo"))
-        for (const char* role : {kRoleControlPlane, kRoleWorker})
+        for (const char* role : {kRoleControlPlane, kRoleWorker, kRoleApiLb})
           if (g->get("groupName") == security_group_name(cluster, role)) {
             groups.push_back(g);
             role_of_id[g->get("groupId")] = role;
             inv.groups[role].id = g->get("groupId");
           }
     for (const XmlElement* g : groups) {
-      auto& rules = inv.groups[role_of_id[g->get("groupId")]].rules;
-      for (const XmlElement* perm : g->items("ipPermissions")) {
-        for (const XmlElement* range : perm->items("ipRanges")) {
-          Rule r = parse_rule_common(*perm);
-          r.source = range->get("cidrIp");
-          r.description = range->get("description");
-          rules.push_back(r);
-        }
-        for (const XmlElement* pair : perm->items("groups")) {
-          Rule r = parse_rule_common(*perm);
-          auto it = role_of_id.find(pair->get("groupId"));
-          r.source = "group:" + (it == role_of_id.end() ? pair->get("groupId") : it->second);
-          r.description = pair->get("description");
-          rules.push_back(r);
-        }
-      }
+      auto& group = inv.groups[role_of_id[g->get("groupId")]];
+      group.rules = parse_rules(*g, "ipPermissions", role_of_id);
+      group.egress = parse_rules(*g, "ipPermissionsEgress", role_of_id);
     }
   }
-
   // Key pair: by name.
   try {
     XmlElement k = c.call(Service::Ec2, "DescribeKeyPairs", {{"KeyName.1", key_pair_name(cluster)}});
@@ -282,10 +436,20 @@ Inventory discover(Client& c, const std::string& cluster) {
     if (!is_not_found(e)) throw;
   }
 
-  // Instances: live ones with the cluster's tag, one per node.
-  for (Instance& i : live_instances(c, cluster, false)) {
-    if (i.node.empty() || inv.instances.count(i.node)) inv.strays.push_back(i);
-    else inv.instances[i.node] = i;
+  // Instances: live ones with the cluster's tag, one per node: the oldest (then the lowest id);
+  // a later one for the same node is a duplicate that `up` terminates.
+  std::sort(live.begin(), live.end(), [](const Instance& a, const Instance& b) {
+    return a.launch_time != b.launch_time ? a.launch_time < b.launch_time : a.id < b.id;
+  });
+  for (Instance& i : live) {
+    if (i.node.empty()) {
+      inv.strays.push_back(i);
+    } else if (inv.instances.count(i.node)) {
+      inv.duplicates.push_back({"instance", i.id, true,
+                                "a second instance of node " + i.node + "; " + inv.instances[i.node].id + " is adopted", {}});
+    } else {
+      inv.instances[i.node] = i;
+    }
   }
 
   // Load balancer, its listeners, the target group and its targets: by name, checked by tag.
@@ -296,6 +460,7 @@ Inventory discover(Client& c, const std::string& cluster) {
     inv.lb_arn = lb_arn;
     inv.lb_dns = lb->get("DNSName");
     inv.lb_state = lb->get("State/Code");
+    for (const XmlElement* g : lb->items("SecurityGroups")) inv.lb_groups.push_back(g->text);
     for (const XmlElement& page : c.call_all(Service::Elb, "DescribeListeners", {{"LoadBalancerArn", lb_arn}}))
       if (const XmlElement* r = result_of(page, "DescribeListeners"))
         for (const XmlElement* l : r->items("Listeners")) inv.listeners[std::stoi(l->get("Port"))] = l->get("ListenerArn");
@@ -308,6 +473,10 @@ Inventory discover(Client& c, const std::string& cluster) {
     XmlElement h = c.call(Service::Elb, "DescribeTargetHealth", {{"TargetGroupArn", tg_arn}});
     if (const XmlElement* r = result_of(h, "DescribeTargetHealth"))
       for (const XmlElement* d : r->items("TargetHealthDescriptions")) inv.targets[d->get("Target/Id")] = d->get("TargetHealth/State");
+    XmlElement attrs = c.call(Service::Elb, "DescribeTargetGroupAttributes", {{"TargetGroupArn", tg_arn}});
+    if (const XmlElement* r = result_of(attrs, "DescribeTargetGroupAttributes"))
+      for (const XmlElement* a : r->items("Attributes"))
+        if (a->get("Key") == "preserve_client_ip.enabled") inv.tg_preserve_client_ip = a->get("Value");
   }
   return inv;
 }
@@ -323,7 +492,7 @@ std::string describe(const InfraChange& c) {
     case Action::CreateRouteTable: return "create " + c.resource;
     case Action::AssociateRouteTable: return "associate " + c.resource + " with the subnet";
     case Action::CreateDefaultRoute: return "add route 0.0.0.0/0 -> internet gateway to " + c.resource;
-    case Action::CreateSecurityGroup: return "create " + c.resource;
+    case Action::CreateSecurityGroup: return "create " + c.resource + (c.detail.empty() ? "" : " " + c.detail);
     case Action::AuthorizeIngress: return "allow " + c.detail + " in " + c.resource;
     case Action::ImportKeyPair: return "import " + c.resource + " " + c.detail;
     case Action::CreateTargetGroup: return "create " + c.resource + " " + c.detail;
@@ -335,24 +504,33 @@ std::string describe(const InfraChange& c) {
     case Action::DeregisterTarget: return "deregister target " + c.key + " from " + c.resource;
     case Action::CreatePodRoute: return "add route " + c.detail + " to " + c.resource;
     case Action::ReplacePodRoute: return "replace route " + c.detail + " in " + c.resource;
+    case Action::RevokeIngress: return "revoke " + c.detail + " in " + c.resource;
+    case Action::AuthorizeEgress: return "allow egress " + c.detail + " in " + c.resource;
+    case Action::RevokeEgress: return "revoke egress " + c.detail + " in " + c.resource;
+    case Action::SetTargetGroupAttributes: return "set " + c.detail + " on " + c.resource;
+    case Action::AuthorizeNodeAddresses: return "allow " + c.detail + " in " + c.resource;
+    case Action::DeleteDuplicate: return "delete duplicate " + c.resource + " (" + c.detail + ")";
   }
   return "?";
 }
 
 namespace {
 
-std::string rule_text(const Rule& r) {
+std::string rule_text(const Rule& r, bool egress = false) {
   std::string ports = r.protocol == "-1" ? "all traffic"
                       : r.from_port == r.to_port
                           ? "tcp " + std::to_string(r.from_port)
                           : "tcp " + std::to_string(r.from_port) + "-" + std::to_string(r.to_port);
+  if (r.protocol != "-1" && r.protocol != "tcp") ports = r.protocol + " " + std::to_string(r.from_port) + "-" + std::to_string(r.to_port);
   std::string source = r.source.starts_with("group:") ? "the " + r.source.substr(6) + " group" : r.source;
-  return ports + " from " + source + " (" + r.description + ")";
+  return ports + (egress ? " to " : " from ") + source + (r.description.empty() ? "" : " (" + r.description + ")");
 }
 
+// Roles of the groups the cluster needs; the load balancer's last, as its rules name the others.
 std::vector<std::string> roles_needed(const ClusterSpec& s) {
   std::vector<std::string> roles = {kRoleControlPlane};
-  if (std::any_of(s.nodes.begin(), s.nodes.end(), [](const NodeSpec& n) { return n.worker; })) roles.push_back(kRoleWorker);
+  if (has_workers(s)) roles.push_back(kRoleWorker);
+  roles.push_back(kRoleApiLb);
   return roles;
 }
 
@@ -400,28 +578,67 @@ InfraChanges compute_changes(const ClusterSpec& s, const Inventory& inv) {
   if (default_route == inv.routes.end() || inv.igw_id.empty() || default_route->second != inv.igw_id)
     add(Action::CreateDefaultRoute, rt);
 
-  // Security groups and their rules.
+  // Security groups: each kbundle-owned group gets exactly its desired rules, in and out; what
+  // else is there (an old adminCIDR, a rule added by hand) is revoked, after the new ones are in.
+  bool nodes_pending = false;  // a node's public IP is not known yet: its rule comes after launch
+  for (const NodeSpec& n : s.nodes) {
+    auto it = inv.instances.find(n.name);
+    if (it == inv.instances.end() || (it->second.public_ip.empty() && it->second.state == "pending")) nodes_pending = true;
+  }
+  for (const std::string& role : roles_needed(s))  // all groups first: rules name each other
+    if (!inv.groups.count(role))
+      add(Action::CreateSecurityGroup, "security group " + security_group_name(s.cluster, role),
+          role == kRoleApiLb ? "(for the load balancer)" : "", role);
   for (const std::string& role : roles_needed(s)) {
     auto g = inv.groups.find(role);
     std::string name = "security group " + security_group_name(s.cluster, role);
-    if (g == inv.groups.end()) add(Action::CreateSecurityGroup, name, "", role);
-    for (const Rule& r : desired_rules(s, role)) {
-      bool present = g != inv.groups.end() && std::any_of(g->second.rules.begin(), g->second.rules.end(),
-                                                          [&](const Rule& have) { return have.same(r); });
-      if (present) continue;
-      InfraChange c{Action::AuthorizeIngress, name, rule_text(r), role, r};
-      p.changes.push_back(std::move(c));
-    }
+    bool exists = g != inv.groups.end();
+    std::vector<Rule> want = desired_rules(s, role);
+    if (role == kRoleApiLb)
+      for (const Rule& r : node_address_rules(s, inv)) want.push_back(r);
+    const std::vector<Rule> none;
+    // A new group comes with AWS's default egress rule (all traffic to 0.0.0.0/0).
+    const std::vector<Rule> default_egress = {{"-1", -1, -1, "0.0.0.0/0", ""}};
+    const std::vector<Rule>& have_in = exists ? g->second.rules : none;
+    const std::vector<Rule>& have_out = exists ? g->second.egress : default_egress;
+    std::vector<Rule> want_out = desired_egress(s, role);
+    for (const Rule& r : want)
+      if (!has_rule(have_in, r)) p.changes.push_back({Action::AuthorizeIngress, name, rule_text(r), role, r});
+    for (const Rule& r : want_out)
+      if (!has_rule(have_out, r)) p.changes.push_back({Action::AuthorizeEgress, name, rule_text(r, true), role, r});
+    for (const Rule& r : have_in)
+      if (!has_rule(want, r)) p.changes.push_back({Action::RevokeIngress, name, rule_text(r), role, r});
+    for (const Rule& r : have_out)
+      if (!has_rule(want_out, r)) p.changes.push_back({Action::RevokeEgress, name, rule_text(r, true), role, r});
+    if (role == kRoleApiLb && nodes_pending)
+      add(Action::AuthorizeNodeAddresses, name,
+          "tcp " + std::to_string(s.api_port) + " from each new node's public IP, once it runs", role);
   }
 
   // SSH key pair.
   if (!inv.key_pair) add(Action::ImportKeyPair, "key pair " + key_pair_name(s.cluster), "");
 
   // The API load balancer: target group, NLB, listener.
+  std::string tg_name = "target group " + target_group_name(s.cluster);
   if (inv.tg_arn.empty())
-    add(Action::CreateTargetGroup, "target group " + target_group_name(s.cluster), "(TCP 6443, targets by IP, HTTPS /readyz health checks)");
-  if (inv.lb_arn.empty())
-    add(Action::CreateLoadBalancer, "load balancer " + load_balancer_name(s.cluster), "(network, internet-facing)");
+    add(Action::CreateTargetGroup, tg_name, "(TCP 6443, targets by IP, HTTPS /readyz health checks)");
+  // Traffic reaches the targets from the load balancer's own addresses, so the control-plane
+  // group's "from the load balancer's group" rule is what admits it; said, not left to a default.
+  if (inv.tg_preserve_client_ip != "false") add(Action::SetTargetGroupAttributes, tg_name, "preserve_client_ip.enabled=false");
+  if (inv.lb_arn.empty()) {
+    add(Action::CreateLoadBalancer, "load balancer " + load_balancer_name(s.cluster),
+        "(network, internet-facing, in security group " + security_group_name(s.cluster, kRoleApiLb) + ")");
+  } else {
+    auto lb_group = inv.groups.find(kRoleApiLb);
+    bool guarded = lb_group != inv.groups.end() &&
+                   std::find(inv.lb_groups.begin(), inv.lb_groups.end(), lb_group->second.id) != inv.lb_groups.end();
+    if (!guarded)
+      p.notes.push_back("load balancer " + load_balancer_name(s.cluster) + " is not in security group " +
+                        security_group_name(s.cluster, kRoleApiLb) +
+                        " (made by an older kbundle), so the API is closed through it: the control plane admits 6443 "
+                        "only from that group. A group can only be given to a network load balancer when it is "
+                        "created: delete the load balancer and run up again, then gen (its DNS name changes)");
+  }
   if (!inv.listeners.count(s.api_port))
     add(Action::CreateListener, "listener", "TCP " + std::to_string(s.api_port) + " -> target group");
   for (const auto& [port, arn] : inv.listeners)
@@ -476,6 +693,14 @@ InfraChanges compute_changes(const ClusterSpec& s, const Inventory& inv) {
     if (target.starts_with("i-") && !pod_cidrs.count(dest))
       p.notes.push_back("route " + dest + " -> " + target + " is no worker's pod CIDR; left alone");
   for (const std::string& n : inv.notes) p.notes.push_back(n);
+
+  // Duplicates discovery did not adopt: deleted first, before anything is attached to them.
+  std::vector<InfraChange> first;
+  for (const Duplicate& d : inv.duplicates) {
+    if (d.deletable) first.push_back({Action::DeleteDuplicate, d.kind + " " + d.id, d.why, d.id, {}});
+    else p.notes.push_back(d.kind + " " + d.id + ": " + d.why);
+  }
+  p.changes.insert(p.changes.begin(), first.begin(), first.end());
   return p;
 }
 
@@ -511,6 +736,36 @@ void apply(Client& c, const ClusterSpec& s, const InfraChanges& pending, const s
     if (it == inv.instances.end()) throw Error("internal: no instance for node " + node);
     return it->second;
   };
+  auto group_id = [&](const std::string& role) { return need(inv.groups[role].id, "security group"); };
+
+  // A create call is sent once. When its answer is lost it may have been carried out: what it
+  // made carries the cluster's tags (or a derived name), so look it up and adopt it; only when
+  // nothing is there is the call sent again. `adopt` copies the thing from a fresh discovery.
+  auto create = [&](Service sv, const std::string& action, const Params& p,
+                    const std::function<bool(const Inventory&)>& adopt) -> std::optional<XmlElement> {
+    try {
+      return c.call(sv, action, p, false);
+    } catch (const LostAnswer& e) {
+      progress(std::string(e.what()) + "; looking it up by the cluster's tags");
+      if (adopt(discover(c, k))) {
+        progress("adopted what " + action + " made before its answer was lost");
+        return std::nullopt;
+      }
+      progress("nothing was made; sending " + action + " again");
+      return c.call(sv, action, p);
+    }
+  };
+  // A call that changes something in place, retried after a lost answer: the error that says
+  // it is done already counts as success.
+  auto change = [&](Service sv, const std::string& action, const Params& p, std::initializer_list<const char*> done) {
+    try {
+      c.call(sv, action, p);
+    } catch (const AwsError& e) {
+      if (std::none_of(done.begin(), done.end(), [&](const char* code) { return e.code() == code; })) throw;
+    }
+  };
+  std::string root_device, root_snapshot, root_size;  // the image's root volume, looked up once
+  bool node_addresses = false;
 
   for (const InfraChange& ch : pending.changes) {
     progress(describe(ch));
@@ -518,8 +773,11 @@ void apply(Client& c, const ClusterSpec& s, const InfraChanges& pending, const s
       case Action::CreateVpc: {
         Params p = {{"CidrBlock", s.vpc_cidr}};
         add_tag_spec(p, 1, "vpc", tags_for(k, k));
-        XmlElement r = c.call(Service::Ec2, "CreateVpc", p);
-        inv.vpc_id = r.get("vpc/vpcId");
+        auto r = create(Service::Ec2, "CreateVpc", p, [&](const Inventory& now) {
+          inv.vpc_id = now.vpc_id;
+          return !now.vpc_id.empty();
+        });
+        if (r) inv.vpc_id = r->get("vpc/vpcId");
         inv.vpc_cidr = s.vpc_cidr;
         break;
       }
@@ -531,8 +789,11 @@ void apply(Client& c, const ClusterSpec& s, const InfraChanges& pending, const s
         Params p = {{"VpcId", need(inv.vpc_id, "VPC")}, {"CidrBlock", s.subnet_cidr}};
         if (!s.availability_zone.empty()) p.emplace_back("AvailabilityZone", s.availability_zone);
         add_tag_spec(p, 1, "subnet", tags_for(k, k));
-        XmlElement r = c.call(Service::Ec2, "CreateSubnet", p);
-        inv.subnet_id = r.get("subnet/subnetId");
+        auto r = create(Service::Ec2, "CreateSubnet", p, [&](const Inventory& now) {
+          inv.subnet_id = now.subnet_id;
+          return !now.subnet_id.empty();
+        });
+        if (r) inv.subnet_id = r->get("subnet/subnetId");
         inv.subnet_cidr = s.subnet_cidr;
         break;
       }
@@ -543,27 +804,39 @@ void apply(Client& c, const ClusterSpec& s, const InfraChanges& pending, const s
       case Action::CreateInternetGateway: {
         Params p;
         add_tag_spec(p, 1, "internet-gateway", tags_for(k, k));
-        inv.igw_id = c.call(Service::Ec2, "CreateInternetGateway", p).get("internetGateway/internetGatewayId");
+        auto r = create(Service::Ec2, "CreateInternetGateway", p, [&](const Inventory& now) {
+          inv.igw_id = now.igw_id;
+          return !now.igw_id.empty();
+        });
+        if (r) inv.igw_id = r->get("internetGateway/internetGatewayId");
         break;
       }
       case Action::AttachInternetGateway:
-        c.call(Service::Ec2, "AttachInternetGateway", {{"InternetGatewayId", need(inv.igw_id, "internet gateway")}, {"VpcId", need(inv.vpc_id, "VPC")}});
+        change(Service::Ec2, "AttachInternetGateway",
+               {{"InternetGatewayId", need(inv.igw_id, "internet gateway")}, {"VpcId", need(inv.vpc_id, "VPC")}},
+               {"Resource.AlreadyAssociated"});
         inv.igw_vpc = inv.vpc_id;
         break;
       case Action::CreateRouteTable: {
-        Params p = {{"VpcId", need(inv.vpc_id, "VPC")}};
+        Params p = {{"VpcId", need(inv.vpc_id, "VPC")}, {"ClientToken", "kbundle-" + random_token(random)}};
         add_tag_spec(p, 1, "route-table", tags_for(k, k));
-        inv.route_table_id = c.call(Service::Ec2, "CreateRouteTable", p).get("routeTable/routeTableId");
+        auto r = create(Service::Ec2, "CreateRouteTable", p, [&](const Inventory& now) {
+          inv.route_table_id = now.route_table_id;
+          return !now.route_table_id.empty();
+        });
+        if (r) inv.route_table_id = r->get("routeTable/routeTableId");
         break;
       }
       case Action::AssociateRouteTable:
-        c.call(Service::Ec2, "AssociateRouteTable", {{"RouteTableId", need(inv.route_table_id, "route table")}, {"SubnetId", need(inv.subnet_id, "subnet")}});
+        change(Service::Ec2, "AssociateRouteTable",
+               {{"RouteTableId", need(inv.route_table_id, "route table")}, {"SubnetId", need(inv.subnet_id, "subnet")}},
+               {"Resource.AlreadyAssociated"});
         inv.route_table_subnets.push_back(inv.subnet_id);
         break;
       case Action::CreateDefaultRoute: {
         Params p = {{"RouteTableId", need(inv.route_table_id, "route table")}, {"DestinationCidrBlock", "0.0.0.0/0"},
                     {"GatewayId", need(inv.igw_id, "internet gateway")}};
-        c.call(Service::Ec2, inv.routes.count("0.0.0.0/0") ? "ReplaceRoute" : "CreateRoute", p);
+        change(Service::Ec2, inv.routes.count("0.0.0.0/0") ? "ReplaceRoute" : "CreateRoute", p, {"RouteAlreadyExists"});
         inv.routes["0.0.0.0/0"] = inv.igw_id;
         break;
       }
@@ -572,35 +845,64 @@ void apply(Client& c, const ClusterSpec& s, const InfraChanges& pending, const s
                     {"GroupDescription", "kbundle cluster " + k + ": " + ch.key + " nodes"},
                     {"VpcId", need(inv.vpc_id, "VPC")}};
         add_tag_spec(p, 1, "security-group", tags_for(k, security_group_name(k, ch.key)));
-        inv.groups[ch.key].id = c.call(Service::Ec2, "CreateSecurityGroup", p).get("groupId");
+        auto r = create(Service::Ec2, "CreateSecurityGroup", p, [&](const Inventory& now) {
+          auto g = now.groups.find(ch.key);
+          if (g != now.groups.end()) inv.groups[ch.key].id = g->second.id;
+          return g != now.groups.end();
+        });
+        if (r) inv.groups[ch.key].id = r->get("groupId");
         break;
       }
-      case Action::AuthorizeIngress: {
-        const Rule& r = ch.rule;
-        Params p = {{"GroupId", need(inv.groups[ch.key].id, "security group")}, {"IpPermissions.1.IpProtocol", r.protocol}};
-        if (r.protocol != "-1") {
-          p.emplace_back("IpPermissions.1.FromPort", std::to_string(r.from_port));
-          p.emplace_back("IpPermissions.1.ToPort", std::to_string(r.to_port));
+      case Action::AuthorizeIngress:
+      case Action::AuthorizeEgress:
+      case Action::RevokeIngress:
+      case Action::RevokeEgress: {
+        bool grant = ch.action == Action::AuthorizeIngress || ch.action == Action::AuthorizeEgress;
+        bool out = ch.action == Action::AuthorizeEgress || ch.action == Action::RevokeEgress;
+        Params p = {{"GroupId", group_id(ch.key)}};
+        add_permission(p, ch.rule, group_id, grant);
+        change(Service::Ec2,
+               std::string(grant ? "Authorize" : "Revoke") + "SecurityGroup" + (out ? "Egress" : "Ingress"), p,
+               {grant ? "InvalidPermission.Duplicate" : "InvalidPermission.NotFound"});
+        auto& rules = out ? inv.groups[ch.key].egress : inv.groups[ch.key].rules;
+        if (grant) rules.push_back(ch.rule);
+        else std::erase_if(rules, [&](const Rule& have) { return have.same(ch.rule); });
+        break;
+      }
+      case Action::AuthorizeNodeAddresses:
+        node_addresses = true;  // after the instances run, below
+        break;
+      case Action::SetTargetGroupAttributes:
+        c.call(Service::Elb, "ModifyTargetGroupAttributes",
+               {{"TargetGroupArn", need(inv.tg_arn, "target group")},
+                {"Attributes.member.1.Key", "preserve_client_ip.enabled"},
+                {"Attributes.member.1.Value", "false"}});
+        inv.tg_preserve_client_ip = "false";
+        break;
+      case Action::DeleteDuplicate: {
+        const Duplicate* d = nullptr;
+        for (const Duplicate& candidate : inv.duplicates)
+          if (candidate.id == ch.key) d = &candidate;
+        if (!d) throw Error("internal: no duplicate " + ch.key);
+        if (d->kind == "vpc") {
+          change(Service::Ec2, "DeleteVpc", {{"VpcId", d->id}}, {"InvalidVpcID.NotFound"});
+        } else if (d->kind == "subnet") {
+          change(Service::Ec2, "DeleteSubnet", {{"SubnetId", d->id}}, {"InvalidSubnetID.NotFound"});
+        } else if (d->kind == "internet gateway") {
+          change(Service::Ec2, "DeleteInternetGateway", {{"InternetGatewayId", d->id}}, {"InvalidInternetGatewayID.NotFound"});
+        } else if (d->kind == "route table") {
+          for (const std::string& a : d->associations)
+            change(Service::Ec2, "DisassociateRouteTable", {{"AssociationId", a}}, {"InvalidAssociationID.NotFound"});
+          change(Service::Ec2, "DeleteRouteTable", {{"RouteTableId", d->id}}, {"InvalidRouteTableID.NotFound"});
+        } else if (d->kind == "instance") {
+          c.call(Service::Ec2, "TerminateInstances", {{"InstanceId.1", d->id}});
         }
-        if (r.source.starts_with("group:")) {
-          p.emplace_back("IpPermissions.1.Groups.1.GroupId", need(inv.groups[r.source.substr(6)].id, "security group"));
-          p.emplace_back("IpPermissions.1.Groups.1.Description", r.description);
-        } else {
-          p.emplace_back("IpPermissions.1.IpRanges.1.CidrIp", r.source);
-          p.emplace_back("IpPermissions.1.IpRanges.1.Description", r.description);
-        }
-        try {
-          c.call(Service::Ec2, "AuthorizeSecurityGroupIngress", p);
-        } catch (const AwsError& e) {
-          if (e.code() != "InvalidPermission.Duplicate") throw;
-        }
-        inv.groups[ch.key].rules.push_back(r);
         break;
       }
       case Action::ImportKeyPair: {
         Params p = {{"KeyName", key_pair_name(k)}, {"PublicKeyMaterial", base64_encode(s.ssh_public_key)}};
         add_tag_spec(p, 1, "key-pair", tags_for(k, key_pair_name(k)));
-        c.call(Service::Ec2, "ImportKeyPair", p);
+        create(Service::Ec2, "ImportKeyPair", p, [&](const Inventory& now) { return now.key_pair; });
         inv.key_pair = true;
         break;
       }
@@ -612,20 +914,31 @@ void apply(Client& c, const ClusterSpec& s, const InfraChanges& pending, const s
                     {"HealthCheckIntervalSeconds", "10"},     {"HealthyThresholdCount", "2"},
                     {"UnhealthyThresholdCount", "2"}};
         add_elb_tags(p, tags_for(k, target_group_name(k)));
-        XmlElement r = c.call(Service::Elb, "CreateTargetGroup", p);
-        auto tgs = result_of(r, "CreateTargetGroup") ? result_of(r, "CreateTargetGroup")->items("TargetGroups")
-                                                     : std::vector<const XmlElement*>{};
+        auto r = create(Service::Elb, "CreateTargetGroup", p, [&](const Inventory& now) {
+          inv.tg_arn = now.tg_arn;
+          return !now.tg_arn.empty();
+        });
+        if (!r) break;
+        auto tgs = result_of(*r, "CreateTargetGroup") ? result_of(*r, "CreateTargetGroup")->items("TargetGroups")
+                                                      : std::vector<const XmlElement*>{};
         if (tgs.empty()) throw Error("elbv2 CreateTargetGroup: the response names no target group");
         inv.tg_arn = tgs[0]->get("TargetGroupArn");
         break;
       }
       case Action::CreateLoadBalancer: {
+        // The security group is given now or never: a network load balancer created without one
+        // cannot get one later.
         Params p = {{"Name", load_balancer_name(k)}, {"Type", "network"}, {"Scheme", "internet-facing"},
-                    {"Subnets.member.1", need(inv.subnet_id, "subnet")}};
+                    {"Subnets.member.1", need(inv.subnet_id, "subnet")}, {"SecurityGroups.member.1", group_id(kRoleApiLb)}};
         add_elb_tags(p, tags_for(k, load_balancer_name(k)));
-        XmlElement r = c.call(Service::Elb, "CreateLoadBalancer", p);
-        auto lbs = result_of(r, "CreateLoadBalancer") ? result_of(r, "CreateLoadBalancer")->items("LoadBalancers")
-                                                      : std::vector<const XmlElement*>{};
+        auto r = create(Service::Elb, "CreateLoadBalancer", p, [&](const Inventory& now) {
+          inv.lb_arn = now.lb_arn, inv.lb_dns = now.lb_dns, inv.lb_state = now.lb_state, inv.lb_groups = now.lb_groups;
+          return !now.lb_arn.empty();
+        });
+        if (!r) break;
+        inv.lb_groups = {group_id(kRoleApiLb)};
+        auto lbs = result_of(*r, "CreateLoadBalancer") ? result_of(*r, "CreateLoadBalancer")->items("LoadBalancers")
+                                                       : std::vector<const XmlElement*>{};
         if (lbs.empty()) throw Error("elbv2 CreateLoadBalancer: the response names no load balancer");
         inv.lb_arn = lbs[0]->get("LoadBalancerArn");
         inv.lb_dns = lbs[0]->get("DNSName");
@@ -633,13 +946,19 @@ void apply(Client& c, const ClusterSpec& s, const InfraChanges& pending, const s
         break;
       }
       case Action::CreateListener: {
-        XmlElement r = c.call(Service::Elb, "CreateListener",
-                              {{"LoadBalancerArn", need(inv.lb_arn, "load balancer")},
-                               {"Protocol", "TCP"},
-                               {"Port", std::to_string(s.api_port)},
-                               {"DefaultActions.member.1.Type", "forward"},
-                               {"DefaultActions.member.1.TargetGroupArn", need(inv.tg_arn, "target group")}});
-        const XmlElement* res = result_of(r, "CreateListener");
+        auto r = create(Service::Elb, "CreateListener",
+                        {{"LoadBalancerArn", need(inv.lb_arn, "load balancer")},
+                         {"Protocol", "TCP"},
+                         {"Port", std::to_string(s.api_port)},
+                         {"DefaultActions.member.1.Type", "forward"},
+                         {"DefaultActions.member.1.TargetGroupArn", need(inv.tg_arn, "target group")}},
+                        [&](const Inventory& now) {
+                          auto l = now.listeners.find(s.api_port);
+                          if (l != now.listeners.end()) inv.listeners[s.api_port] = l->second;
+                          return l != now.listeners.end();
+                        });
+        if (!r) break;
+        const XmlElement* res = result_of(*r, "CreateListener");
         auto ls = res ? res->items("Listeners") : std::vector<const XmlElement*>{};
         inv.listeners[s.api_port] = ls.empty() ? std::string("?") : ls[0]->get("ListenerArn");
         break;
@@ -649,20 +968,43 @@ void apply(Client& c, const ClusterSpec& s, const InfraChanges& pending, const s
         for (const NodeSpec& candidate : s.nodes)
           if (candidate.name == ch.key) n = &candidate;
         if (!n) throw Error("internal: no node " + ch.key);
-        char token[33];
-        std::snprintf(token, sizeof token, "%016llx%016llx", static_cast<unsigned long long>(random()),
-                      static_cast<unsigned long long>(random()));
+        if (root_device.empty()) {
+          XmlElement img = c.call(Service::Ec2, "DescribeImages", {{"ImageId.1", need(image_id, "image")}});
+          auto images = img.items("imagesSet");
+          root_device = images.empty() ? "" : images[0]->get("rootDeviceName");
+          if (root_device.empty()) throw Error("ec2 DescribeImages: image " + image_id + " names no root device");
+          for (const XmlElement* b : images[0]->items("blockDeviceMapping"))
+            if (b->get("deviceName") == root_device) {
+              root_snapshot = b->get("ebs/snapshotId");
+              root_size = b->get("ebs/volumeSize");
+            }
+        }
+        // IMDSv2 only (a token, so a forwarded request cannot read credentials); hop limit 1 keeps
+        // the token from pods in their own network namespaces. The root volume is encrypted.
         Params p = {{"ImageId", need(image_id, "image")}, {"InstanceType", n->instance_type}, {"MinCount", "1"},
                     {"MaxCount", "1"},  {"KeyName", key_pair_name(k)},      {"SubnetId", need(inv.subnet_id, "subnet")},
-                    {"PrivateIpAddress", n->private_ip}, {"ClientToken", token}};
+                    {"PrivateIpAddress", n->private_ip}, {"ClientToken", random_token(random)},
+                    {"MetadataOptions.HttpTokens", "required"}, {"MetadataOptions.HttpPutResponseHopLimit", "1"},
+                    {"MetadataOptions.HttpEndpoint", "enabled"},
+                    {"BlockDeviceMapping.1.DeviceName", root_device}, {"BlockDeviceMapping.1.Ebs.Encrypted", "true"},
+                    {"BlockDeviceMapping.1.Ebs.DeleteOnTermination", "true"},
+                    {"BlockDeviceMapping.1.Ebs.VolumeType", "gp3"}};
+        // The image's own snapshot and size, said again: a mapping that changes only Encrypted.
+        if (!root_snapshot.empty()) p.emplace_back("BlockDeviceMapping.1.Ebs.SnapshotId", root_snapshot);
+        if (!root_size.empty()) p.emplace_back("BlockDeviceMapping.1.Ebs.VolumeSize", root_size);
         int g = 1;
         if (n->control_plane) p.emplace_back("SecurityGroupId." + std::to_string(g++), need(inv.groups[kRoleControlPlane].id, "security group"));
         if (n->worker) p.emplace_back("SecurityGroupId." + std::to_string(g++), need(inv.groups[kRoleWorker].id, "security group"));
         if (!n->user_data.empty()) p.emplace_back("UserData", base64_encode(n->user_data));
         add_tag_spec(p, 1, "instance", tags_for(k, k + "-" + n->name, n->name));
         add_tag_spec(p, 2, "volume", tags_for(k, k + "-" + n->name, n->name));
-        XmlElement r = c.call(Service::Ec2, "RunInstances", p);
-        auto items = r.items("instancesSet");
+        auto r = create(Service::Ec2, "RunInstances", p, [&](const Inventory& now) {
+          auto it = now.instances.find(n->name);
+          if (it != now.instances.end()) inv.instances[n->name] = it->second;
+          return it != now.instances.end();
+        });
+        if (!r) break;
+        auto items = r->items("instancesSet");
         if (items.empty()) throw Error("ec2 RunInstances: the response names no instance");
         Instance i;
         i.id = items[0]->get("instanceId");
@@ -684,7 +1026,7 @@ void apply(Client& c, const ClusterSpec& s, const InfraChanges& pending, const s
       case Action::RegisterTarget:
       case Action::DeregisterTarget: {
         bool reg = ch.action == Action::RegisterTarget;
-        c.call(Service::Elb, reg ? "RegisterTargets" : "DeregisterTargets",
+        c.call(Service::Elb, reg ? "RegisterTargets" : "DeregisterTargets",  // both idempotent
                {{"TargetGroupArn", need(inv.tg_arn, "target group")},
                 {"Targets.member.1.Id", ch.key},
                 {"Targets.member.1.Port", std::to_string(kApiServerPort)}});
@@ -699,10 +1041,11 @@ void apply(Client& c, const ClusterSpec& s, const InfraChanges& pending, const s
           if (candidate.name == ch.key) n = &candidate;
         if (!n) throw Error("internal: no node " + ch.key);
         Instance& i = instance_of(ch.key);
-        c.call(Service::Ec2, ch.action == Action::CreatePodRoute ? "CreateRoute" : "ReplaceRoute",
+        change(Service::Ec2, ch.action == Action::CreatePodRoute ? "CreateRoute" : "ReplaceRoute",
                {{"RouteTableId", need(inv.route_table_id, "route table")},
                 {"DestinationCidrBlock", n->pod_cidr},
-                {"InstanceId", i.id}});
+                {"InstanceId", i.id}},
+               {"RouteAlreadyExists"});
         inv.routes[n->pod_cidr] = i.id;
         break;
       }
@@ -733,6 +1076,18 @@ void apply(Client& c, const ClusterSpec& s, const InfraChanges& pending, const s
     progress("waiting for " + std::to_string(waiting.size()) + " instance(s) to run: " + waiting.front() + "...");
     wait(kPoll);
   }
+
+  // The load balancer's group admits each node's public IP, now that every node has one.
+  if (node_addresses)
+    for (const Rule& r : node_address_rules(s, inv)) {
+      auto& rules = inv.groups[kRoleApiLb].rules;
+      if (has_rule(rules, r)) continue;
+      progress("allow " + rule_text(r) + " in security group " + security_group_name(k, kRoleApiLb));
+      Params p = {{"GroupId", group_id(kRoleApiLb)}};
+      add_permission(p, r, group_id, true);
+      change(Service::Ec2, "AuthorizeSecurityGroupIngress", p, {"InvalidPermission.Duplicate"});
+      rules.push_back(r);
+    }
 }
 
 namespace {
@@ -868,14 +1223,18 @@ int destroy(Client& c, const std::string& cluster, const Progress& progress, con
         std::string id = g->get("groupId");
         if (g->get("groupName") == "default" || !seen.insert(id).second) continue;
         groups.emplace_back(id, g->get("groupName"));
-        for (const XmlElement* perm : g->items("ipPermissions"))
-          for (const XmlElement* pair : perm->items("groups")) {
-            Params p = {{"GroupId", id}, {"IpPermissions.1.IpProtocol", perm->get("ipProtocol")},
-                        {"IpPermissions.1.Groups.1.GroupId", pair->get("groupId")}};
-            if (!perm->get("fromPort").empty()) p.emplace_back("IpPermissions.1.FromPort", perm->get("fromPort"));
-            if (!perm->get("toPort").empty()) p.emplace_back("IpPermissions.1.ToPort", perm->get("toPort"));
-            delete_with_retry("a rule of " + id, [&] { c.call(Service::Ec2, "RevokeSecurityGroupIngress", p); }, wait, deadline);
-          }
+        // Rules naming another group (either way) would keep that group from being deleted.
+        for (const char* direction : {"Ingress", "Egress"})
+          for (const XmlElement* perm : g->items(direction == std::string("Ingress") ? "ipPermissions" : "ipPermissionsEgress"))
+            for (const XmlElement* pair : perm->items("groups")) {
+              Params p = {{"GroupId", id}, {"IpPermissions.1.IpProtocol", perm->get("ipProtocol")},
+                          {"IpPermissions.1.Groups.1.GroupId", pair->get("groupId")}};
+              if (!perm->get("fromPort").empty()) p.emplace_back("IpPermissions.1.FromPort", perm->get("fromPort"));
+              if (!perm->get("toPort").empty()) p.emplace_back("IpPermissions.1.ToPort", perm->get("toPort"));
+              delete_with_retry("a rule of " + id, [&] {
+                c.call(Service::Ec2, std::string("RevokeSecurityGroup") + direction, p);
+              }, wait, deadline);
+            }
       }
   };
   for (const std::string& vpc : vpcs) collect_groups({{"Filter.1.Name", "vpc-id"}, {"Filter.1.Value.1", vpc}});
@@ -912,13 +1271,15 @@ nlohmann::json to_json(const Inventory& inv) {
                         ? json(nullptr)
                         : json{{"id", inv.route_table_id}, {"subnets", inv.route_table_subnets}, {"routes", routes}};
   json groups = json::object();
-  for (const auto& [role, g] : inv.groups) {
-    json rules = json::array();
-    for (const Rule& r : g.rules)
-      rules.push_back({{"protocol", r.protocol}, {"fromPort", r.from_port}, {"toPort", r.to_port}, {"source", r.source},
-                       {"description", r.description}});
-    groups[role] = {{"id", g.id}, {"rules", rules}};
-  }
+  auto rules_json = [](const std::vector<Rule>& rules) {
+    json out = json::array();
+    for (const Rule& r : rules)
+      out.push_back({{"protocol", r.protocol}, {"fromPort", r.from_port}, {"toPort", r.to_port}, {"source", r.source},
+                     {"description", r.description}});
+    return out;
+  };
+  for (const auto& [role, g] : inv.groups)
+    groups[role] = {{"id", g.id}, {"rules", rules_json(g.rules)}, {"egress", rules_json(g.egress)}};
   j["securityGroups"] = groups;
   j["keyPair"] = inv.key_pair;
   json listeners = json::array();
@@ -927,8 +1288,15 @@ nlohmann::json to_json(const Inventory& inv) {
   for (const auto& [ip, state] : inv.targets) targets.push_back({{"ip", ip}, {"state", state}});
   j["loadBalancer"] = inv.lb_arn.empty()
                           ? json(nullptr)
-                          : json{{"arn", inv.lb_arn}, {"dnsName", inv.lb_dns}, {"state", inv.lb_state}, {"listeners", listeners}};
-  j["targetGroup"] = inv.tg_arn.empty() ? json(nullptr) : json{{"arn", inv.tg_arn}, {"targets", targets}};
+                          : json{{"arn", inv.lb_arn}, {"dnsName", inv.lb_dns}, {"state", inv.lb_state},
+                                 {"listeners", listeners}, {"securityGroups", inv.lb_groups}};
+  j["targetGroup"] = inv.tg_arn.empty() ? json(nullptr)
+                                        : json{{"arn", inv.tg_arn}, {"targets", targets},
+                                               {"preserveClientIp", opt(inv.tg_preserve_client_ip)}};
+  json duplicates = json::array();
+  for (const Duplicate& d : inv.duplicates)
+    duplicates.push_back({{"kind", d.kind}, {"id", d.id}, {"deletable", d.deletable}, {"why", d.why}});
+  j["duplicates"] = duplicates;
   auto inst = [&](const Instance& i) {
     return json{{"node", opt(i.node)},         {"id", i.id},
                 {"state", i.state},            {"privateIP", opt(i.private_ip)},

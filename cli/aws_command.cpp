@@ -179,7 +179,12 @@ std::string change_mark(aws::Action a) {
     case aws::Action::AttachInternetGateway:
     case aws::Action::AssociateRouteTable:
       return "~ ";
-    case aws::Action::DeregisterTarget: return "- ";
+    case aws::Action::SetTargetGroupAttributes: return "~ ";
+    case aws::Action::DeregisterTarget:
+    case aws::Action::RevokeIngress:
+    case aws::Action::RevokeEgress:
+    case aws::Action::DeleteDuplicate:
+      return "- ";
     default: return "+ ";
   }
 }
@@ -194,7 +199,7 @@ void print_inventory(const aws::Inventory& inv, const aws::ClusterSpec& s, std::
   line("internet gateway", inv.igw_id.empty() ? "" : inv.igw_id + (inv.igw_vpc.empty() ? " detached" : " attached"));
   line("route table", inv.route_table_id);
   for (const auto& [dest, target] : inv.routes) line("  route " + dest, target);
-  for (const char* role : {"control-plane", "worker"}) {
+  for (const char* role : {aws::kRoleControlPlane, aws::kRoleWorker, aws::kRoleApiLb}) {
     auto g = inv.groups.find(role);
     line(std::string("security group ") + role,
          g == inv.groups.end() ? "" : g->second.id + " (" + std::to_string(g->second.rules.size()) + " rules)");
@@ -215,6 +220,7 @@ void print_inventory(const aws::Inventory& inv, const aws::ClusterSpec& s, std::
                                    (n.worker ? (i.source_dest_check ? " src/dst-check on" : " src/dst-check off") : ""));
   }
   for (const aws::Instance& i : inv.strays) line("stray instance", i.id + " " + i.state + " " + i.node);
+  for (const aws::Duplicate& d : inv.duplicates) line("duplicate " + d.kind, d.id + ": " + d.why);
 }
 
 }  // namespace
@@ -240,6 +246,10 @@ int run_aws(const AwsOptions& o, std::ostream& out, std::ostream& err) {
   if (!(o.command == "status" && o.json))
     out << "kbundle aws " << o.command << ": cluster " << cluster << " in " << config.region << " ("
         << config.ec2_endpoint << ", credentials from " << config.credentials.source << ")\n";
+  if (o.command != "down" && aws::admin_cidr_is_everyone(spec.admin_cidr))
+    err << "kbundle: warning: " << o.topology_path << ": aws.adminCIDR " << spec.admin_cidr
+        << " opens SSH, the Kubernetes API and NodePorts to the whole internet (hint: your network's CIDR, "
+           "e.g. 203.0.113.0/24)\n";
 
   if (o.command == "down") {
     int n = aws::destroy(client, cluster, progress, wait, std::chrono::seconds(o.timeout_seconds));

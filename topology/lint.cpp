@@ -64,6 +64,18 @@ std::vector<LintFinding> lint_topology(const Topology& topology, const std::stri
     // Benchmark order: 1.2.28 comes after the admission plugins.
     out.push_back(std::move(f));
   }
+  // Not a CIS check (check_id empty): the nodes' and the API's exposure on AWS (docs/aws.md).
+  if (topology.aws && topology.aws->admin_cidr.ends_with("/0")) {
+    LintFinding f;
+    f.setting = "aws.adminCIDR " + topology.aws->admin_cidr;
+    f.why = "opens SSH, the Kubernetes API and NodePorts to the whole internet; give your own network's CIDR";
+    try {
+      YAML::Node v = YAML::Load(yaml_text)["aws"]["adminCIDR"];
+      if (v && !v.Mark().is_null()) f.line = v.Mark().line + 1, f.column = v.Mark().column + 1;
+    } catch (const YAML::Exception&) {  // a place is only a nicety
+    }
+    out.push_back(std::move(f));
+  }
   return out;
 }
 

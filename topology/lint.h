@@ -11,7 +11,7 @@
 namespace kb {
 
 struct LintFinding {
-  std::string check_id;  // the benchmark's number, e.g. "1.2.11"
+  std::string check_id;  // the benchmark's number, e.g. "1.2.11"; empty for a finding that is no CIS check
   std::string title;     // the benchmark's recommendation
   bool scored = false;   // Automated (scored) or Manual
   std::string setting;   // the topology key and value that turns it off, e.g. "cluster.hardening.alwaysPullImages: false"

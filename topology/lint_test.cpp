@@ -47,3 +47,20 @@ TEST_CASE("lint: each setting that turns a check off is reported at its key", "[
     CHECK(!x.why.empty());
   }
 }
+
+TEST_CASE("lint: an adminCIDR that is the whole internet is a warning at its key", "[lint]") {
+  auto with_admin = [](const std::string& cidr) {
+    const std::string text = "cluster:\n  name: kthw\n  apiEndpoint: {host: api.example.com}\n" + kNodes +
+                             "aws:\n  region: eu-west-1\n  image: {id: ami-0123456789abcdef0}\n"
+                             "  sshPublicKeyFile: id.pub\n  adminCIDR: " + cidr + "\n";
+    auto r = kb::parse_topology(text, "t.yaml");
+    REQUIRE(r.ok());
+    return kb::lint_topology(*r.topology, text);
+  };
+  CHECK(with_admin("203.0.113.0/24").empty());
+  const auto f = with_admin("0.0.0.0/0");
+  REQUIRE(f.size() == 1);
+  CHECK(f[0].check_id.empty());  // no CIS check: not counted as one
+  CHECK(f[0].setting == "aws.adminCIDR 0.0.0.0/0");
+  CHECK(f[0].line == 12);
+}

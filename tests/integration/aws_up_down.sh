@@ -9,7 +9,7 @@ T=$WORK/topology.yaml
 make_topology "$T"
 
 "$KBUNDLE" aws up --topology "$T" >"$WORK/up.log" 2>&1 || { cat "$WORK/up.log" >&2; fail "aws up failed"; }
-grep -q "^made 41 change(s)" "$WORK/up.log" || { cat "$WORK/up.log" >&2; fail "aws up: expected 41 changes"; }
+grep -q "^made 49 change(s)" "$WORK/up.log" || { cat "$WORK/up.log" >&2; fail "aws up: expected 49 changes"; }
 
 # The topology now names the load balancer and every node's public IP; comments are kept.
 j=$(status_json "$T")
@@ -65,8 +65,8 @@ if command -v aws >/dev/null 2>&1; then
   [ "$tg" = "ip	TCP	6443	HTTPS	/readyz" ] || fail "aws cli: target group is '$tg'"
   cp=$(a ec2 describe-security-groups --filters "Name=vpc-id,Values=$vpc" "Name=group-name,Values=kthw-control-plane" \
     --query 'SecurityGroups[0].GroupId')
-  [ "$(a ec2 describe-security-groups --group-ids "$cp" --query "SecurityGroups[0].IpPermissions[?FromPort==\`2379\`].UserIdGroupPairs[0].GroupId | [0]")" = "$cp" ] ||
-    fail "aws cli: etcd rule is not between control-plane nodes"
+  [ "$(a ec2 describe-security-groups --group-ids "$cp" --query "SecurityGroups[0].IpPermissions[?IpProtocol=='-1'].UserIdGroupPairs[].GroupId | contains(@, '$cp')")" = True ] ||
+    fail "aws cli: control-plane nodes do not admit each other (etcd)"
   [ "$(a ec2 describe-key-pairs --key-names kbundle-kthw --query 'length(KeyPairs)')" = 1 ] || fail "aws cli: no key pair"
 fi
 
