@@ -22,8 +22,21 @@ for f in "${cases[@]}"; do
     grep -F -- "$expect" "$WORK/v.err" | grep >/dev/null -e "$(basename "$f"):$line:" || fail "$(basename "$f"): not reported at line $line: $(cat "$WORK/v.err")"
   fi
   [ ! -e "$WORK/state" ] && [ ! -e "$WORK/out" ] || fail "$(basename "$f"): gen wrote something"
+  # Text from the file is escaped: no control character reaches the terminal raw.
+  ! LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]' "$WORK/v.err" "$WORK/g.err" || fail "$(basename "$f"): a control character was printed raw: $(cat -v "$WORK/v.err")"
   n=$((n + 1))
 done
+# Size limit (docs/topology.md, "Input limits"): a huge sparse file is refused from its size, a
+# device after 4 MiB + 1 bytes, both at once.
+truncate -s 40G "$WORK/huge.yaml"
+for f in "$WORK/huge.yaml" /dev/zero; do
+  set +e
+  timeout 10 "$KBUNDLE" validate --topology "$f" 2> "$WORK/v.err"; rc=$?
+  set -e
+  [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "$f: validate exited $rc"
+  grep -q "over the limit of 4 MiB" "$WORK/v.err" || fail "$f: no size message: $(cat "$WORK/v.err")"
+done
+rm -f "$WORK/huge.yaml"
 # An existing output survives a bad topology untouched.
 gen_example
 snap() { (cd "$WORK/out" && find . -type f -exec sha256sum {} + | sort); }
