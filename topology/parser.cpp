@@ -424,6 +424,16 @@ class Parser {
       auto key = [](const Diagnostic& d) { return std::pair(d.line == 0 ? INT32_MAX : d.line, d.column); };
       return key(a) < key(b);
     });
+    if (diags_.size() > kMaxDiagnostics) {
+      size_t more = diags_.size() - (kMaxDiagnostics - 1);
+      diags_.resize(kMaxDiagnostics - 1);
+      Diagnostic d;
+      d.file = file_;
+      d.message = std::to_string(more) + " more problems not shown";
+      d.hint = "fix the ones above and run again";
+      d.severity = errors_ > 0 ? Diagnostic::Severity::Error : Diagnostic::Severity::Warning;
+      diags_.push_back(std::move(d));
+    }
     TopologyResult r;
     r.diagnostics = std::move(diags_);
     if (errors_ == 0) r.topology = std::move(topo_);
@@ -751,6 +761,13 @@ class Parser {
     if (!nf->value.IsSequence()) {
       error(nf->value_loc, std::string("nodes must be a list, not ") + describe(nf->value),
             "start each node with '- name: ...' under 'nodes:'");
+      return;
+    }
+    if (nf->value.size() > kMaxNodes) {
+      error(nf->key_loc,
+            "nodes lists " + std::to_string(nf->value.size()) + " nodes, more than the " +
+                std::to_string(kMaxNodes) + " a Kubernetes cluster supports",
+            "split the machines into several clusters (docs/topology.md, \"Input limits\")");
       return;
     }
     topo_.nodes.reserve(nf->value.size());

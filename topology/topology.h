@@ -111,6 +111,11 @@ struct TopologyResult {
 // Topology files larger than this are refused before parsing (docs/topology.md, "Input limits");
 // a 5,000-node topology is under 1 MiB.
 inline constexpr size_t kMaxTopologyBytes = size_t{4} << 20;
+// Kubernetes supports clusters of at most 5,000 nodes ("Considerations for large clusters"). The
+// bound also keeps YAML aliases ("nodes: [*a, *a, ...]") from multiplying the work per byte.
+inline constexpr size_t kMaxNodes = 5000;
+// At most this many diagnostics are kept; the last one says how many more there were.
+inline constexpr size_t kMaxDiagnostics = 1000;
 
 // Parses and validates. Every problem is reported at once; nothing is thrown for bad input.
 TopologyResult parse_topology(const std::string& yaml_text, const std::string& file_name);

@@ -667,3 +667,22 @@ TEST_CASE("alias bombs and deep nesting stay cheap and are refused", "[topology]
   CHECK_FALSE(deep_block.ok());
   CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
 }
+
+TEST_CASE("aliases cannot multiply nodes or messages past the bounds", "[topology][hostile]") {
+  // 4 bytes per node through an alias: bounded by the node limit, not by the file size.
+  std::string many = "x: &a {name: w, role: worker, privateIP: 10.0.0.1}\n" + kMinimalCluster + "nodes: [";
+  for (int i = 0; i < 200000; ++i) many += i ? ", *a" : "*a";
+  many += "]\n";
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = parse_topology(many, "alias.yaml");
+  CHECK(find_error(r, "nodes lists 200000 nodes, more than the 5000 a Kubernetes cluster supports"));
+  CHECK(r.diagnostics.size() <= kb::kMaxDiagnostics);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+
+  // Thousands of problems: the first ones and a count of the rest.
+  std::string dup = kMinimalCluster + "nodes:\n";
+  for (int i = 0; i < 3000; ++i) dup += "  - {name: w, role: worker, privateIP: 10.0.0.1}\n";
+  auto d = parse_topology(dup, "dup.yaml");
+  REQUIRE(d.diagnostics.size() == kb::kMaxDiagnostics);
+  CHECK(d.diagnostics.back().message.ends_with("more problems not shown"));
+}
