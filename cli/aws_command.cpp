@@ -14,6 +14,7 @@
 #include "base/atomic_file.h"
 #include "base/error.h"
 #include "base/exit_code.h"
+#include "base/text_escape.h"
 #include "cli/commands.h"
 #include "topology/text_edit.h"
 #include "topology/topology.h"
@@ -108,11 +109,11 @@ std::optional<Topology> load(const AwsOptions& o, std::ostream& err) {
   TopologyResult r = load_topology(o.topology_path);
   for (const auto& d : r.diagnostics) err << d.format() << "\n";
   if (!r.ok()) {
-    err << "kbundle: error: " << o.topology_path << ": invalid topology; nothing was done\n";
+    err << "kbundle: error: " << escape_text(o.topology_path) << ": invalid topology; nothing was done\n";
     return std::nullopt;
   }
   if (!r.topology->aws) {
-    err << "kbundle: error: " << o.topology_path
+    err << "kbundle: error: " << escape_text(o.topology_path)
         << ": no aws section (hint: add one as in docs/aws.md: region, adminCIDR, image, sshPublicKeyFile)\n";
     return std::nullopt;
   }

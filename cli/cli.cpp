@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "base/error.h"
+#include "base/text_escape.h"
 #include "cli/commands.h"
 #include "generator/gen.h"
 #include "publish/publish.h"
@@ -92,10 +93,11 @@ int run_cli(int argc, char** argv) {
     if (*publish_cmd) return run_publish(publish, std::cout, std::cerr);
     if (*rotate_cmd) return run_rotate(rotate, gen.now, std::cout, std::cerr);
   } catch (const Error& e) {
-    std::cerr << "kbundle: error: " << e.what() << "\n";
+    // Messages quote paths, names and remote answers: never let a control character through.
+    std::cerr << "kbundle: error: " << escape_text(e.what()) << "\n";
     return kExitFailure;
   } catch (const std::exception& e) {
-    std::cerr << "kbundle: error: " << e.what() << "\n";
+    std::cerr << "kbundle: error: " << escape_text(e.what()) << "\n";
     return kExitFailure;
   }
   return kExitUsage;

@@ -3,6 +3,7 @@
 
 #include "base/exit_code.h"
 #include "base/file_io.h"
+#include "base/text_escape.h"
 #include "cli/commands.h"
 #include "topology/lint.h"
 
@@ -24,7 +25,7 @@ int run_lint(const std::string& topology_path, bool json, std::ostream& out, std
   }
   size_t cis = 0;
   for (const auto& f : findings) {
-    out << topology_path;
+    out << escape_text(topology_path);
     if (f.line > 0) out << ":" << f.line << ":" << f.column;
     if (f.check_id.empty()) {  // not a benchmark check
       out << ": warning: " << f.setting << " " << f.why << "\n";
@@ -34,7 +35,7 @@ int run_lint(const std::string& topology_path, bool json, std::ostream& out, std
     out << ": warning: CIS " << f.check_id << " (" << (f.scored ? "Automated" : "Manual") << ") \"" << f.title
         << "\" is turned off by " << f.setting << " (hint: " << f.why << ")\n";
   }
-  out << topology_path << ": " << cis << (cis == 1 ? " CIS check" : " CIS checks")
+  out << escape_text(topology_path) << ": " << cis << (cis == 1 ? " CIS check" : " CIS checks")
       << " turned off by this topology; docs/cis.md lists every check, and the few kbundle never meets, with "
          "the reasons\n";
   return kExitOk;

@@ -11,6 +11,7 @@
 #include <ostream>
 
 #include "base/error.h"
+#include "base/text_escape.h"
 #include "bundles/signing.h"
 #include "binaries/binary_cache.h"
 #include "generator/bundle_output.h"
@@ -43,7 +44,7 @@ std::optional<Topology> load_and_report(const std::string& path, std::ostream& e
   if (!r.ok()) {
     size_t errors = 0;
     for (const auto& d : r.diagnostics) errors += d.severity == Diagnostic::Severity::Error;
-    err << "kbundle: error: " << path << ": " << errors << " problem" << (errors == 1 ? "" : "s")
+    err << "kbundle: error: " << escape_text(path) << ": " << errors << " problem" << (errors == 1 ? "" : "s")
         << " found; nothing was written\n";
   }
   return std::move(r.topology);
@@ -96,9 +97,9 @@ int run_validate(const std::string& topology_path, bool json, std::ostream& out,
   auto t = load_and_report(topology_path, err, json ? &j : nullptr);
   if (json) {
     j["valid"] = t.has_value();
-    out << j.dump(2) << "\n";
+    out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";  // a file name need not be UTF-8
   } else if (t) {
-    out << topology_path << ": valid: cluster " << t->cluster.name << ", " << t->control_planes().size()
+    out << escape_text(topology_path) << ": valid: cluster " << t->cluster.name << ", " << t->control_planes().size()
         << " control-plane and " << t->workers().size() << " worker nodes\n";
   }
   return t ? kExitOk : kExitInvalidInput;

@@ -24,6 +24,7 @@ inline constexpr const char* kServiceAccountPub = "/var/lib/kubernetes/service-a
 inline constexpr const char* kEncryptionConfig = "/var/lib/kubernetes/encryption-config.yaml";
 inline constexpr const char* kAuditPolicy = "/var/lib/kubernetes/audit-policy.yaml";
 inline constexpr const char* kAdmissionControlConfig = "/var/lib/kubernetes/admission-control.yaml";
+inline constexpr const char* kAuthenticationConfig = "/var/lib/kubernetes/authentication-config.yaml";
 inline constexpr const char* kControllerManagerKubeconfig = "/var/lib/kubernetes/kube-controller-manager.kubeconfig";
 inline constexpr const char* kSchedulerKubeconfig = "/var/lib/kubernetes/kube-scheduler.kubeconfig";
 inline constexpr const char* kAdminKubeconfig = "/var/lib/kubernetes/admin.kubeconfig";

@@ -107,6 +107,7 @@ MustacheData template_data(const Topology& topology, const Node& node) {
   set("encryption_config", paths::kEncryptionConfig);
   set("audit_policy", paths::kAuditPolicy);
   set("admission_control_config", paths::kAdmissionControlConfig);
+  set("authentication_config", paths::kAuthenticationConfig);
   set("admission_plugins", join(admission_plugins(topology.cluster.hardening), ","));
   set("audit_log", paths::kAuditLog);
   set("controller_manager_kubeconfig", paths::kControllerManagerKubeconfig);
@@ -158,6 +159,7 @@ std::vector<Output> control_plane_outputs() {
       {"kube-scheduler.yaml.mustache", paths::kSchedulerConfig, FileClass::Config},
       {"audit-policy.yaml.mustache", paths::kAuditPolicy, FileClass::Config},
       {"admission-control.yaml.mustache", paths::kAdmissionControlConfig, FileClass::Config},
+      {"authentication-config.yaml.mustache", paths::kAuthenticationConfig, FileClass::Config},
   };
 }
 

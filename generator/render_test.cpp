@@ -73,7 +73,7 @@ const std::set<std::string> kControlPlaneFiles = {
     unit_path("kbundle-recover.service"),  unit_path("etcd.service"),           unit_path("kube-apiserver.service"),
     unit_path("kube-controller-manager.service"), unit_path("kube-scheduler.service"),
     kb::paths::kSchedulerConfig,         kb::paths::kAuditPolicy,
-    kb::paths::kAdmissionControlConfig,
+    kb::paths::kAdmissionControlConfig,  kb::paths::kAuthenticationConfig,
 };
 const std::set<std::string> kWorkerFiles = {
     unit_path("kbundle-recover.service"), unit_path("containerd.service"), unit_path("kubelet.service"),   unit_path("kube-proxy.service"),
@@ -151,7 +151,7 @@ const std::map<std::string, std::set<std::string>>& allowed_flags() {
       {"kube-apiserver",
        {"--advertise-address", "--bind-address", "--secure-port", "--allow-privileged", "--authorization-mode",
         "--enable-admission-plugins", "--disable-admission-plugins", "--admission-control-config-file",
-        "--profiling", "--event-ttl", "--anonymous-auth", "--audit-policy-file", "--audit-log-path",
+        "--profiling", "--event-ttl", "--anonymous-auth", "--authentication-config", "--audit-policy-file", "--audit-log-path",
         "--audit-log-maxage", "--audit-log-maxbackup", "--audit-log-maxsize", "--audit-log-format",
         "--client-ca-file", "--tls-cert-file", "--tls-private-key-file", "--tls-min-version", "--tls-cipher-suites",
         "--etcd-servers", "--etcd-cafile", "--etcd-certfile", "--etcd-keyfile", "--encryption-provider-config",
@@ -202,6 +202,7 @@ std::set<std::string> node_path_constants() {
           p::kEncryptionConfig,
           p::kAuditPolicy,
           p::kAdmissionControlConfig,
+          p::kAuthenticationConfig,
           p::kControllerManagerKubeconfig,
           p::kSchedulerKubeconfig,
           p::kAdminKubeconfig,
@@ -416,6 +417,9 @@ TEST_CASE("kube-apiserver is hardened and talks to every etcd member", "[render]
   CHECK(flag(e, "--authorization-mode") == "Node,RBAC");
   CHECK(flag(e, "--enable-admission-plugins") == "NodeRestriction,EventRateLimit,DenyServiceExternalIPs,AlwaysPullImages");
   CHECK(flag(e, "--admission-control-config-file") == kb::paths::kAdmissionControlConfig);
+  // Anonymous only on the health endpoints, through the config file; the flag would conflict.
+  CHECK(flag(e, "--authentication-config") == kb::paths::kAuthenticationConfig);
+  CHECK(std::none_of(e.flags.begin(), e.flags.end(), [](const auto& f) { return f.first == "--anonymous-auth"; }));
   CHECK(flag(e, "--service-account-extend-token-expiration") == "false");
   CHECK(flag(e, "--profiling") == "false");
   CHECK(flag(e, "--service-account-lookup") == "true");
@@ -619,7 +623,7 @@ TEST_CASE("every YAML and JSON file parses", "[render]") {
       }
     }
   }
-  CHECK(yaml_files == 3 * 3 + 4 * 2);  // 3 control-plane nodes x 3 + 4 workers (cp-0 is "both") x 2
+  CHECK(yaml_files == 3 * 4 + 4 * 2);  // 3 control-plane nodes x 4 + 4 workers (cp-0 is "both") x 2
   CHECK(json_files == 4 * 2);
 }
 
@@ -652,4 +656,29 @@ TEST_CASE("embedded templates are looked up by name", "[render]") {
   Topology t = example_topology();
   t.nodes[3].pod_cidr.clear();
   CHECK_THROWS_AS(kb::render_units_and_configs(t, t.nodes[3]), kb::Error);
+}
+
+TEST_CASE("the authentication config admits anonymous requests on the health endpoints only", "[render]") {
+  const Topology t = example_topology();
+  const auto files = kb::render_units_and_configs(t, node_named(t, "cp-0"));
+  const auto& f = file_at(files, kb::paths::kAuthenticationConfig);
+  CHECK(f.cls == kb::FileClass::Config);
+  CHECK(f.mode == 0600);
+  CHECK(f.owner == "root");
+  std::string body;  // without comments
+  std::istringstream in(f.content);
+  for (std::string line; std::getline(in, line);)
+    if (!line.starts_with("#")) body += line + "\n";
+  CHECK(body ==
+        "apiVersion: apiserver.config.k8s.io/v1beta1\n"
+        "kind: AuthenticationConfiguration\n"
+        "anonymous:\n"
+        "  enabled: true\n"
+        "  conditions:\n"
+        "    - path: /livez\n"
+        "    - path: /readyz\n"
+        "    - path: /healthz\n");
+  // Workers run no API server and get no such file.
+  const auto worker = kb::render_units_and_configs(t, node_named(t, "worker-0"));
+  CHECK(std::none_of(worker.begin(), worker.end(), [](const auto& w) { return w.path == kb::paths::kAuthenticationConfig; }));
 }

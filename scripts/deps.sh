@@ -5,7 +5,7 @@
 set -euo pipefail
 what=${1:-build}
 
-build_pkgs=(g++ cmake ninja-build pkg-config libssl-dev openssl libarchive-dev libzstd-dev libyaml-cpp-dev
+build_pkgs=(g++ cmake ninja-build pkg-config libssl-dev openssl libarchive-dev libzstd-dev libyaml-cpp-dev libyaml-dev
             libcli11-dev libcurl4-openssl-dev libssh2-1-dev catch2 nlohmann-json3-dev libkainjow-mustache-dev zstd)
 test_pkgs=(etcd-server etcd-client systemd systemd-container debootstrap iproute2 tar file python3 python3-yaml)
 

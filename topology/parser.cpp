@@ -1,20 +1,25 @@
 #include "topology/topology.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <yaml.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <iterator>
 #include <span>
 #include <string_view>
 #include <tuple>
 #include <unordered_map>
 #include <unordered_set>
 
+#include "base/text_escape.h"
+#include "base/unique_fd.h"
 #include "topology/cidr.h"
 
 namespace kb {
@@ -195,6 +200,116 @@ TextScan scan_text(std::string_view text) {
   return scan;
 }
 
+struct InputProblem {
+  Loc loc;
+  std::string message;
+  std::string hint;
+};
+
+std::string size_text(size_t bytes) {
+  if (bytes >= (size_t{1} << 20)) return std::to_string(bytes >> 20) + " MiB";
+  return std::to_string(bytes) + " bytes";
+}
+
+InputProblem too_big(std::string what) {
+  return {{},
+          "the topology is " + what + ", over the limit of " + size_text(kMaxTopologyBytes),
+          "a 5,000-node topology is under 1 MiB: check that this is the topology file (docs/topology.md, "
+          "\"Input limits\")"};
+}
+
+// What YAML 1.2 allows in a stream (c-printable): tab, line breaks and printable Unicode in
+// well-formed UTF-8. yaml-cpp takes NUL bytes, broken UTF-8 and control characters anywhere,
+// comments included, so the bytes are checked before it sees them. A UTF-8 byte order mark is
+// accepted at the very start (YAML allows it; some Windows editors write it) and nowhere else.
+std::optional<InputProblem> check_bytes(std::string_view text) {
+  if (text.size() > kMaxTopologyBytes) return too_big(size_text(text.size()));
+  size_t i = text.starts_with("\xef\xbb\xbf") ? 3 : 0;
+  int line = 1, column = 1;
+  char buf[64];
+  while (i < text.size()) {
+    unsigned char b = static_cast<unsigned char>(text[i]);
+    Loc here{line, column};
+    if (b == '\n') {
+      ++line, column = 1, ++i;
+      continue;
+    }
+    if (b == 0)
+      return InputProblem{here, "a NUL byte: the file is binary or damaged",
+                          "a topology is UTF-8 text; remove the byte or restore the file"};
+    Utf8Char u = decode_utf8(text, i);
+    if (u.length == 0) {
+      std::snprintf(buf, sizeof buf, "0x%02X", b);
+      return InputProblem{here,
+                          std::string("invalid UTF-8 (byte ") + buf +
+                              " starts no well-formed character: malformed, overlong, a surrogate or cut short)",
+                          "save the file as UTF-8, e.g. iconv -f latin1 -t utf-8"};
+    }
+    char32_t c = u.code;
+    if (c == 0xfeff)
+      return InputProblem{here, "a byte order mark (U+FEFF) after the start of the file",
+                          "remove it; a byte order mark may only be the file's first character"};
+    bool printable = c == '\t' || c == '\r' || (c >= 0x20 && c <= 0x7e) || c == 0x85 ||
+                     (c >= 0xa0 && c <= 0xfffd) || c >= 0x10000;
+    if (!printable) {
+      std::snprintf(buf, sizeof buf, "U+%04X", static_cast<unsigned>(c));
+      return InputProblem{here, std::string("control character ") + buf + " is not allowed in YAML",
+                          "remove it; YAML text holds only tabs, line breaks and printable characters"};
+    }
+    i += u.length;
+    ++column;
+  }
+  return std::nullopt;
+}
+
+// yaml-cpp 0.7 is lenient where YAML is not: it takes a quote never closed before the end of the
+// file, a line without ':' in a mapping (as a key with no value), and drops whatever follows a
+// complete top-level node ("- a" then "b: 1"). libyaml's parser is strict, streams events
+// (aliases are never expanded) and keeps no recursion, so it checks the syntax first.
+std::optional<InputProblem> check_syntax(std::string_view text) {
+  yaml_parser_t p;
+  if (!yaml_parser_initialize(&p)) return InputProblem{{}, "out of memory while reading the YAML", ""};
+  yaml_parser_set_input_string(&p, reinterpret_cast<const unsigned char*>(text.data()), text.size());
+  std::optional<InputProblem> out;
+  while (true) {
+    yaml_event_t ev;
+    if (!yaml_parser_parse(&p, &ev)) {
+      auto at = [](const yaml_mark_t& m) { return Loc{static_cast<int>(m.line) + 1, static_cast<int>(m.column) + 1}; };
+      std::string problem = p.problem ? p.problem : "malformed YAML";
+      std::string context = p.context ? p.context : "";
+      // The two scans that run to where the mistake shows are reported where they started.
+      if (context == "while scanning a quoted scalar")
+        out = InputProblem{at(p.context_mark), "YAML syntax error: this quote is never closed",
+                           "add the closing quote at the end of the value"};
+      else if (context == "while scanning a simple key")
+        out = InputProblem{at(p.context_mark), "YAML syntax error: a key without ':' after it",
+                           "write 'key: value', with a space after the ':'"};
+      else
+        out = InputProblem{at(p.problem_mark),
+                           "YAML syntax error: " + problem +
+                               (context.empty() ? "" : " (" + context + " from line " +
+                                                           std::to_string(p.context_mark.line + 1) + ")"),
+                           "check indentation, quotes and brackets at or just before this place"};
+      break;
+    }
+    bool end = ev.type == YAML_STREAM_END_EVENT;
+    yaml_event_delete(&ev);
+    if (end) break;
+  }
+  yaml_parser_delete(&p);
+  return out;
+}
+
+// C0 and C1 controls and DEL (or bytes that are not UTF-8, which "\\x.." escapes can make).
+bool has_control(std::string_view v) {
+  for (size_t i = 0; i < v.size();) {
+    Utf8Char u = decode_utf8(v, i);
+    if (u.length == 0 || u.code < 0x20 || (u.code >= 0x7f && u.code <= 0x9f)) return true;
+    i += u.length;
+  }
+  return false;
+}
+
 struct Field {
   std::string key;
   YAML::Node value;
@@ -237,6 +352,10 @@ class Parser {
   explicit Parser(std::string file) : file_(std::move(file)) { topo_.source_path = file_; }
 
   TopologyResult run(const std::string& text) {
+    if (auto bad = check_bytes(text)) {
+      error(bad->loc, bad->message, bad->hint);
+      return finish();
+    }
     YAML::Node root;
     try {
       root = YAML::Load(text);
@@ -246,13 +365,19 @@ class Parser {
       return finish();
     }
     TextScan scan = scan_text(text);
+    bool stray = std::string_view(",]}").find(scan.first_char) != std::string_view::npos;
     if (scan.second_document.line > 0)
       error(scan.second_document, "the file holds more than one YAML document; expected one",
             "remove this document marker and everything after it");
+    else if (!(root.IsNull() && stray))
+      if (auto bad = check_syntax(text)) {
+        error(bad->loc, bad->message, bad->hint);
+        return finish();
+      }
     if (root.IsNull()) {
       if (scan.first_content.line == 0)
         error({}, "the topology is empty", "start from examples/aws-ha.yaml");
-      else if (std::string_view(",]}").find(scan.first_char) != std::string_view::npos)
+      else if (stray)
         error(scan.first_content, std::string("YAML syntax error: unexpected '") + scan.first_char + "'",
               "remove it, or quote the value it belongs to");
       else
@@ -299,6 +424,16 @@ class Parser {
       auto key = [](const Diagnostic& d) { return std::pair(d.line == 0 ? INT32_MAX : d.line, d.column); };
       return key(a) < key(b);
     });
+    if (diags_.size() > kMaxDiagnostics) {
+      size_t more = diags_.size() - (kMaxDiagnostics - 1);
+      diags_.resize(kMaxDiagnostics - 1);
+      Diagnostic d;
+      d.file = file_;
+      d.message = std::to_string(more) + " more problems not shown";
+      d.hint = "fix the ones above and run again";
+      d.severity = errors_ > 0 ? Diagnostic::Severity::Error : Diagnostic::Severity::Warning;
+      diags_.push_back(std::move(d));
+    }
     TopologyResult r;
     r.diagnostics = std::move(diags_);
     if (errors_ == 0) r.topology = std::move(topo_);
@@ -381,7 +516,15 @@ class Parser {
             "write it as '" + std::string(key) + ": " + std::string(example) + "'");
       return std::nullopt;
     }
-    return f->value.Scalar();
+    // Double-quoted escapes ("\e[31m", "\n") make control characters the bytes check never saw;
+    // no value needs one, and they would reach user-data, unit files and terminals.
+    const std::string& v = f->value.Scalar();
+    if (has_control(v)) {
+      error(f->value_loc, parent.path_of(key) + " holds a control character: '" + v + "'",
+            "remove it; no topology value needs tabs, line breaks or escape sequences");
+      return std::nullopt;
+    }
+    return v;
   }
 
   // A whole number in [min, max]; nullopt when absent or invalid (reported).
@@ -618,6 +761,13 @@ class Parser {
     if (!nf->value.IsSequence()) {
       error(nf->value_loc, std::string("nodes must be a list, not ") + describe(nf->value),
             "start each node with '- name: ...' under 'nodes:'");
+      return;
+    }
+    if (nf->value.size() > kMaxNodes) {
+      error(nf->key_loc,
+            "nodes lists " + std::to_string(nf->value.size()) + " nodes, more than the " +
+                std::to_string(kMaxNodes) + " a Kubernetes cluster supports",
+            "split the machines into several clusters (docs/topology.md, \"Input limits\")");
       return;
     }
     topo_.nodes.reserve(nf->value.size());
@@ -1013,21 +1163,42 @@ TopologyResult parse_topology(const std::string& yaml_text, const std::string& f
 }
 
 TopologyResult load_topology(const std::string& path) {
-  auto fail = [&](const std::string& why) {
+  auto fail = [&](const std::string& why, const std::string& hint = "check the path and its permissions") {
     TopologyResult r;
     Diagnostic d;
     d.file = path;
     d.message = "cannot read the topology file: " + why;
-    d.hint = "check the path and its permissions";
+    d.hint = hint;
     r.diagnostics.push_back(std::move(d));
     return r;
   };
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return fail(std::strerror(errno));
-  std::error_code ec;
-  if (std::filesystem::is_directory(path, ec)) return fail("it is a directory");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (in.bad()) return fail("read error");
+  // Bounded: the size is known before anything is read, and a pipe, a device or a file that
+  // grows while being read is cut off one byte past the limit.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY));
+  if (fd.get() < 0) return fail(std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return fail(std::strerror(errno));
+  if (S_ISDIR(st.st_mode)) return fail("it is a directory");
+  if (S_ISREG(st.st_mode) && static_cast<uint64_t>(st.st_size) > kMaxTopologyBytes) {
+    InputProblem p = too_big(size_text(static_cast<size_t>(st.st_size)));
+    return fail(p.message, p.hint);
+  }
+  std::string text;
+  text.resize(kMaxTopologyBytes + 1);
+  size_t got = 0;
+  while (got < text.size()) {
+    ssize_t n = ::read(fd.get(), text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return fail(std::strerror(errno));
+    if (n == 0) break;
+    got += static_cast<size_t>(n);
+  }
+  if (got > kMaxTopologyBytes) {
+    InputProblem p = too_big("more than " + size_text(kMaxTopologyBytes));
+    return fail(p.message, p.hint);
+  }
+  text.resize(got);
+  text.shrink_to_fit();
   return parse_topology(text, path);
 }
 

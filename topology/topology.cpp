@@ -2,6 +2,8 @@
 
 #include <string_view>
 
+#include "base/text_escape.h"
+
 namespace kb {
 
 const char* to_string(Role r) {
@@ -62,7 +64,7 @@ std::string Topology::api_server_url() const {
 std::string Diagnostic::format() const {
   std::string out;
   if (!file.empty()) {
-    out += file;
+    out += escape_text(file);
     if (line > 0) {
       out += ":" + std::to_string(line);
       if (column > 0) out += ":" + std::to_string(column);
@@ -70,8 +72,8 @@ std::string Diagnostic::format() const {
     out += ": ";
   }
   out += severity == Severity::Error ? "error: " : "warning: ";
-  out += message;
-  if (!hint.empty()) out += " (hint: " + hint + ")";
+  out += escape_text(message);
+  if (!hint.empty()) out += " (hint: " + escape_text(hint) + ")";
   return out;
 }
 

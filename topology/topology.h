@@ -3,6 +3,7 @@
 // A Topology value that exists is valid: every invariant checked by the
 // validator holds (unique names and IPs, pod CIDRs assigned to every worker, ...).
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -96,7 +97,8 @@ struct Diagnostic {
   std::string message;
   std::string hint;  // how to fix it; may be empty
 
-  // "file:line:column: error: message (hint)" as compilers print it.
+  // "file:line:column: error: message (hint)" as compilers print it; the file name, message and
+  // hint quote topology text, so control characters are escaped (base/text_escape.h).
   std::string format() const;
 };
 
@@ -105,6 +107,15 @@ struct TopologyResult {
   std::vector<Diagnostic> diagnostics;
   bool ok() const { return topology.has_value(); }
 };
+
+// Topology files larger than this are refused before parsing (docs/topology.md, "Input limits");
+// a 5,000-node topology is under 1 MiB.
+inline constexpr size_t kMaxTopologyBytes = size_t{4} << 20;
+// Kubernetes supports clusters of at most 5,000 nodes ("Considerations for large clusters"). The
+// bound also keeps YAML aliases ("nodes: [*a, *a, ...]") from multiplying the work per byte.
+inline constexpr size_t kMaxNodes = 5000;
+// At most this many diagnostics are kept; the last one says how many more there were.
+inline constexpr size_t kMaxDiagnostics = 1000;
 
 // Parses and validates. Every problem is reported at once; nothing is thrown for bad input.
 TopologyResult parse_topology(const std::string& yaml_text, const std::string& file_name);

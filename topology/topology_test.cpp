@@ -3,6 +3,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -475,4 +476,213 @@ TEST_CASE("cluster.hardening: everything on by default, each key turns one setti
   CHECK_FALSE(bad.ok());
   CHECK(all_diagnostics(bad).find("cluster.hardening.alwaysPullImages must be true or false, not 'no'") !=
         std::string::npos);
+}
+
+namespace {
+
+const std::string kValidBody = kMinimalCluster + "nodes:\n" + node_yaml("control-0", "control-plane", "10.0.1.10") +
+                               node_yaml("worker-0", "worker", "10.0.1.20");
+
+// No byte of a printed diagnostic is a control character: nothing reaches a terminal raw.
+bool printable(const kb::TopologyResult& r) {
+  for (const Diagnostic& d : r.diagnostics) {
+    std::string s = d.format();
+    if (std::any_of(s.begin(), s.end(), [](char c) {
+          auto b = static_cast<unsigned char>(c);
+          return b < 0x20 || b == 0x7f || b == 0x9b;  // 0x9b: 8-bit CSI
+        }))
+      return false;
+  }
+  return true;
+}
+
+struct Hostile {
+  std::string name;
+  std::string text;
+  std::string expect;
+  int line;
+};
+
+void check_refused(const Hostile& h) {
+  auto r = parse_topology(h.text, "h.yaml");
+  INFO(h.name << "\n" << all_diagnostics(r));
+  CHECK_FALSE(r.ok());
+  const Diagnostic* d = find_error(r, h.expect);
+  REQUIRE(d != nullptr);
+  CHECK(d->line == h.line);
+  CHECK(printable(r));
+}
+
+}  // namespace
+
+TEST_CASE("yaml-cpp's leniency is refused as a syntax error at its place", "[topology][hostile]") {
+  const std::string b = kValidBody;  // 11 lines
+  const std::string never_closed = "YAML syntax error: this quote is never closed";
+  for (const Hostile& h : std::vector<Hostile>{
+           {"double quote at the end", b + "    hostname: \"w0\n", never_closed, 12},
+           {"double quote, no newline", b + "    hostname: \"w0", "YAML syntax error", 12},
+           {"double quote, blank lines after", b + "    hostname: \"w0\n\n\n", never_closed, 12},
+           {"double quote over lines", b + "    hostname: \"w0\n      more\n", never_closed, 12},
+           {"escaped closing quote", b + "    hostname: \"w0\\\"\n", never_closed, 12},
+           {"single quote at the end", b + "    hostname: 'w0\n", never_closed, 12},
+           {"doubled single quote", b + "    hostname: 'it''s\n", never_closed, 12},
+           {"quoted key", b + "\"aws: 1\n", never_closed, 12},
+           {"quote in a flow list", b + "aws: [x, \"y\n", "YAML syntax error", 13},
+           {"key without ':' at the end", b + "    podCIDR 10.200.9.0/24\n", "a key without ':' after it", 12},
+           {"list then mapping", "- a\n" + b, "did not find expected '-' indicator", 2},
+           {"flow mapping then more", "{cluster: {name: x}}\nnodes: []\n", "did not find expected <document start>", 2},
+           {"two flow lists", "[a]\n[b]\n", "did not find expected <document start>", 2},
+           {"scalar then mapping", "\"a\"\n" + b, "did not find expected <document start>", 2},
+           {"doubled comma", kMinimalCluster + "  validity: {caDays: 10, , leafDays: 5}\n",
+            "did not find expected node content", 5},
+           {"unclosed flow list", b + "aws: [1, 2\n", "YAML syntax error", 13},
+           {"unclosed flow mapping", b + "aws: {region: x\n", "YAML syntax error", 13},
+           {"tab indentation", "cluster:\n\tname: kthw\n", "YAML syntax error", 2},
+           {"tab before a nested key", kMinimalCluster + "\tpodCIDR: 10.200.0.0/16\n", "YAML syntax error", 5},
+           {"content after '...'", b + "...\nx: 1\n", "more than one YAML document", 12},
+       })
+    check_refused(h);
+}
+
+TEST_CASE("NUL, broken UTF-8 and control characters are refused anywhere, comments included",
+          "[topology][hostile]") {
+  const std::string b = kValidBody;
+  auto at_end = [&](std::string bytes) { return b + "# comment " + bytes + "\n"; };
+  for (const Hostile& h : std::vector<Hostile>{
+           {"NUL", at_end(std::string(1, '\0')), "a NUL byte", 12},
+           {"NUL in a value", kMinimalCluster + "  podCIDR: 10.200.0.0/16" + std::string(1, '\0') + "x\n",
+            "a NUL byte", 5},
+           {"latin-1", at_end("caf\xe9"), "invalid UTF-8 (byte 0xE9", 12},
+           {"0xff", at_end("\xff"), "invalid UTF-8 (byte 0xFF", 12},
+           {"stray continuation byte", at_end("\x80"), "invalid UTF-8 (byte 0x80", 12},
+           {"overlong '/'", at_end("\xc0\xaf"), "invalid UTF-8 (byte 0xC0", 12},
+           {"overlong NUL", at_end("\xe0\x80\x80"), "invalid UTF-8 (byte 0xE0", 12},
+           {"surrogate", at_end("\xed\xa0\x80"), "invalid UTF-8 (byte 0xED", 12},
+           {"above U+10FFFF", at_end("\xf4\x90\x80\x80"), "invalid UTF-8 (byte 0xF4", 12},
+           {"cut short at the end", b + "# \xe2\x82", "invalid UTF-8 (byte 0xE2", 12},
+           {"ESC", at_end("\x1b[2J"), "control character U+001B", 12},
+           {"BEL", at_end("\x07"), "control character U+0007", 12},
+           {"backspace", at_end("\x08"), "control character U+0008", 12},
+           {"DEL", at_end("\x7f"), "control character U+007F", 12},
+           {"C1 CSI", at_end("\xc2\x9b"), "control character U+009B", 12},
+           {"U+FFFE", at_end("\xef\xbf\xbe"), "control character U+FFFE", 12},
+           {"BOM after the start", b + "\xef\xbb\xbf# x\n", "byte order mark (U+FEFF) after the start", 12},
+       })
+    check_refused(h);
+
+  // Allowed: a BOM as the first character, tabs and CRLF, and any printable character.
+  for (const std::string& text : {"\xef\xbb\xbf" + b, b + "# caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xc2\xa0\t\n",
+                                  std::string("cluster:\r\n  name: kthw\r\n  apiEndpoint:\r\n    host: a.example.com\r\n"
+                                              "nodes:\r\n") + node_yaml("control-0", "control-plane", "10.0.1.10")}) {
+    auto r = parse_topology(text, "ok.yaml");
+    INFO(all_diagnostics(r));
+    CHECK(r.ok());
+  }
+}
+
+TEST_CASE("control characters made by escapes are refused in values and escaped in messages",
+          "[topology][hostile]") {
+  const std::string b = kValidBody;
+  for (std::string_view value : {"\\e[2J", "\\e]0;title\\a", "w0\\nExecStartPre=/bin/sh", "w\\t0", "w\\r", "w\\0",
+                                   "w\\x7f", "\\x9b" "31m", "\\u009b", "w\\b"}) {
+    auto r = parse_topology(b + "    hostname: \"" + std::string(value) + "\"\n", "e.yaml");
+    INFO(value << "\n" << all_diagnostics(r));
+    CHECK_FALSE(r.ok());
+    const Diagnostic* d = find_error(r, "nodes[1].hostname holds a control character");
+    REQUIRE(d != nullptr);
+    CHECK(d->line == 12);
+    CHECK(printable(r));
+  }
+  // Keys are echoed too ("unknown key"), and so is the file name.
+  auto key = parse_topology(kMinimalCluster + "  \"na\\e[31mme\\n\": x\n", "\x1b[31mevil\n.yaml");
+  CHECK(find_error(key, "unknown key 'na\\x1b[31mme\\n' in cluster"));
+  CHECK(all_diagnostics(key).find("\\x1b[31mevil\\n.yaml:5:3:") != std::string::npos);
+  CHECK(printable(key));
+
+  Diagnostic d;
+  d.file = "f.yaml";
+  d.message = "bad '\x1b[2J\n'";
+  d.hint = "\r\x07";
+  CHECK(d.format() == "f.yaml: error: bad '\\x1b[2J\\n' (hint: \\r\\x07)");
+}
+
+TEST_CASE("a topology over the size limit is refused before parsing", "[topology][hostile]") {
+  std::string big = kValidBody + "# " + std::string(kb::kMaxTopologyBytes, 'x') + "\n";
+  auto r = parse_topology(big, "big.yaml");
+  CHECK_FALSE(r.ok());
+  CHECK(find_error(r, "over the limit of 4 MiB"));
+
+  // A huge sparse file is refused from its size alone, a device after limit + 1 bytes.
+  fs::path sparse = fs::path(KB_BINARY_DIR) / "topology-test-sparse.yaml";
+  { std::ofstream(sparse) << "cluster:\n"; }
+  fs::resize_file(sparse, uint64_t{64} << 30);
+  auto t0 = std::chrono::steady_clock::now();
+  auto s = kb::load_topology(sparse.string());
+  fs::remove(sparse);
+  CHECK(find_error(s, "the topology is 65536 MiB, over the limit of 4 MiB"));
+  auto z = kb::load_topology("/dev/zero");
+  CHECK(find_error(z, "the topology is more than 4 MiB, over the limit of 4 MiB"));
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+}
+
+TEST_CASE("5,000 nodes fit well under the limit and parse", "[topology][hostile]") {
+  std::ostringstream y;
+  y << kMinimalCluster << "  podCIDR: 10.128.0.0/9\n  serviceCIDR: 10.32.0.0/24\nnodes:\n";
+  for (int i = 0; i < 3; ++i)
+    y << node_yaml("control-" + std::to_string(i), "control-plane", "10.0.0." + std::to_string(10 + i));
+  for (int i = 0; i < 4997; ++i) {
+    std::string ip = "10.1." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1);
+    y << node_yaml("worker-" + std::to_string(i), "worker", ip,
+                   "    publicIP: 3.4." + std::to_string(i / 250) + "." + std::to_string(i % 250 + 1) +
+                       "\n    hostname: ip-10-1-" + std::to_string(i / 250) + "-" + std::to_string(i % 250 + 1) +
+                       "\n    instanceId: i-0123456789abcdef0\n");
+  }
+  std::string text = y.str();
+  CHECK(text.size() < (size_t{1} << 20));
+  auto r = parse_topology(text, "5000.yaml");
+  INFO(all_diagnostics(r));
+  REQUIRE(r.ok());
+  CHECK(r.topology->nodes.size() == 5000);
+}
+
+TEST_CASE("alias bombs and deep nesting stay cheap and are refused", "[topology][hostile]") {
+  // Billion laughs: ten levels of nine aliases each. yaml-cpp shares aliased nodes and the parser
+  // never walks what the schema does not hold, so nothing is expanded.
+  std::string bomb = "a0: &a0 [x, x, x, x, x, x, x, x, x]\n";
+  for (int i = 1; i < 10; ++i) {
+    bomb += "a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
+    for (int k = 0; k < 9; ++k) bomb += std::string(k ? ", " : "") + "*a" + std::to_string(i - 1);
+    bomb += "]\n";
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = parse_topology(bomb + kValidBody.substr(0, kMinimalCluster.size()) + "nodes: [*a9, *a9]\n", "bomb.yaml");
+  CHECK_FALSE(r.ok());
+  CHECK(find_error(r, "unknown key 'a9'"));
+  CHECK(find_error(r, "nodes[0] must be a mapping, not a list"));
+  auto deep = parse_topology("cluster: " + std::string(100000, '[') + "\n", "deep.yaml");
+  CHECK(find_error(deep, "YAML syntax error"));
+  std::string nested = "cluster:\n";
+  for (int i = 1; i < 1500; ++i) nested += std::string(2 * i, ' ') + "a:\n";
+  auto deep_block = parse_topology(nested, "deep.yaml");
+  CHECK_FALSE(deep_block.ok());
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+}
+
+TEST_CASE("aliases cannot multiply nodes or messages past the bounds", "[topology][hostile]") {
+  // 4 bytes per node through an alias: bounded by the node limit, not by the file size.
+  std::string many = "x: &a {name: w, role: worker, privateIP: 10.0.0.1}\n" + kMinimalCluster + "nodes: [";
+  for (int i = 0; i < 200000; ++i) many += i ? ", *a" : "*a";
+  many += "]\n";
+  auto t0 = std::chrono::steady_clock::now();
+  auto r = parse_topology(many, "alias.yaml");
+  CHECK(find_error(r, "nodes lists 200000 nodes, more than the 5000 a Kubernetes cluster supports"));
+  CHECK(r.diagnostics.size() <= kb::kMaxDiagnostics);
+  CHECK(std::chrono::steady_clock::now() - t0 < std::chrono::seconds(5));
+
+  // Thousands of problems: the first ones and a count of the rest.
+  std::string dup = kMinimalCluster + "nodes:\n";
+  for (int i = 0; i < 3000; ++i) dup += "  - {name: w, role: worker, privateIP: 10.0.0.1}\n";
+  auto d = parse_topology(dup, "dup.yaml");
+  REQUIRE(d.diagnostics.size() == kb::kMaxDiagnostics);
+  CHECK(d.diagnostics.back().message.ends_with("more problems not shown"));
 }

@@ -502,7 +502,30 @@ def also_tls_everywhere(node):
     return "; ".join(problems) or None
 
 
+HEALTH_PATHS = ["/livez", "/readyz", "/healthz"]
+
+
+def also_anonymous_health_only(node):
+    """1.2.1: anonymous requests only on the health endpoints, through --authentication-config."""
+    f = node.flags("kube-apiserver")
+    if "--anonymous-auth" in f:
+        return "--anonymous-auth is set beside --authentication-config (kube-apiserver refuses both)"
+    path = f.get("--authentication-config")
+    text = node.read(path) if path else None
+    c = yaml.safe_load(text) if text else None
+    if not isinstance(c, dict) or c.get("kind") != "AuthenticationConfiguration" or c.get(
+            "apiVersion") != "apiserver.config.k8s.io/v1beta1":
+        return "%s is not an apiserver.config.k8s.io/v1beta1 AuthenticationConfiguration" % path
+    anonymous = c.get("anonymous") or {}
+    paths = [x.get("path") for x in anonymous.get("conditions") or [] if isinstance(x, dict)]
+    if anonymous.get("enabled") is not True or sorted(paths) != sorted(HEALTH_PATHS) or any(
+            set(x) != {"path"} for x in anonymous.get("conditions") or []):
+        return "%s admits anonymous requests on %s, not exactly %s" % (path, paths, HEALTH_PATHS)
+    return None
+
+
 ALSO = {
+    "1.2.1": also_anonymous_health_only,
     "2.7": also_etcd_ca,
     "3.2.1": also_audit_policy,
     "1.2.9": also_event_rate_limit,
@@ -549,7 +572,9 @@ def check_on_node(check, node, equivalents):
     note = ""
     if not ok and check["id"] in equivalents:
         eq = equivalents[check["id"]]
-        cfg = node.read(node.config(eq["config"]) or "") or ""
+        # `file_flag`: the file is named by that flag (kube-apiserver has no --config).
+        path = node.flags(eq["config"]).get(eq["file_flag"]) if "file_flag" in eq else node.config(eq["config"])
+        cfg = node.read(path or "") or ""
         ok = run_tests(eq["tests"], "", cfg, False)
         note = "met in %s's config file, see %s" % (eq["config"], os.path.basename(EQUIVALENTS_NAME)) if ok else ""
     if ok and check["id"] in ALSO:

@@ -22,7 +22,32 @@ for f in "${cases[@]}"; do
     grep -F -- "$expect" "$WORK/v.err" | grep >/dev/null -e "$(basename "$f"):$line:" || fail "$(basename "$f"): not reported at line $line: $(cat "$WORK/v.err")"
   fi
   [ ! -e "$WORK/state" ] && [ ! -e "$WORK/out" ] || fail "$(basename "$f"): gen wrote something"
+  # Text from the file is escaped: no control character reaches the terminal raw.
+  ! LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]' "$WORK/v.err" "$WORK/g.err" || fail "$(basename "$f"): a control character was printed raw: $(cat -v "$WORK/v.err")"
   n=$((n + 1))
+done
+# Size limit (docs/topology.md, "Input limits"): a huge sparse file is refused from its size, a
+# device after 4 MiB + 1 bytes, both at once.
+truncate -s 40G "$WORK/huge.yaml"
+for f in "$WORK/huge.yaml" /dev/zero; do
+  set +e
+  timeout 10 "$KBUNDLE" validate --topology "$f" 2> "$WORK/v.err"; rc=$?
+  set -e
+  [ $rc -ne 0 ] && [ $rc -ne 124 ] || fail "$f: validate exited $rc"
+  grep -q "over the limit of 4 MiB" "$WORK/v.err" || fail "$f: no size message: $(cat "$WORK/v.err")"
+done
+rm -f "$WORK/huge.yaml"
+# A pipe is read up to the limit too, and a topology on stdin is fine.
+set +e; yes | timeout 10 "$KBUNDLE" validate --topology /dev/stdin 2> "$WORK/v.err"; rc=$?; set -e
+[ $rc -ne 0 ] && [ $rc -ne 124 ] && grep -q "more than 4 MiB, over the limit" "$WORK/v.err" || fail "an endless pipe: exit $rc, $(cat "$WORK/v.err")"
+"$KBUNDLE" validate --topology /dev/stdin < "$KB_SOURCE_DIR/examples/aws-ha.yaml" >/dev/null || fail "a topology on stdin was refused"
+# The file name is echoed escaped as well (validate, lint, gen).
+evil="$WORK/$(printf 'a\033[2Jb')".yaml
+cp "$KB_SOURCE_DIR/tests/topology_cases/${cases[0]##*/}" "$evil"
+for cmd in validate lint "gen --no-binaries --state $WORK/s2 --out $WORK/o2"; do
+  set +e; $KBUNDLE $cmd --topology "$evil" > "$WORK/v.out" 2> "$WORK/v.err"; set -e
+  ! LC_ALL=C grep -q $'\x1b' "$WORK/v.out" "$WORK/v.err" || fail "$cmd printed the file name raw: $(cat -v "$WORK/v.err")"
+  grep -qF 'a\x1b[2Jb.yaml' "$WORK/v.err" || fail "$cmd: no escaped file name in: $(cat "$WORK/v.err")"
 done
 # An existing output survives a bad topology untouched.
 gen_example
