@@ -74,7 +74,7 @@ std::string fetch_command(const std::string& cache_dir, const std::string& kuber
 std::vector<CachedBinary> binaries_for(const std::string& cache_dir, const std::string& kubernetes_version,
                                        bool control_plane, bool worker);
 
-// Likewise for the container images (OCI archives, e.g. /var/lib/kbundle/images/pause.tar).
+// Likewise for the container images (OCI archives, e.g. /var/lib/kbundle-images/pause.tar).
 // Images need a mirror: the command named in errors carries --mirror.
 std::vector<CachedBinary> images_for(const std::string& cache_dir, const std::string& kubernetes_version,
                                      bool control_plane, bool worker);

@@ -170,7 +170,7 @@ TEST_CASE("binaries_for returns what each role needs, re-verified", "[binary_cac
   }
   auto images = images_for(tmp.path, "v1.32.3", false, true);
   REQUIRE(images.size() == 2);
-  CHECK(images[0].node_path == "/var/lib/kbundle/images/pause.tar");
+  CHECK(images[0].node_path == "/var/lib/kbundle-images/pause.tar");
   CHECK(images[0].mode == 0644);
   CHECK(images_for(tmp.path, "v1.32.3", true, false).empty());
 }

@@ -31,7 +31,7 @@ struct CatalogArtifact {
 struct CatalogImage {
   std::string component;  // "pause"
   std::string ref;        // "registry.k8s.io/pause:3.10"
-  std::string node_path;  // "/var/lib/kbundle/images/pause.tar"
+  std::string node_path;  // "/var/lib/kbundle-images/pause.tar"
   unsigned mode = 0644;
   bool control_plane = false;
   bool worker = false;

@@ -78,7 +78,7 @@ TEST_CASE("every catalog entry lists every node component with its place and rol
     CHECK(art->checksum_url.ends_with("/runc.sha256sum"));
     REQUIRE(e.images.size() == 2);
     CHECK(e.images[0].ref == "registry.k8s.io/pause:3.10");
-    CHECK(e.images[0].node_path == "/var/lib/kbundle/images/pause.tar");
+    CHECK(e.images[0].node_path == "/var/lib/kbundle-images/pause.tar");
     CHECK(e.images[1].ref.starts_with("registry.k8s.io/coredns/coredns:v1."));
   }
 }

@@ -64,10 +64,10 @@ constexpr Allowed kAllowed[] = {
     {"/usr/local/bin/kube-proxy", Kind::File, kWorker},
     {"/usr/local/bin/kubelet", Kind::File, kWorker},
     {"/usr/local/bin/runc", Kind::File, kWorker},
-    // The image archives the installer imports (installer/images.h): the one exception to the
-    // /var/lib/kbundle deny below, file by file.
-    {"/var/lib/kbundle/images/coredns.tar", Kind::File, kWorker},
-    {"/var/lib/kbundle/images/pause.tar", Kind::File, kWorker},
+    // The image archives the installer imports (installer/images.h), file by file; kept out of
+    // /var/lib/kbundle, which is the installer's own state and never a bundle's.
+    {"/var/lib/kbundle-images/coredns.tar", Kind::File, kWorker},
+    {"/var/lib/kbundle-images/pause.tar", Kind::File, kWorker},
     // Every role.
     {"/usr/local/bin/kubectl", Kind::File, kAll},
     {"/etc/systemd/system/kbundle-recover.service", Kind::File, kAll},

@@ -51,7 +51,7 @@ Manifest worker() {
                    file("/etc/sysctl.d/99-kubernetes.conf"), file("/etc/systemd/system/kubelet.service"),
                    file("/opt/cni/bin/bridge", 0755, EntryClass::Binary), file("/usr/local/bin/kubelet", 0755, EntryClass::Binary),
                    file("/usr/local/bin/runc", 0755, EntryClass::Binary),
-                   file("/var/lib/kbundle/images/pause.tar", 0644, EntryClass::Binary), dir("/var/lib/kubelet"),
+                   file("/var/lib/kbundle-images/pause.tar", 0644, EntryClass::Binary), dir("/var/lib/kubelet"),
                    file("/var/lib/kubelet/kubeconfig"), dir("/var/lib/kubernetes"), file("/var/lib/kubernetes/ca.crt")},
                   {"kubelet.service"});
 }
@@ -121,8 +121,9 @@ TEST_CASE("policy: every hostile path is refused, naming the path and the rule",
       {"worker", dir("/etc/kbundle"), "/etc/kbundle: in the installer's trust store"},
       {"worker", file("/var/lib/kbundle/current/manifest.json"), "/var/lib/kbundle/current/manifest.json: in the installer's state (rule: never /var/lib/kbundle or below"},
       {"worker", file("/var/lib/kbundle/journal.json"), "/var/lib/kbundle/journal.json: in the installer's state"},
-      {"worker", file("/var/lib/kbundle/images/evil.tar", 0644), "/var/lib/kbundle/images/evil.tar: in the installer's state"},
-      {"control-plane", file("/var/lib/kbundle/images/pause.tar", 0644), "/var/lib/kbundle/images/pause.tar: in the installer's state"},  // workers only
+      {"worker", file("/var/lib/kbundle/images/pause.tar", 0644), "/var/lib/kbundle/images/pause.tar: in the installer's state"},
+      {"worker", file("/var/lib/kbundle-images/evil.tar", 0644), "/var/lib/kbundle-images/evil.tar: outside the paths"},
+      {"control-plane", file("/var/lib/kbundle-images/pause.tar", 0644), "/var/lib/kbundle-images/pause.tar: outside the paths"},  // workers only
       {"control-plane", file("/etc/kubernetesX/a.yaml"), "/etc/kubernetesX/a.yaml: outside the paths"},
       {"control-plane", file("/etc/kubernetes/admin.conf"), "/etc/kubernetes/admin.conf: outside the paths"},
       {"worker", file("/var/lib/kubernetes/ca.key"), "/var/lib/kubernetes/ca.key: outside the paths"},  // workers get ca.crt only

@@ -1,11 +1,11 @@
 #pragma once
 // Imports the bundle's container images into containerd (issue 5). A worker bundle carries each
-// image the node needs offline (pause, CoreDNS) as an OCI archive under /var/lib/kbundle/images/
+// image the node needs offline (pause, CoreDNS) as an OCI archive under /var/lib/kbundle-images/
 // and containerd's own CLI as /usr/local/bin/ctr. After the services step and the health checks
 // have passed, apply imports every archive that changed in this apply, or whose image containerd
 // does not have, with
 //   <root>/usr/local/bin/ctr --address <root>/run/containerd/containerd.sock -n k8s.io
-//       images import --base-name <registry/repository> <root>/var/lib/kbundle/images/<name>.tar
+//       images import --base-name <registry/repository> <root>/var/lib/kbundle-images/<name>.tar
 // (--base-name: an OCI archive may name only the tag, e.g. "3.10"; without it ctr would call the
 // image "import-<date>:3.10"). The image reference comes from the entry's source URL, which the
 // fetch mirror layout makes ".../oci/<registry/repository>/<tag>.tar" (docs/fetch.md).
@@ -23,13 +23,13 @@ namespace kb::installer {
 
 struct Run;
 
-inline constexpr const char* kImagesDir = "/var/lib/kbundle/images/";
+inline constexpr const char* kImagesDir = "/var/lib/kbundle-images/";
 inline constexpr const char* kCtrPath = "/usr/local/bin/ctr";
 inline constexpr const char* kContainerdSocketPath = "/run/containerd/containerd.sock";
 
 // One image archive of a bundle.
 struct ImageArchive {
-  std::string path;     // node path, "/var/lib/kbundle/images/pause.tar"
+  std::string path;     // node path, "/var/lib/kbundle-images/pause.tar"
   std::string ref;      // "registry.k8s.io/pause:3.10"; empty when the source URL does not say
   bool changed = false; // written by this apply
   bool operator==(const ImageArchive&) const = default;
@@ -38,7 +38,7 @@ struct ImageArchive {
 // "registry.k8s.io/pause:3.10" from "<mirror>/oci/registry.k8s.io/pause/3.10.tar"; "" otherwise.
 std::string image_ref_from_url(const std::string& url);
 
-// The manifest's image archives (files directly under /var/lib/kbundle/images/ named *.tar),
+// The manifest's image archives (files directly under /var/lib/kbundle-images/ named *.tar),
 // in manifest order, each marked changed when its path is in `changed_paths`.
 std::vector<ImageArchive> image_archives(const Manifest& m, const std::vector<std::string>& changed_paths);
 

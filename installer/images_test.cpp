@@ -42,57 +42,57 @@ TEST_CASE("image_ref_from_url reads the mirror layout", "[images]") {
   CHECK(image_ref_from_url("https://mirror.example/oci/registry.k8s.io/pause/3.10.tar.gz") == "");
 }
 
-TEST_CASE("image_archives takes the files directly under /var/lib/kbundle/images named *.tar", "[images]") {
+TEST_CASE("image_archives takes the files directly under /var/lib/kbundle-images named *.tar", "[images]") {
   Manifest m;
   m.entries = {image_entry("/usr/local/bin/ctr", "https://github.com/containerd/x.tar.gz"),
-               image_entry("/var/lib/kbundle/images/coredns.tar", "https://m/oci/registry.k8s.io/coredns/coredns/v1.11.3.tar"),
-               image_entry("/var/lib/kbundle/images/notes.txt", ""),
-               image_entry("/var/lib/kbundle/images/old/x.tar", "https://m/oci/r.example/x/1.tar"),
-               image_entry("/var/lib/kbundle/images/pause.tar", "https://m/oci/registry.k8s.io/pause/3.10.tar"),
-               image_entry("/var/lib/kbundle/images/local.tar", "")};
+               image_entry("/var/lib/kbundle-images/coredns.tar", "https://m/oci/registry.k8s.io/coredns/coredns/v1.11.3.tar"),
+               image_entry("/var/lib/kbundle-images/notes.txt", ""),
+               image_entry("/var/lib/kbundle-images/old/x.tar", "https://m/oci/r.example/x/1.tar"),
+               image_entry("/var/lib/kbundle-images/pause.tar", "https://m/oci/registry.k8s.io/pause/3.10.tar"),
+               image_entry("/var/lib/kbundle-images/local.tar", "")};
   ManifestEntry dir;
-  dir.path = "/var/lib/kbundle/images/d.tar";
+  dir.path = "/var/lib/kbundle-images/d.tar";
   dir.type = EntryType::Directory;
   m.entries.push_back(dir);
-  auto a = image_archives(m, {"/var/lib/kbundle/images/pause.tar", "/usr/local/bin/ctr"});
+  auto a = image_archives(m, {"/var/lib/kbundle-images/pause.tar", "/usr/local/bin/ctr"});
   REQUIRE(a.size() == 3);
-  CHECK(a[0] == ImageArchive{"/var/lib/kbundle/images/coredns.tar", "registry.k8s.io/coredns/coredns:v1.11.3", false});
-  CHECK(a[1] == ImageArchive{"/var/lib/kbundle/images/pause.tar", "registry.k8s.io/pause:3.10", true});
-  CHECK(a[2] == ImageArchive{"/var/lib/kbundle/images/local.tar", "", false});
+  CHECK(a[0] == ImageArchive{"/var/lib/kbundle-images/coredns.tar", "registry.k8s.io/coredns/coredns:v1.11.3", false});
+  CHECK(a[1] == ImageArchive{"/var/lib/kbundle-images/pause.tar", "registry.k8s.io/pause:3.10", true});
+  CHECK(a[2] == ImageArchive{"/var/lib/kbundle-images/local.tar", "", false});
   CHECK(needs_listing(a));
   CHECK_FALSE(needs_listing({a[1], a[2]}));  // changed, or no ref to look for: nothing to ask containerd
   CHECK(image_archives(Manifest{}, {}).empty());
 }
 
 TEST_CASE("images_to_import: changed ones, and unchanged ones containerd lacks", "[images]") {
-  std::vector<ImageArchive> a = {{"/var/lib/kbundle/images/pause.tar", "registry.k8s.io/pause:3.10", false},
-                                 {"/var/lib/kbundle/images/coredns.tar", "registry.k8s.io/coredns/coredns:v1.11.3", false},
-                                 {"/var/lib/kbundle/images/local.tar", "", false}};
+  std::vector<ImageArchive> a = {{"/var/lib/kbundle-images/pause.tar", "registry.k8s.io/pause:3.10", false},
+                                 {"/var/lib/kbundle-images/coredns.tar", "registry.k8s.io/coredns/coredns:v1.11.3", false},
+                                 {"/var/lib/kbundle-images/local.tar", "", false}};
   // Re-apply of unchanged archives that containerd has: nothing.
   CHECK(images_to_import(a, {"registry.k8s.io/pause:3.10", "registry.k8s.io/coredns/coredns:v1.11.3", "other:1"}).empty());
   // containerd lost one (its state was wiped): that one only.
   auto todo = images_to_import(a, {"registry.k8s.io/pause:3.10"});
   REQUIRE(todo.size() == 1);
-  CHECK(todo[0].path == "/var/lib/kbundle/images/coredns.tar");
+  CHECK(todo[0].path == "/var/lib/kbundle-images/coredns.tar");
   // A changed archive is imported even when an image of that name exists (its content is new).
   a[0].changed = a[2].changed = true;
   todo = images_to_import(a, {"registry.k8s.io/pause:3.10", "registry.k8s.io/coredns/coredns:v1.11.3"});
   REQUIRE(todo.size() == 2);
-  CHECK(todo[0].path == "/var/lib/kbundle/images/pause.tar");
-  CHECK(todo[1].path == "/var/lib/kbundle/images/local.tar");
+  CHECK(todo[0].path == "/var/lib/kbundle-images/pause.tar");
+  CHECK(todo[1].path == "/var/lib/kbundle-images/local.tar");
 }
 
 TEST_CASE("ctr command lines: k8s.io namespace, containerd's socket, --base-name from the ref", "[images]") {
-  ImageArchive pause{"/var/lib/kbundle/images/pause.tar", "registry.k8s.io/pause:3.10", true};
+  ImageArchive pause{"/var/lib/kbundle-images/pause.tar", "registry.k8s.io/pause:3.10", true};
   CHECK(ctr_import_command("/", pause) ==
         std::vector<std::string>{"/usr/local/bin/ctr", "--address", "/run/containerd/containerd.sock", "-n", "k8s.io", "images",
-                                 "import", "--base-name", "registry.k8s.io/pause", "/var/lib/kbundle/images/pause.tar"});
-  ImageArchive local{"/var/lib/kbundle/images/local.tar", "", true};
+                                 "import", "--base-name", "registry.k8s.io/pause", "/var/lib/kbundle-images/pause.tar"});
+  ImageArchive local{"/var/lib/kbundle-images/local.tar", "", true};
   TempDir tmp;
   std::string root = test::make_root(tmp);  // another root (--root): every path under it
   CHECK(ctr_import_command(root, local) ==
         std::vector<std::string>{root + "/usr/local/bin/ctr", "--address", root + "/run/containerd/containerd.sock", "-n",
-                                 "k8s.io", "images", "import", root + "/var/lib/kbundle/images/local.tar"});
+                                 "k8s.io", "images", "import", root + "/var/lib/kbundle-images/local.tar"});
   CHECK(ctr_list_command("/") == std::vector<std::string>{"/usr/local/bin/ctr", "--address", "/run/containerd/containerd.sock",
                                                           "-n", "k8s.io", "images", "ls", "-q"});
 }
@@ -138,7 +138,7 @@ void write_worker_bundle(const std::string& path, uint64_t serial, const std::st
     ManifestEntry ctr = meta("/usr/local/bin/ctr", 0755, EntryClass::Binary);
     w.add_file(ctr, kFakeCtr);
   }
-  ManifestEntry pause = meta("/var/lib/kbundle/images/pause.tar", 0644, EntryClass::Binary);
+  ManifestEntry pause = meta("/var/lib/kbundle-images/pause.tar", 0644, EntryClass::Binary);
   pause.source = EntrySource{"http://127.0.0.1:1/oci/registry.k8s.io/pause/3.10.tar", std::string(64, 'c')};
   w.add_file(pause, pause_content);
   SigningKey k(kb::test::test_key().private_pem);
@@ -164,8 +164,8 @@ TEST_CASE("apply imports changed images once containerd is up, and not again", "
   INFO(r.out << r.err);
   REQUIRE(r.code == ExitCode::Ok);
   CHECK(read_or_empty(ctr_log) == "--address " + root + "/run/containerd/containerd.sock -n k8s.io images import --base-name " +
-                                  "registry.k8s.io/pause " + root + "/var/lib/kbundle/images/pause.tar\n");
-  CHECK_THAT(r.out, Catch::Contains("imported /var/lib/kbundle/images/pause.tar as registry.k8s.io/pause:3.10 into containerd"));
+                                  "registry.k8s.io/pause " + root + "/var/lib/kbundle-images/pause.tar\n");
+  CHECK_THAT(r.out, Catch::Contains("imported /var/lib/kbundle-images/pause.tar as registry.k8s.io/pause:3.10 into containerd"));
 
   // Re-applying the installed bundle: nothing runs at all.
   ::unlink(ctr_log.c_str());
@@ -200,7 +200,7 @@ TEST_CASE("a failed import is a failed health check: rolled back, exit 4, the re
   FakeSocket sock(root + "/run/containerd/containerd.sock");
   write_worker_bundle(tmp / "w1.kbundle", 1, "pause archive v1");
   REQUIRE(test::apply_bundle(opt, tmp / "w1.kbundle", healthy()).code == ExitCode::Ok);
-  std::string before = read_file(root + "/var/lib/kbundle/images/pause.tar");
+  std::string before = read_file(root + "/var/lib/kbundle-images/pause.tar");
 
   write_file_atomic(root + "/fail-import", "", 0644);
   opt.trust_key_file.clear();
@@ -208,10 +208,10 @@ TEST_CASE("a failed import is a failed health check: rolled back, exit 4, the re
   auto r = test::apply_bundle(opt, tmp / "w2.kbundle", healthy());
   INFO(r.out << r.err);
   CHECK(r.code == ExitCode::HealthRolledBack);
-  CHECK_THAT(r.err, Catch::Contains("health check images failed: importing /var/lib/kbundle/images/pause.tar into containerd failed") &&
+  CHECK_THAT(r.err, Catch::Contains("health check images failed: importing /var/lib/kbundle-images/pause.tar into containerd failed") &&
                         Catch::Contains("exit status 1: ctr: failed to extract layer: no space left on device") &&
                         Catch::Contains("rolled back to serial 1"));
-  CHECK(read_file(root + "/var/lib/kbundle/images/pause.tar") == before);
+  CHECK(read_file(root + "/var/lib/kbundle-images/pause.tar") == before);
   CHECK(read_installed(Layout(root))->manifest.serial == 1);
 }
 
@@ -236,7 +236,7 @@ TEST_CASE("containerd not accepting connections in time is named with its socket
   std::string root = test::make_root(tmp);
   write_file_atomic(root + "/usr/local/bin/ctr", kFakeCtr, 0755);
   Manifest m;
-  m.entries = {image_entry("/var/lib/kbundle/images/pause.tar", "https://m/oci/registry.k8s.io/pause/3.10.tar")};
+  m.entries = {image_entry("/var/lib/kbundle-images/pause.tar", "https://m/oci/registry.k8s.io/pause/3.10.tar")};
   Options o;
   o.root = root;
   Hooks hooks;
@@ -245,7 +245,7 @@ TEST_CASE("containerd not accepting connections in time is named with its socket
   ImageLimits limits;
   limits.socket_wait = 300ms;
   auto t0 = std::chrono::steady_clock::now();
-  CHECK(import_images(run, m, {"/var/lib/kbundle/images/pause.tar"}, limits) ==
+  CHECK(import_images(run, m, {"/var/lib/kbundle-images/pause.tar"}, limits) ==
         root + "/run/containerd/containerd.sock: containerd does not accept connections after 0.3 s "
                "(is containerd.service running? see journalctl -u containerd)");
   CHECK(std::chrono::steady_clock::now() - t0 < 3s);

@@ -73,7 +73,7 @@ YAML
   >"$WORK/gen.log" 2>&1 || { cat "$WORK/gen.log" >&2; fail "kbundle gen with binaries"; }
 BUNDLES=$WORK/out
 "$KBUNDLE" inspect --json "$BUNDLES/$W.kbundle" >"$WORK/inspect.json" || fail "kbundle inspect $W"
-for p in /usr/local/bin/containerd /usr/local/bin/ctr /var/lib/kbundle/images/pause.tar /var/lib/kbundle/images/coredns.tar; do
+for p in /usr/local/bin/containerd /usr/local/bin/ctr /var/lib/kbundle-images/pause.tar /var/lib/kbundle-images/coredns.tar; do
   python3 -c 'import json,sys; sys.exit(0 if any(e["path"] == sys.argv[2] for e in json.load(open(sys.argv[1]))["entries"]) else 1)' \
     "$WORK/inspect.json" "$p" || fail "$W.kbundle lacks $p"
 done
@@ -114,7 +114,7 @@ for h in containerd kubelet kube-proxy; do
   grep -q "health $h: ok" "$WORK/apply.log" || { cat "$WORK/apply.log" >&2; fail "no passed $h health check"; }
 done
 for ref in registry.k8s.io/pause:3.10 registry.k8s.io/coredns/coredns:v1.11.3; do
-  grep -q "^imported /var/lib/kbundle/images/.* as $ref into containerd" "$WORK/apply.log" ||
+  grep -q "^imported /var/lib/kbundle-images/.* as $ref into containerd" "$WORK/apply.log" ||
     { cat "$WORK/apply.log" >&2; fail "apply did not import $ref"; }
 done
 [ "$(node "$W" systemctl is-active containerd.service)" = active ] || { show_failure; fail "containerd.service is not active"; }
@@ -152,9 +152,9 @@ node "$W" /usr/local/bin/ctr -n k8s.io images rm registry.k8s.io/coredns/coredns
 "$REBUNDLE" --in "$BUNDLES/$W.kbundle" --pub "$BUNDLES/bundle-signing.pub" --key "$WORK/state/keys/bundle-signing.key" \
   --out "$BUNDLES/$W-next2.kbundle" --serial +2 >>"$WORK/rebundle.log" 2>&1 || { cat "$WORK/rebundle.log" >&2; fail "kb_e2e_rebundle"; }
 apply_ok "$WORK/next2.log" "/opt/bundles/$W-next2.kbundle"
-grep -q "^imported /var/lib/kbundle/images/coredns.tar as registry.k8s.io/coredns/coredns:v1.11.3 .*it was missing" "$WORK/next2.log" ||
+grep -q "^imported /var/lib/kbundle-images/coredns.tar as registry.k8s.io/coredns/coredns:v1.11.3 .*it was missing" "$WORK/next2.log" ||
   { cat "$WORK/next2.log" >&2; fail "the removed CoreDNS image was not imported again"; }
-grep -q "^imported /var/lib/kbundle/images/pause.tar" "$WORK/next2.log" && fail "pause was imported again although containerd has it"
+grep -q "^imported /var/lib/kbundle-images/pause.tar" "$WORK/next2.log" && fail "pause was imported again although containerd has it"
 images_ls | grep >/dev/null "^registry.k8s.io/coredns/coredns:v1.11.3 " || fail "CoreDNS is not back in containerd"
 lap "lost image imported again"
 

@@ -32,7 +32,7 @@ for b in kube-apiserver kube-controller-manager kube-scheduler etcd etcdctl kube
   grep -q "^/usr/local/bin/$b 0755 https://" "$WORK/cp.txt" || fail "control-0 lacks $b: $(cat "$WORK/cp.txt")"
 done
 for b in /usr/local/bin/kubelet /usr/local/bin/kube-proxy /usr/local/bin/containerd /usr/local/bin/runc /opt/cni/bin/bridge \
-         /usr/local/bin/kubectl /var/lib/kbundle/images/pause.tar; do
+         /usr/local/bin/kubectl /var/lib/kbundle-images/pause.tar; do
   grep -q "^$b " "$WORK/w.txt" || fail "worker-0 lacks $b: $(cat "$WORK/w.txt")"
 done
 grep -q "kube-apiserver\|/etcd " "$WORK/w.txt" && fail "a worker got control-plane binaries"
