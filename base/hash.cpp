@@ -86,4 +86,15 @@ FileDigest sha256_file(const std::string& path) {
   return sha256_fd(fd.get(), path);
 }
 
+bool is_lower_hex(std::string_view s, size_t n) {
+  return s.size() == n && s.find_first_not_of("0123456789abcdef") == std::string_view::npos;
+}
+
+std::string hex_to_bytes(std::string_view hex) {
+  std::string out(hex.size() / 2, '\0');
+  auto nib = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
+  for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<char>(nib(hex[2 * i]) << 4 | nib(hex[2 * i + 1]));
+  return out;
+}
+
 }  // namespace kb

@@ -38,5 +38,9 @@ FileDigest sha256_file(const std::string& path);         // throws kb::Error nam
 // Standard base64 with padding, no line breaks (OpenSSL's EVP_EncodeBlock).
 std::string base64_encode(std::string_view bytes);
 std::string to_hex(const uint8_t* data, size_t len);
+// True when `s` is exactly `n` lowercase hex digits (fingerprints, digests, signatures).
+bool is_lower_hex(std::string_view s, size_t n);
+// The bytes of lowercase hex; the caller checked is_lower_hex().
+std::string hex_to_bytes(std::string_view hex);
 
 }  // namespace kb

@@ -4,6 +4,7 @@
 #include <ctime>
 #include <set>
 
+#include "base/hash.h"
 #include "bundles/bundle_error.h"
 
 namespace kb {
@@ -67,12 +68,7 @@ bool all_of_chars(std::string_view s, const char* allowed_extra, bool lower_only
   return true;
 }
 
-bool is_hex64(std::string_view s) {
-  if (s.size() != 64) return false;
-  for (char c : s)
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  return true;
-}
+bool is_hex64(std::string_view s) { return is_lower_hex(s, 64); }
 
 bool is_dns_label(std::string_view s) {
   return !s.empty() && s.size() <= 63 && all_of_chars(s, "-", true) && s.front() != '-' && s.back() != '-';

@@ -23,21 +23,6 @@ constexpr std::string_view kSignedPrefix = "kbundle rollover statement v1\n";
   throw BundleError(BundleErrc::UntrustedRollover, std::string(kRolloverMember) + ": " + why);
 }
 
-bool is_hex(std::string_view s, size_t n) {
-  if (s.size() != n) return false;
-  for (char c : s)
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  return true;
-}
-
-// Lowercase hex to bytes; the caller checked is_hex().
-std::string hex_bytes(std::string_view hex) {
-  std::string out(hex.size() / 2, '\0');
-  auto nib = [](char c) { return c <= '9' ? c - '0' : c - 'a' + 10; };
-  for (size_t i = 0; i < out.size(); ++i) out[i] = static_cast<char>(nib(hex[2 * i]) << 4 | nib(hex[2 * i + 1]));
-  return out;
-}
-
 json unsigned_json(const RolloverStatement& s) {
   return json{{"created_at", s.created_at},
               {"new_key_pem", s.new_key_pem},
@@ -115,9 +100,9 @@ RolloverChain parse_rollover_chain(std::string_view bytes) {
       bad(where + "serial " + std::to_string(s.serial) + " after " + std::to_string(chain.back().serial) +
           ": a gap or a reordering");
     if (!parse_rfc3339_utc(s.created_at)) bad(where + "\"created_at\" is not YYYY-MM-DDTHH:MM:SSZ");
-    if (!is_hex(s.new_key_sha256, 64) || !is_hex(s.old_key_sha256, 64)) bad(where + "a fingerprint is not 64 lowercase hex");
-    if (!is_hex(sig, 2 * kSignatureSize)) bad(where + "\"signature\" is not 128 lowercase hex");
-    s.signature = hex_bytes(sig);
+    if (!is_lower_hex(s.new_key_sha256, 64) || !is_lower_hex(s.old_key_sha256, 64)) bad(where + "a fingerprint is not 64 lowercase hex");
+    if (!is_lower_hex(sig, 2 * kSignatureSize)) bad(where + "\"signature\" is not 128 lowercase hex");
+    s.signature = hex_to_bytes(sig);
     try {
       if (VerifyKey(s.new_key_pem).fingerprint() != s.new_key_sha256) bad(where + "\"new_key_sha256\" is not new_key_pem's fingerprint");
     } catch (const BundleError& err) {

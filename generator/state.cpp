@@ -240,8 +240,7 @@ void check_pins_shape(const json& pins, const std::string& state_path) {
   for (const auto& [rel, pin] : pins.items()) {
     bool known = rel == kRolloverFile || std::find(pinned_files().begin(), pinned_files().end(), rel) != pinned_files().end();
     if (!known) damaged(state_path, "\"pins\" names an unknown file \"" + rel + "\"");
-    if (!pin.is_string() || pin.get<std::string>().size() != 64 ||
-        pin.get<std::string>().find_first_not_of("0123456789abcdef") != std::string::npos)
+    if (!pin.is_string() || !is_lower_hex(pin.get<std::string>(), 64))
       damaged(state_path, "the pin of \"" + rel + "\" is not 64 lowercase hex");
   }
   for (const auto& rel : pinned_files())

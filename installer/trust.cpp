@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "base/hash.h"
 #include "base/atomic_file.h"
 #include "bundles/bundle_error.h"
 #include "bundles/signing.h"
@@ -133,7 +134,7 @@ std::string commit_pin(const Layout& layout, const std::string& record) {
 std::string normalize_fingerprint(const std::string& text) {
   std::string s = text.rfind("sha256:", 0) == 0 ? text.substr(7) : text;
   for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (s.size() != 64 || s.find_first_not_of("0123456789abcdef") != std::string::npos)
+  if (!is_lower_hex(s, 64))
     throw InstallerError(ExitCode::Usage, "--trust-fingerprint " + text + ": not 64 hex digits (sha256:<hex>)");
   return s;
 }
