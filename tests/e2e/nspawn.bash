@@ -12,6 +12,7 @@
 #   nspawn_wait NAME                waits until its systemd reports running or degraded
 #   node NAME CMD...                runs CMD inside the node (nsenter -t PID1 -a)
 #   nspawn_stop NAME                clean poweroff, then unmount and remove netns, veth, cgroups
+#   lap TEXT / lap_table            a progress line with the time so far / all laps as a table
 # Every resource is registered with `cleanup` as soon as it exists, so a failing or
 # interrupted test leaves nothing behind. The nspawn process is never sent SIGKILL
 # (the node's systemd and services would live on).
@@ -19,7 +20,9 @@
 NSPAWN_BRIDGE=br-kb
 NSPAWN_NET=10.77.0
 NSPAWN_PREFIX=kb-e2e-  # netns and cgroup names; veths are "kbv-NAME-SUFFIX" shortened below
-NSPAWN_BASE_PACKAGES=systemd,systemd-sysv,dbus,iproute2,procps,ca-certificates,openssl
+# curl runs the first-boot user data; python3 (not python3-minimal: that lacks http.server and
+# json) runs the kube-apiserver stand-in.
+NSPAWN_BASE_PACKAGES=systemd,systemd-sysv,dbus,iproute2,procps,ca-certificates,openssl,curl,python3
 declare -A NSPAWN_PID=() NSPAWN_PID1=()
 
 nspawn_require() {
@@ -43,10 +46,23 @@ nspawn_require() {
   t_start=$(date +%s%N)
 }
 
-# lap TEXT: a progress line with the seconds since nspawn_require.
+# lap TEXT: a progress line with the seconds since nspawn_require (kept for lap_table).
+NSPAWN_LAPS=()
 lap() {
   local tenths=$((($(date +%s%N) - t_start) / 100000000))
   printf '  %-52s %3d.%d s\n' "$1" $((tenths / 10)) $((tenths % 10))
+  NSPAWN_LAPS+=("$tenths $1")
+}
+
+# lap_table: every lap so far with its own duration and the running total.
+lap_table() {
+  local l prev=0 t
+  printf '  %-52s %7s %7s\n' step took total
+  for l in "${NSPAWN_LAPS[@]}"; do
+    t=${l%% *}
+    printf '  %-52s %5d.%d %5d.%d\n' "${l#* }" $(((t - prev) / 10)) $(((t - prev) % 10)) $((t / 10)) $((t % 10))
+    prev=$t
+  done
 }
 
 # The mirror apt uses (deb822 .sources or a sources.list "deb" line), for debootstrap;
