@@ -11,10 +11,10 @@ checking on it fails on a request without an Authorization header (HTTP 500), an
 off it serves any URL, tampered or expired. So for a request whose query holds X-Amz-Signature
 this front does what S3 does (the SigV4 query-string rules: canonical request with
 UNSIGNED-PAYLOAD, the credential scope, X-Amz-Expires of at most 604800 s) with the test's only
-credentials, answering S3's errors (403 SignatureDoesNotMatch, 403 AccessDenied "Request has
-expired", 403 InvalidAccessKeyId) itself; a valid one is forwarded to moto as the same GET or
-HEAD signed in the Authorization header with the same credentials, so moto's IAM check and its
-answer (200, 404 NoSuchKey, ...) are moto's.
+credentials, answering S3's errors itself (403 SignatureDoesNotMatch, 403 AccessDenied "Request
+has expired", 403 InvalidAccessKeyId; and 403 AccessDenied for an anonymous request). A valid one
+is forwarded to moto as the same GET or HEAD signed in the Authorization header with the same
+credentials, so moto's IAM check and its answer (200, 404 NoSuchKey, ...) are moto's.
 
 usage: aws_front.py LISTEN_IP:PORT CERT KEY UPSTREAM_HOST:PORT LOG
        (credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY; region from the URL's scope)
@@ -127,6 +127,9 @@ class Front(http.server.BaseHTTPRequestHandler):
             return s3_error("NotImplemented", "kb-e2e front: chunked request bodies are not supported", 501), "-"
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         if "X-Amz-Signature" not in urllib.parse.parse_qs(query):
+            if "Authorization" not in self.headers and not raw_path.startswith("/moto-api/"):
+                # Anonymous: S3 denies it on a private bucket (moto would fail with a 500).
+                return s3_error("AccessDenied", "Access Denied", 403), "anonymous refused"
             return upstream(self.command, self.path, self.headers.items(), body), "forwarded"
         bad = check_presigned(self.command, raw_path, query, self.headers)
         if bad:
