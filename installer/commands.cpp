@@ -13,6 +13,7 @@
 #include "bundles/bundle_error.h"
 #include "bundles/bundle_reader.h"
 #include "bundles/path_policy.h"
+#include "installer/bootstrap.h"
 #include "installer/live_fs.h"
 #include "installer/run.h"
 #include "installer/transaction.h"
@@ -190,6 +191,7 @@ ExitCode status(const Options& opt, const Hooks& hooks, Io io) {
       certs.push_back({{"path", e.path}, {"not_after", rfc3339_utc(*t)}, {"days_left", days}});
     }
     r.report["certificates"] = certs;
+    bootstrap_status(r, m);
     return ExitCode::Ok;
   });
 }
