@@ -34,10 +34,10 @@ openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WO
 FRONT_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 echo 0 >"$WORK/skew"
 python3 "$(dirname "$0")/s3_tls_front.py" --listen "127.0.0.1:$FRONT_PORT" --upstream "$MOTO_URL" --cert "$WORK/tls.pem" \
-  --key "$WORK/tls.key" --log "$WORK/front.log" --skew-file "$WORK/skew" >"$WORK/front.out" 2>&1 &
+  --key "$WORK/tls.key" --log "$WORK/front.log" --skew-file "$WORK/skew" --no-list-file "$WORK/no-list" >"$WORK/front.out" 2>&1 &
 FRONT_PID=$!
 cleanup "kill $FRONT_PID 2>/dev/null; wait $FRONT_PID 2>/dev/null"
-for _ in $(seq 1 100); do grep -q ready "$WORK/front.out" && break; sleep 0.1; done
+for _ in $(seq 1 100); do grep -qs ready "$WORK/front.out" && break; sleep 0.1; done
 grep -q ready "$WORK/front.out" || fail "the TLS front did not start: $(cat "$WORK/front.out")"
 
 make_topology "$WORK/t.yaml"
@@ -130,15 +130,22 @@ run_boot() {
 rc_of() { cat "$WORK/$1.rc"; }
 requests() { grep -c "^GET /kb-boot/clusters/kthw/$1 " "$WORK/front.log" || true; }
 
-# 3. Booted before anything is published: worker-0 waits (deadline 60 s), control-0 gives up (3 s).
+# 3. Booted before anything is published: worker-0 waits (deadline 60 s) through S3's two answers
+# for a missing object (403 AccessDenied while the signer may not list the bucket, then 404
+# NoSuchKey); control-0 gives up (3 s).
+touch "$WORK/no-list"
 run_boot worker-0 "$WORK/ud/worker-0.sh" 60 &
 W0=$!
+for _ in $(seq 1 100); do [ "$(grep -c '403 AccessDenied' "$WORK/worker-0.log" 2>/dev/null)" -ge 2 ] && break; sleep 0.1; done
+rm "$WORK/no-list"
 run_boot control-0 "$WORK/ud/control-0.sh" 3
 [ "$(rc_of control-0)" = 1 ] || fail "control-0 gave up with status $(rc_of control-0): $(cat "$WORK/control-0.log")"
 tail -n 1 "$WORK/control-0.log" | grep -q "^kbundle-boot: FAILED: node control-0 of cluster kthw was not installed: ${DEST}kbundle-installer: not published yet (HTTP 404 NoSuchKey); gave up after 3 s (KB_BOOT_DEADLINE)" ||
   fail "control-0's last line: $(tail -n 1 "$WORK/control-0.log")"
 [ "$(grep -c 'not published yet.*; try [0-9]*, next in' "$WORK/control-0.log")" -ge 2 ] || fail "control-0 did not log each try: $(cat "$WORK/control-0.log")"
-grep -q "not published yet" "$WORK/worker-0.log" || fail "worker-0 is not waiting: $(cat "$WORK/worker-0.log")"
+grep -q "not published yet, or not readable (HTTP 403 AccessDenied: Access Denied); try 2" "$WORK/worker-0.log" ||
+  fail "worker-0 did not wait through 403 AccessDenied: $(cat "$WORK/worker-0.log")"
+grep -q "not published yet (HTTP 404 NoSuchKey)" "$WORK/worker-0.log" || fail "worker-0 did not wait through 404: $(cat "$WORK/worker-0.log")"
 
 T3=$(date +%s.%N)
 gen_bundles "$WORK/t.yaml"
@@ -184,7 +191,8 @@ grep -q 'control-0.kbundle' "$WORK/swapped.files" && fail "control-0's bundle la
 
 # 6. An installer whose sha256 differs: refused, never run, not installed.
 printf '#!/bin/sh\ntouch %s\n' "$WORK/evil-ran" >"$WORK/evil-installer"
-s3curl -fsS -X PUT -T "$WORK/evil-installer" "$MOTO_URL/kb-boot/clusters/kthw/kbundle-installer" -H "x-amz-content-sha256: UNSIGNED-PAYLOAD" >/dev/null ||
+curl -fsS --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
+  -H "x-amz-content-sha256: $(sha "$WORK/evil-installer")" -T "$WORK/evil-installer" "$MOTO_URL/kb-boot/clusters/kthw/kbundle-installer" >/dev/null ||
   fail "could not replace the installer"
 run_boot evil "$WORK/ud/worker-1.sh"
 [ "$(rc_of evil)" = 1 ] || fail "a changed installer: status $(rc_of evil)"
@@ -222,5 +230,6 @@ for f in "$WORK"/*.log "$WORK/journal" "$WORK/front.log"; do
   grep -q "X-Amz-\|$AWS_SECRET_ACCESS_KEY\|$AWS_ACCESS_KEY_ID" "$f" && fail "$f holds a credential"
 done
 T6=$(date +%s.%N)
+[ -n "${KB_BOOT_KEEP:-}" ] && cp -r "$WORK" "$KB_BOOT_KEEP"
 pass "$(printf 'up %.1f s; gen+publish %.1f s; a waiting node done %.1f s after publish; whole test %.1f s' \
   "$(echo "$T2 - $T1" | bc)" "$(echo "$T4 - $T3" | bc)" "$(echo "$T5 - $T4" | bc)" "$(echo "$T6 - $T0" | bc)")"

@@ -9,7 +9,9 @@ moto's answer (200, or 404 NoSuchKey for an object not published yet) goes back 
 For tests only: kbundle's first-boot script (aws/user_data.cpp) fetches through it.
 
 usage: s3_tls_front.py --listen HOST:PORT --upstream URL --cert PEM --key PEM --log FILE
-                       [--skew-file FILE]   (seconds added to the clock, read on every request)
+                       [--skew-file FILE]     (seconds added to the clock, read on every request)
+                       [--no-list-file FILE]  (while it exists, a missing key answers 403 AccessDenied,
+                                               as S3 does when the signer may not s3:ListBucket)
 credentials: AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (the ones `kbundle aws up` signed with)."""
 import argparse
 import datetime
@@ -34,6 +36,7 @@ ap.add_argument("--cert", required=True)
 ap.add_argument("--key", required=True)
 ap.add_argument("--log", required=True)
 ap.add_argument("--skew-file")
+ap.add_argument("--no-list-file")
 args = ap.parse_args()
 ACCESS, SECRET = os.environ["AWS_ACCESS_KEY_ID"], os.environ["AWS_SECRET_ACCESS_KEY"]
 REAL_NOW = botocore.auth.get_current_datetime
@@ -107,6 +110,8 @@ class Front(http.server.BaseHTTPRequestHandler):
                 status, body, ctype = r.status, r.read(), r.headers.get("Content-Type", "application/octet-stream")
         except urllib.error.HTTPError as e:
             status, body, ctype = e.code, e.read(), e.headers.get("Content-Type", "application/xml")
+        if status == 404 and args.no_list_file and os.path.exists(args.no_list_file):
+            status, body, ctype = 403, s3_error("AccessDenied", "Access Denied"), "application/xml"
         self.answer(status, body, [("Content-Type", ctype)])
 
 
