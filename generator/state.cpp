@@ -137,10 +137,12 @@ json parse_json_file(const std::string& path) {
   return j;
 }
 
-// Entries a directory without state.json may hold: the lock, temp files of atomic writes and,
+// Entries a directory without state.json may hold: the lock, the binary cache, temp files of atomic writes and,
 // after an interrupted init (marker present), what that init had written so far.
 bool is_leftover(const std::string& name, bool resuming) {
   if (name == kLockFile || name == kInitMarker) return true;
+  // The binary cache `kbundle fetch` fills by default (<state>/cache) before any gen or aws up.
+  if (name == "cache") return true;
   if (name.size() > 1 && name[0] == '.' && name.find(".tmp-") != std::string::npos) return true;
   return resuming && (name == "ca" || name == "keys" || name == "issued.json" || name == "serials.json");
 }

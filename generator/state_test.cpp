@@ -829,3 +829,14 @@ TEST_CASE("read_signing_public_key: read-only, pinned, nullopt before the state 
   kb::write_file_atomic(dir + "/keys/bundle-signing.pub", other, 0600);
   CHECK_THROWS_WITH(read_signing_public_key(dir, "alpha"), Catch::Contains("replaced or changed"));
 }
+
+TEST_CASE("a state directory holding only the binary cache (kbundle fetch first) is initialized", "[state]") {
+  TempDir tmp;
+  const std::string dir = tmp / "state";
+  fs::create_directories(dir + "/cache/v1.32.3");
+  kb::write_file_atomic(dir + "/cache/v1.32.3/kubelet", "binary", 0644);
+  auto s = State::open(dir, topology(), kNow);
+  CHECK(s->created());
+  CHECK(read_file(dir + "/cache/v1.32.3/kubelet") == "binary");
+  CHECK(read_signing_public_key(dir, "alpha") == s->signing_public_key_pem());
+}
