@@ -194,21 +194,6 @@ class CurlS3Transport : public S3Transport {
 
 }  // namespace
 
-S3Url parse_s3_url(const std::string& url) {
-  const std::string hint = " (hint: --to s3://BUCKET/PREFIX/)";
-  if (!url.starts_with("s3://")) throw Error("--to '" + url + "': not an s3:// URL" + hint);
-  std::string rest = url.substr(5);
-  size_t slash = rest.find('/');
-  S3Url out{rest.substr(0, slash), slash == std::string::npos ? "" : rest.substr(slash + 1)};
-  if (out.bucket.size() < 3 || out.bucket.size() > 63 ||
-      !std::all_of(out.bucket.begin(), out.bucket.end(),
-                   [](char c) { return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '.'; }))
-    throw Error("--to '" + url + "': '" + out.bucket + "' is not an S3 bucket name (3-63 of a-z 0-9 . -)" + hint);
-  while (out.prefix.starts_with('/')) out.prefix.erase(0, 1);
-  if (!out.prefix.empty() && !out.prefix.ends_with('/')) out.prefix += '/';
-  return out;
-}
-
 std::string uri_encode(std::string_view s, bool encode_slash) {
   static const char* digits = "0123456789ABCDEF";
   std::string out;

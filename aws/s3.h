@@ -22,13 +22,6 @@
 
 namespace kb::aws {
 
-// "s3://bucket/some/prefix/" -> bucket and prefix ("" or ending in '/'). Throws kb::Error.
-struct S3Url {
-  std::string bucket;
-  std::string prefix;
-};
-S3Url parse_s3_url(const std::string& url);
-
 // SigV4 URI encoding: RFC 3986 unreserved characters kept, the rest %XX (uppercase); '/' kept
 // unless `encode_slash`.
 std::string uri_encode(std::string_view s, bool encode_slash);
