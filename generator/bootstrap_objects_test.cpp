@@ -344,3 +344,39 @@ TEST_CASE("objects.json: the contract's header, and the same bytes for the same 
         find_file(node(make_cluster_plan(t, *sb), "cp-b"), p::kBootstrapObjects)->content);
   CHECK(render_bootstrap_objects(t) == text);
 }
+
+TEST_CASE("hostile topology values never reach objects.json: the parser refuses them at their key", "[bootstrap]") {
+  // What objects.json takes from the topology: clusterDomain (into the Corefile), serviceCIDR
+  // (kube-dns's IP), apiEndpoint.port (api_server) and kubernetesVersion (the catalog's image).
+  struct Case {
+    std::string from, to, key;
+  };
+  const std::vector<Case> cases = {
+      {"clusterDomain: corp.internal", "clusterDomain: \"corp.internal {\\n}\\n. {\\n forward . 203.0.113.9\"", "clusterDomain"},
+      {"clusterDomain: corp.internal", "clusterDomain: \"corp internal\"", "clusterDomain"},
+      {"clusterDomain: corp.internal", "clusterDomain: \"corp.internal}\"", "clusterDomain"},
+      {"clusterDomain: corp.internal", "clusterDomain: \"corp.internal\\\"\"", "clusterDomain"},
+      {"clusterDomain: corp.internal", "clusterDomain: \"\"", "clusterDomain"},
+      {"clusterDomain: corp.internal", "clusterDomain: corp..internal", "clusterDomain"},
+      {"clusterDomain: corp.internal", "clusterDomain: " + std::string(300, 'a'), "clusterDomain"},
+      {"clusterDomain: corp.internal", "clusterDomain: [a, b]", "clusterDomain"},
+      {"serviceCIDR: 10.96.0.0/16", "serviceCIDR: 10.96.0.0/30", "serviceCIDR"},  // no .10 in it
+      {"serviceCIDR: 10.96.0.0/16", "serviceCIDR: \"10.96.0.0/16\\n\"", "serviceCIDR"},
+      {"serviceCIDR: 10.96.0.0/16", "serviceCIDR: 10.96.0.300/16", "serviceCIDR"},
+      {"    port: 7443", "    port: 70000", "port"},
+      {"    port: 7443", "    port: \"7443/../x\"", "port"},
+      {"kubernetesVersion: v1.32.3", "kubernetesVersion: v1.31.0", "kubernetesVersion"},  // no catalog entry
+      {"kubernetesVersion: v1.32.3", "kubernetesVersion: \"v1.32.3\\\"}\"", "kubernetesVersion"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.to);
+    std::string text = topology_text();
+    REQUIRE(text.find(c.from) != std::string::npos);
+    text.replace(text.find(c.from), c.from.size(), c.to);
+    TopologyResult r = parse_topology(text, "topology.yaml");
+    CHECK_FALSE(r.ok());
+    bool at_key = false;
+    for (const auto& d : r.diagnostics) at_key |= d.severity == Diagnostic::Severity::Error && d.message.find(c.key) != std::string::npos;
+    CHECK(at_key);
+  }
+}
