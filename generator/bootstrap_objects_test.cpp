@@ -87,6 +87,13 @@ const PlannedFile* find_file(const NodePlan& n, const std::string& path) {
   return nullptr;
 }
 
+const std::string& content(const NodePlan& n, const std::string& path) {
+  const PlannedFile* f = find_file(n, path);
+  INFO(n.node.name << " " << path);
+  REQUIRE(f != nullptr);
+  return f->content;
+}
+
 std::string subject_field(X509* cert, int nid) {
   char buf[256];
   int len = X509_NAME_get_text_by_NID(X509_get_subject_name(cert), nid, buf, sizeof buf);
@@ -136,7 +143,7 @@ TEST_CASE("only the first control-plane node gets objects.json and the bootstrap
         CHECK(f->group == "root");
       }
       CHECK(find_file(n, p::kBootstrapKey)->cls == FileClass::Secret);
-      CHECK(find_file(n, p::kBootstrapObjects)->content == render_bootstrap_objects(t));
+      CHECK(content(n, p::kBootstrapObjects) == render_bootstrap_objects(t));
     }
   }
 }
@@ -159,8 +166,8 @@ TEST_CASE("the bootstrap identity: kubernetes-ca, client auth, kbundle:bootstrap
     auto state = State::open(tmp.path + "/state", t, kNow);
     ClusterPlan plan = make_cluster_plan(t, *state);
     const NodePlan& n = node(plan, "cp-b");
-    cert_pem = find_file(n, p::kBootstrapCert)->content;
-    key_pem = find_file(n, p::kBootstrapKey)->content;
+    cert_pem = content(n, p::kBootstrapCert);
+    key_pem = content(n, p::kBootstrapKey);
     X509Ptr cert = parse_cert(cert_pem, "bootstrap cert");
     PkeyPtr key = parse_private_key(key_pem, "bootstrap key");
     CHECK(key_matches_cert(key.get(), cert.get()));
@@ -174,8 +181,8 @@ TEST_CASE("the bootstrap identity: kubernetes-ca, client auth, kbundle:bootstrap
   // A second run with the same state reuses the cert and key, so objects.json and the files are unchanged.
   auto again = State::open(tmp.path + "/state", t, kNow + 3600);
   ClusterPlan plan = make_cluster_plan(t, *again);
-  CHECK(find_file(node(plan, "cp-b"), p::kBootstrapCert)->content == cert_pem);
-  CHECK(find_file(node(plan, "cp-b"), p::kBootstrapKey)->content == key_pem);
+  CHECK(content(node(plan, "cp-b"), p::kBootstrapCert) == cert_pem);
+  CHECK(content(node(plan, "cp-b"), p::kBootstrapKey) == key_pem);
 }
 
 TEST_CASE("the kubelet-API binding names the subject of kube-apiserver's kubelet client cert", "[bootstrap]") {
@@ -183,7 +190,7 @@ TEST_CASE("the kubelet-API binding names the subject of kube-apiserver's kubelet
   TempDir tmp;
   auto state = State::open(tmp.path + "/state", t, kNow);
   ClusterPlan plan = make_cluster_plan(t, *state);
-  const json doc = json::parse(find_file(node(plan, "cp-b"), p::kBootstrapObjects)->content);
+  const json doc = json::parse(content(node(plan, "cp-b"), p::kBootstrapObjects));
   const json& role = object_named(doc, "ClusterRole", "system:kube-apiserver-to-kubelet");
   REQUIRE(role["rules"].size() == 1);
   CHECK(role["rules"][0]["apiGroups"] == json::array({""}));
@@ -196,7 +203,7 @@ TEST_CASE("the kubelet-API binding names the subject of kube-apiserver's kubelet
 
   // Every control-plane node's cert, as issued, has exactly the subject the binding names.
   for (const char* name : {"cp-a", "cp-b"}) {
-    X509Ptr cert = parse_cert(find_file(node(plan, name), p::kApiserverKubeletClientCert)->content, name);
+    X509Ptr cert = parse_cert(content(node(plan, name), p::kApiserverKubeletClientCert), name);
     json expected = json::array({{{"apiGroup", "rbac.authorization.k8s.io"}, {"kind", "User"},
                                   {"name", subject_field(cert.get(), NID_commonName)}}});
     for (const auto& o : subject_orgs(cert.get()))
@@ -215,10 +222,10 @@ TEST_CASE("kube-dns's IP is the kubelets' clusterDNS and CoreDNS serves the clus
     TempDir tmp;
     auto state = State::open(tmp.path + "/state", t, kNow);
     ClusterPlan plan = make_cluster_plan(t, *state);
-    const json doc = json::parse(find_file(node(plan, "cp-b"), p::kBootstrapObjects)->content);
+    const json doc = json::parse(content(node(plan, "cp-b"), p::kBootstrapObjects));
     const json& service = object_named(doc, "Service", "kube-dns");
     for (const char* worker : {"worker-a", "worker-b"}) {
-      YAML::Node kubelet = YAML::Load(find_file(node(plan, worker), p::kKubeletConfig)->content);
+      YAML::Node kubelet = YAML::Load(content(node(plan, worker), p::kKubeletConfig));
       REQUIRE(kubelet["clusterDNS"].size() == 1);
       CHECK(service["spec"]["clusterIP"] == kubelet["clusterDNS"][0].as<std::string>());
       CHECK(kubelet["clusterDomain"].as<std::string>() == "corp.internal");
@@ -340,7 +347,43 @@ TEST_CASE("objects.json: the contract's header, and the same bytes for the same 
   TempDir a, b;
   auto sa = State::open(a.path + "/state", t, kNow);
   auto sb = State::open(b.path + "/state", t, kNow + 86400);
-  CHECK(find_file(node(make_cluster_plan(t, *sa), "cp-b"), p::kBootstrapObjects)->content ==
-        find_file(node(make_cluster_plan(t, *sb), "cp-b"), p::kBootstrapObjects)->content);
+  CHECK(content(node(make_cluster_plan(t, *sa), "cp-b"), p::kBootstrapObjects) ==
+        content(node(make_cluster_plan(t, *sb), "cp-b"), p::kBootstrapObjects));
   CHECK(render_bootstrap_objects(t) == text);
+}
+
+TEST_CASE("hostile topology values never reach objects.json: the parser refuses them at their key", "[bootstrap]") {
+  // What objects.json takes from the topology: clusterDomain (into the Corefile), serviceCIDR
+  // (kube-dns's IP), apiEndpoint.port (api_server) and kubernetesVersion (the catalog's image).
+  struct Case {
+    std::string from, to, key;
+  };
+  const std::vector<Case> cases = {
+      {"clusterDomain: corp.internal", "clusterDomain: \"corp.internal {\\n}\\n. {\\n forward . 203.0.113.9\"", "clusterDomain"},
+      {"clusterDomain: corp.internal", "clusterDomain: \"corp internal\"", "clusterDomain"},
+      {"clusterDomain: corp.internal", "clusterDomain: \"corp.internal}\"", "clusterDomain"},
+      {"clusterDomain: corp.internal", "clusterDomain: \"corp.internal\\\"\"", "clusterDomain"},
+      {"clusterDomain: corp.internal", "clusterDomain: \"\"", "clusterDomain"},
+      {"clusterDomain: corp.internal", "clusterDomain: corp..internal", "clusterDomain"},
+      {"clusterDomain: corp.internal", "clusterDomain: " + std::string(300, 'a'), "clusterDomain"},
+      {"clusterDomain: corp.internal", "clusterDomain: [a, b]", "clusterDomain"},
+      {"serviceCIDR: 10.96.0.0/16", "serviceCIDR: 10.96.0.0/30", "serviceCIDR"},  // no .10 in it
+      {"serviceCIDR: 10.96.0.0/16", "serviceCIDR: \"10.96.0.0/16\\n\"", "serviceCIDR"},
+      {"serviceCIDR: 10.96.0.0/16", "serviceCIDR: 10.96.0.300/16", "serviceCIDR"},
+      {"    port: 7443", "    port: 70000", "port"},
+      {"    port: 7443", "    port: \"7443/../x\"", "port"},
+      {"kubernetesVersion: v1.32.3", "kubernetesVersion: v1.31.0", "kubernetesVersion"},  // no catalog entry
+      {"kubernetesVersion: v1.32.3", "kubernetesVersion: \"v1.32.3\\\"}\"", "kubernetesVersion"},
+  };
+  for (const auto& c : cases) {
+    INFO(c.to);
+    std::string text = topology_text();
+    REQUIRE(text.find(c.from) != std::string::npos);
+    text.replace(text.find(c.from), c.from.size(), c.to);
+    TopologyResult r = parse_topology(text, "topology.yaml");
+    CHECK_FALSE(r.ok());
+    bool at_key = false;
+    for (const auto& d : r.diagnostics) at_key |= d.severity == Diagnostic::Severity::Error && d.message.find(c.key) != std::string::npos;
+    CHECK(at_key);
+  }
 }
