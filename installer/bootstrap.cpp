@@ -414,7 +414,7 @@ void check_staged_bootstrap(const Manifest& m, const std::string& staged_files, 
   const ManifestEntry* e = entry_of(m, kBootstrapObjects);
   if (!e) return;
   if (e->size > kMaxBootstrapFile)
-    refuse(bundle + ": " + kBootstrapObjects, "the file", "larger than " + std::to_string(kMaxBootstrapFile) + " bytes; refused");
+    refuse(bundle + ": " + kBootstrapObjects, "the file", "larger than " + std::to_string(kMaxBootstrapFile) + " bytes; refused, nothing was changed");
   try {
     parse_bootstrap_objects(read_file(staged_files + kBootstrapObjects), bundle + ": " + kBootstrapObjects, m);
   } catch (const InstallerError& err) {

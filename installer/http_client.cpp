@@ -129,7 +129,9 @@ HttpResult read_response(SSL* ssl, int fd, const HttpLimits& limits) {
           eof = true;  // closed without close_notify (allowed by SSL_OP_IGNORE_UNEXPECTED_EOF)
         } else {
           int err = errno;
-          if (code == SSL_ERROR_SYSCALL && (err == EAGAIN || err == EWOULDBLOCK))
+          // SO_RCVTIMEO expired: OpenSSL 3 says WANT_READ (older ones SYSCALL), errno EAGAIN.
+          bool can_wait = code == SSL_ERROR_SYSCALL || code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE;
+          if (can_wait && (err == EAGAIN || err == EWOULDBLOCK))
             return failure(Step::Receive, std::strerror(err), err, true);
           return failure(Step::Receive, openssl_error(std::strerror(err)), err);
         }
