@@ -176,7 +176,9 @@ nspawn_sweep() {
 }
 
 nspawn_net_up() {
-  ip link add "$NSPAWN_BRIDGE" type bridge || fail "cannot create bridge $NSPAWN_BRIDGE"
+  # A fixed MAC: a bridge without one takes its lowest port's, so a node added later could change
+  # it and leave the running nodes' ARP entries for the host address stale (tens of seconds lost).
+  ip link add "$NSPAWN_BRIDGE" address 02:6b:62:00:00:fe type bridge || fail "cannot create bridge $NSPAWN_BRIDGE"
   cleanup "ip link del $NSPAWN_BRIDGE"
   ip addr add "$NSPAWN_NET.254/24" dev "$NSPAWN_BRIDGE"
   ip link set "$NSPAWN_BRIDGE" up
