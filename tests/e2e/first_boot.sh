@@ -11,16 +11,21 @@
 # Also, on the way:
 #   - control-0 and control-1 boot before anything is published: they wait, log their tries,
 #     and install once `publish` has run;
+#   - a late node with control-1's user data, its wait (KB_BOOT_DEADLINE) shortened to 2 s, gives
+#     up before anything is published: one retry, one clear last line, exit 1, nothing installed;
 #   - control-2 first boots with a bundle signed by another key at its own S3 key: the installer
 #     refuses it (exit 3) and nothing is installed; then it boots afresh with the real one;
 #   - a stray node given control-2's user data with the S3 key changed to control-0's cannot read
 #     it (403 SignatureDoesNotMatch), gives up at once with one clear line, installs nothing.
 #
 # Real: kbundle, kbundle-installer, moto_server (signature checking on), systemd, etcd, curl, the
-# user data. Stand-ins (test only): tests/integration/s3_tls_front.py (HTTPS in front of moto's
-# S3, and S3's presigned-URL check, which moto lacks), tests/e2e/imds_standin.py (each node's IMDSv2: moto's
-# names every caller i-fake), kube-apiserver & co (tests/e2e/kube-standin), and the unit that runs
-# the user data once at boot in place of cloud-init. See docs/aws.md, "The flow, tested end to end".
+# user data. Stand-ins (test only): tests/integration/s3_tls_front.py (HTTPS in front of moto's S3
+# on the bridge's host address, and S3's presigned-URL check, which moto lacks);
+# tests/e2e/imds_standin.py (each node's IMDSv2, in its own network namespace: moto's emulation
+# names every caller i-fake); kube-apiserver & co (tests/e2e/kube-standin, which runs
+# tests/standins/kube-api-standin.py); and in place of cloud-init a unit that runs the user data
+# from /var/lib/cloud/instance/scripts/part-001 once per instance, as root, after the network is
+# up, as cloud-init's final stage does. See docs/aws.md, "The flow, tested end to end".
 source "$(dirname "$0")/../integration/lib.bash"
 source "$(dirname "$0")/nspawn.bash"
 nspawn_require
@@ -32,6 +37,7 @@ E2E=$KB_SOURCE_DIR/tests/e2e
 names=(control-0 control-1 control-2)
 ips=("$NSPAWN_NET.11" "$NSPAWN_NET.12" "$NSPAWN_NET.13")
 STRAY=stray STRAY_IP=$NSPAWN_NET.14
+LATE=late LATE_IP=$NSPAWN_NET.15
 FRONT=$NSPAWN_NET.254  # the bridge's host address: where nodes reach "AWS"
 BUCKET=kb-e2e-bundles PREFIX=clusters/e2e/
 
@@ -119,6 +125,10 @@ done
 # The stray node's user data: control-2's, with its URL's S3 key changed to control-0's.
 sed "s#/$BUCKET/$PREFIX${names[2]}.kbundle?#/$BUCKET/$PREFIX${names[0]}.kbundle?#" "$WORK/ud/${names[2]}.sh" >"$WORK/ud/$STRAY.sh"
 cmp -s "$WORK/ud/${names[2]}.sh" "$WORK/ud/$STRAY.sh" && fail "could not change the stray node's URL"
+# The late node's: control-1's with the wait shortened to 2 s (the one line tests may edit), so it
+# gives up before anything is published.
+sed 's/^KB_BOOT_DEADLINE=1800$/KB_BOOT_DEADLINE=2/' "$WORK/ud/${names[1]}.sh" >"$WORK/ud/$LATE.sh"
+cmp -s "$WORK/ud/${names[1]}.sh" "$WORK/ud/$LATE.sh" && fail "no line KB_BOOT_DEADLINE=1800 in the user data"
 
 # 3. Nodes: the base root plus what an AMI would carry (the test CA in the CA store, etcd, the
 #    stand-ins) and a unit that runs the user data once at boot, as root, as cloud-init does.
@@ -203,9 +213,10 @@ nothing_installed() {  # nothing_installed NODE: no bundle file, no unit, no ins
 
 for i in 0 1; do prepare_node "${names[$i]}" "${ips[$i]}" "$WORK/ud/${names[$i]}.sh" "${IID[${names[$i]}]}"; done
 prepare_node "${names[2]}" "${ips[2]}" "$WORK/ud/${names[2]}.sh" "${IID[${names[2]}]}"
-for i in 0 1; do boot_node "${names[$i]}"; done
-for i in 0 1; do nspawn_wait "${names[$i]}"; done
-lap "control-0, control-1 booted (nothing published yet)"
+prepare_node "$LATE" "$LATE_IP" "$WORK/ud/$LATE.sh" "${IID[${names[1]}]}"
+for n in "${names[0]}" "${names[1]}" "$LATE"; do boot_node "$n"; done
+for n in "${names[0]}" "${names[1]}" "$LATE"; do nspawn_wait "$n"; done
+lap "control-0, control-1, late booted; none published"
 
 # 4. gen (bound to the instance ids) and, for the wrong-key case, gen from another state.
 "$KBUNDLE" gen --no-binaries --topology "$T" --state "$WORK/state" --out "$WORK/out" >"$WORK/gen.log" 2>&1 ||
@@ -228,6 +239,18 @@ for n in "${names[0]}" "${names[1]}"; do
   [ "$(ud_state "$n")" = running ] || { ud_log "$n" >&2; fail "$n: the user data stopped before its bundle was published: $(ud_state "$n")"; }
 done
 lap "control-0, control-1 waiting for their bundles"
+
+# The late node waited its 2 s (a retry logged), then gave up with one clear line; nothing installed.
+st=$(ud_wait "$LATE" 30)
+ud_log "$LATE" >"$WORK/late.log"
+[ "$st" = "exit 1" ] || { cat "$WORK/late.log" >&2; fail "late node: user data $st, expected exit 1 after its 2 s deadline"; }
+grep -q "next in" "$WORK/late.log" || { cat "$WORK/late.log" >&2; fail "late node: no retry before giving up"; }
+[ "$(ud_tries "$LATE" | tail -n 1 | grep -c "^FAILED: node ${names[1]} of cluster e2e was not installed: .*gave up after 2 s (KB_BOOT_DEADLINE)")" = 1 ] ||
+  { cat "$WORK/late.log" >&2; fail "late node: the last line is not the clear give-up line"; }
+nothing_installed "$LATE"
+nspawn_stop "$LATE"
+imds_stop "$LATE"
+lap "late node: gave up after its 2 s deadline"
 
 # 5. A bundle signed by another key at control-2's own key: refused at boot, nothing installed.
 "$KBUNDLE" publish --out "$WORK/other-out" --to "s3://$BUCKET/$PREFIX" --node "${names[2]}" --installer "$INSTALLER" \
@@ -380,4 +403,4 @@ for nm in "$STRAY" "${names[@]}"; do nspawn_stop "$nm"; done
 lap "nodes stopped and removed"
 echo "wall time per step (seconds):"
 lap_table
-pass "aws up -> gen -> publish -> 3 nodes ran their user data: installed, etcd healthy over mTLS, bootstrap applied; waited for publish; another key refused (exit 3); another node's URL refused (403)"
+pass "aws up -> gen -> publish -> 3 nodes ran their user data: installed, etcd healthy over mTLS, bootstrap applied; waited for publish; late gave up at its deadline; another key refused (exit 3); another node's URL refused (403)"
