@@ -16,7 +16,8 @@
 # every file their unit's flags name exists and answer the bundle's own health
 # checks (kube-apiserver with the bundle's serving cert, verified by the installer
 # against the bundle's CA), so the installer runs the generated units and all four
-# health checks unchanged. The broken bundle of step 3 also caps its health checks
+# health checks unchanged; kube-apiserver's (tests/standins/kube-api-standin.py) also takes
+# control-0's server-side apply of the bootstrap objects. The broken bundle of step 3 also caps its health checks
 # at 10 s (the generated etcd check waits 120 s); nothing else differs.
 source "$(dirname "$0")/../integration/lib.bash"
 source "$(dirname "$0")/nspawn.bash"
@@ -46,10 +47,7 @@ nspawn_net_up
 for i in 0 1 2; do
   nspawn_prepare "${names[$i]}" "${ips[$i]}"
   root=$(nspawn_root "${names[$i]}")
-  install -D -m 0755 "$(command -v etcd)" "$root/usr/local/bin/etcd"
-  for c in kube-apiserver kube-controller-manager kube-scheduler; do
-    install -m 0755 "$KB_SOURCE_DIR/tests/e2e/kube-standin" "$root/usr/local/bin/$c"
-  done
+  nspawn_control_plane_bins "$root"
   nspawn_boot "${names[$i]}" --bind-ro="$BUNDLES:/opt/bundles" \
     --bind-ro="$INSTALLER:/usr/local/sbin/kbundle-installer"
 done

@@ -153,13 +153,7 @@ prepare_node() {  # prepare_node NAME IP USER_DATA INSTANCE_ID
   root=$(nspawn_root "$name")
   install -D -m 0644 "$WORK/ca/ca.crt" "$root/usr/local/share/ca-certificates/kbundle-e2e-ca.crt"
   cat "$WORK/ca/ca.crt" >>"$root/etc/ssl/certs/ca-certificates.crt"  # what update-ca-certificates adds
-  install -D -m 0755 "$(command -v etcd)" "$root/usr/local/bin/etcd"
-  for c in kube-apiserver kube-controller-manager kube-scheduler; do
-    install -m 0755 "$E2E/kube-standin" "$root/usr/local/bin/$c"
-  done
-  if [ -f "$KB_SOURCE_DIR/tests/standins/kube-api-standin.py" ]; then
-    install -D -m 0644 "$KB_SOURCE_DIR/tests/standins/kube-api-standin.py" "$root/usr/local/lib/kbundle-standin/kube-api-standin.py"
-  fi
+  nspawn_control_plane_bins "$root"
   install -D -m 0700 "$3" "$root/var/lib/cloud/instance/scripts/part-001"
   cat >"$root/etc/systemd/system/kb-user-data.service" <<'UNIT'
 [Unit]

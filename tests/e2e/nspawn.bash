@@ -13,6 +13,8 @@
 #   node NAME CMD...                runs CMD inside the node (nsenter -t PID1 -a)
 #   nspawn_stop NAME                clean poweroff, then unmount and remove netns, veth, cgroups
 #   lap TEXT / lap_table            a progress line with the time so far / all laps as a table
+#   nspawn_control_plane_bins ROOT  Debian's etcd and the kube-* stand-ins (with the python API
+#                                   stand-in that serves server-side apply) into a node root
 # Every resource is registered with `cleanup` as soon as it exists, so a failing or
 # interrupted test leaves nothing behind. The nspawn process is never sent SIGKILL
 # (the node's systemd and services would live on).
@@ -182,6 +184,18 @@ nspawn_net_up() {
   cleanup "ip link del $NSPAWN_BRIDGE"
   ip addr add "$NSPAWN_NET.254/24" dev "$NSPAWN_BRIDGE"
   ip link set "$NSPAWN_BRIDGE" up
+}
+
+# Bundles carry no binaries yet (issue 5): a control-plane node gets Debian's etcd and, for
+# kube-apiserver & co, tests/e2e/kube-standin; kube-apiserver runs tests/standins/kube-api-standin.py
+# (health and server-side apply of the bootstrap objects, each request recorded).
+nspawn_control_plane_bins() {
+  local root=$1 c
+  install -D -m 0755 "$(command -v etcd)" "$root/usr/local/bin/etcd"
+  for c in kube-apiserver kube-controller-manager kube-scheduler; do
+    install -m 0755 "$KB_SOURCE_DIR/tests/e2e/kube-standin" "$root/usr/local/bin/$c"
+  done
+  install -D -m 0644 "$KB_SOURCE_DIR/tests/standins/kube-api-standin.py" "$root/usr/local/lib/kbundle-standin/kube-api-standin.py"
 }
 
 nspawn_dir() { echo "$WORK/nodes/$1"; }
