@@ -120,7 +120,7 @@ run_boot() {
   sed -e "s/^KB_BOOT_DEADLINE=1800\$/KB_BOOT_DEADLINE=${3:-60}/" -e 's/^KB_BOOT_DELAY=5$/KB_BOOT_DELAY=1/' \
     -e 's/^KB_BOOT_MAX_DELAY=60$/KB_BOOT_MAX_DELAY=2/' "$2" >"$WORK/$1.run.sh"
   local rc=0
-  CURL_CA_BUNDLE=$WORK/ca.pem PATH=$WORK/bin:$PATH unshare -m sh -c '
+  CURL_CA_BUNDLE=${BOOT_CA:-$WORK/ca.pem} PATH=$WORK/bin:$PATH unshare -m sh -c '
     mount -t tmpfs -o mode=0755 kb-var /var/lib && mount -t tmpfs -o mode=0755 kb-bin /usr/local/bin || exit 99
     sh "$1"; rc=$?
     find /var/lib /usr/local/bin -mindepth 1 -printf "%m %p\n" | sort >"$2.files"
@@ -219,7 +219,16 @@ run_boot http "$WORK/http.sh"
 [ "$(rc_of http)" = 1 ] || fail "an http:// URL: status $(rc_of http)"
 tail -n 1 "$WORK/http.log" | grep -q "worker-2.kbundle: curl refused the URL (https only); not retried$" || fail "http: $(tail -n 1 "$WORK/http.log")"
 
-# 9. The untouched scripts of the other nodes install.
+# 9. A server whose certificate the node does not trust (another CA): final, nothing fetched.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/other-ca.key" -out "$WORK/other-ca.pem" \
+  -subj /CN=other-ca -days 2 2>/dev/null || fail "openssl: other CA"
+before=$(grep -c . "$WORK/front.log")
+BOOT_CA=$WORK/other-ca.pem run_boot tls "$WORK/ud/worker-2.sh"
+[ "$(rc_of tls)" = 1 ] || fail "an untrusted certificate: status $(rc_of tls)"
+tail -n 1 "$WORK/tls.log" | grep -q "kbundle-installer: TLS: curl: (60) .*; not retried$" || fail "tls: $(tail -n 1 "$WORK/tls.log")"
+[ "$(grep -c . "$WORK/front.log")" = "$before" ] || fail "a request got through an untrusted TLS connection"
+
+# 10. The untouched scripts of the other nodes install.
 for n in worker-1 worker-2 control-1; do
   run_boot "ok-$n" "$WORK/ud/$n.sh"
   [ "$(rc_of "ok-$n")" = 0 ] || fail "$n: status $(rc_of "ok-$n"): $(cat "$WORK/ok-$n.log")"
