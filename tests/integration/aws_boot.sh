@@ -136,7 +136,7 @@ requests() { grep -c "^GET /kb-boot/clusters/kthw/$1 " "$WORK/front.log" || true
 touch "$WORK/no-list"
 run_boot worker-0 "$WORK/ud/worker-0.sh" 60 &
 W0=$!
-for _ in $(seq 1 100); do [ "$(grep -c '403 AccessDenied' "$WORK/worker-0.log" 2>/dev/null)" -ge 2 ] && break; sleep 0.1; done
+for _ in $(seq 1 100); do [ "$(cat "$WORK/worker-0.log" 2>/dev/null | grep -c '403 AccessDenied')" -ge 2 ] && break; sleep 0.1; done
 rm "$WORK/no-list"
 run_boot control-0 "$WORK/ud/control-0.sh" 3
 [ "$(rc_of control-0)" = 1 ] || fail "control-0 gave up with status $(rc_of control-0): $(cat "$WORK/control-0.log")"
@@ -153,6 +153,8 @@ gen_bundles "$WORK/t.yaml"
 AWS_ENDPOINT_URL_S3=$MOTO_URL "$KBUNDLE" publish --out "$WORK/out" --to "$DEST" --installer "$WORK/stub-installer" --json \
   >"$WORK/publish.json" 2>"$WORK/publish.err" || { cat "$WORK/publish.err" >&2; fail "publish failed"; }
 T4=$(date +%s.%N)
+grep -q "kbundle: warning: s3://kb-boot: it has no Block Public Access configuration of its own" "$WORK/publish.err" ||
+  fail "publish did not warn about a bucket without Block Public Access: $(cat "$WORK/publish.err")"
 wait "$W0" || true
 T5=$(date +%s.%N)
 [ "$(rc_of worker-0)" = 0 ] || fail "worker-0 exited $(rc_of worker-0): $(cat "$WORK/worker-0.log")"
@@ -200,8 +202,13 @@ tail -n 1 "$WORK/evil.log" | grep -q "FAILED: .*kbundle-installer: sha256 $(sha 
   fail "changed installer: $(tail -n 1 "$WORK/evil.log")"
 [ ! -e "$WORK/evil-ran" ] || fail "the changed installer was run"
 grep -q 'kbundle-installer' "$WORK/evil.files" && fail "the changed installer was left on the node: $(cat "$WORK/evil.files")"
+# (and with the bucket's public access blocked, publish has nothing to warn about)
+python3 -c 'import boto3, sys; boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1").put_public_access_block(
+    Bucket="kb-boot", PublicAccessBlockConfiguration={k: True for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")})' \
+  "$MOTO_URL" || fail "could not block public access"
 AWS_ENDPOINT_URL_S3=$MOTO_URL "$KBUNDLE" publish --out "$WORK/out" --to "$DEST" --installer "$WORK/stub-installer" \
   >"$WORK/publish2.out" 2>&1 || { cat "$WORK/publish2.out" >&2; fail "publish again failed"; }
+grep -q "warning" "$WORK/publish2.out" && fail "publish warned about a private bucket: $(cat "$WORK/publish2.out")"
 
 # 7. An expired URL (the front's clock 8 days on): final, one request.
 echo 700000 >"$WORK/skew"
