@@ -191,15 +191,17 @@ tail -n 1 "$WORK/swapped.log" | grep -q "FAILED: node worker-1 .*: ${DEST}worker
 [ "$(requests control-0.kbundle)" = $((before + 1)) ] || fail "a refused signature was retried"
 grep -q 'control-0.kbundle' "$WORK/swapped.files" && fail "control-0's bundle landed on worker-1"
 
-# 6. An installer whose sha256 differs: refused, never run, not installed.
+# 6. An installer whose sha256 differs (an older upload at the key): deleted unrun, waited past until
+# the deadline, never installed.
 printf '#!/bin/sh\ntouch %s\n' "$WORK/evil-ran" >"$WORK/evil-installer"
 curl -fsS --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
   -H "x-amz-content-sha256: $(sha "$WORK/evil-installer")" -T "$WORK/evil-installer" "$MOTO_URL/kb-boot/clusters/kthw/kbundle-installer" >/dev/null ||
   fail "could not replace the installer"
-run_boot evil "$WORK/ud/worker-1.sh"
+run_boot evil "$WORK/ud/worker-1.sh" 3
 [ "$(rc_of evil)" = 1 ] || fail "a changed installer: status $(rc_of evil)"
-tail -n 1 "$WORK/evil.log" | grep -q "FAILED: .*kbundle-installer: sha256 $(sha "$WORK/evil-installer") is not $(sha "$WORK/stub-installer"), the one kbundle aws up pinned; not run" ||
+tail -n 1 "$WORK/evil.log" | grep -q "FAILED: .*kbundle-installer: sha256 $(sha "$WORK/evil-installer") is not $(sha "$WORK/stub-installer"), the one kbundle aws up pinned; not run .*; gave up after 3 s" ||
   fail "changed installer: $(tail -n 1 "$WORK/evil.log")"
+grep -q "kbundle-installer: sha256 .* not run .*; try 2, next in" "$WORK/evil.log" || fail "a changed installer was not waited past: $(cat "$WORK/evil.log")"
 [ ! -e "$WORK/evil-ran" ] || fail "the changed installer was run"
 grep -q 'kbundle-installer' "$WORK/evil.files" && fail "the changed installer was left on the node: $(cat "$WORK/evil.files")"
 # (and with the bucket's public access blocked, publish has nothing to warn about)
