@@ -150,6 +150,8 @@ grep -q "not published yet (HTTP 404 NoSuchKey)" "$WORK/worker-0.log" || fail "w
 T3=$(date +%s.%N)
 gen_bundles "$WORK/t.yaml"
 [ "$(cat "$WORK/out/bundle-signing.sha256")" = "$FP" ] || fail "gen signed with another key than the one up pinned"
+grep -q "user data pins: signing key sha256:$FP, kbundle-installer sha256 $(sha "$WORK/stub-installer")" "$WORK/up.out" ||
+  fail "up did not print what it pinned: $(cat "$WORK/up.out")"
 AWS_ENDPOINT_URL_S3=$MOTO_URL "$KBUNDLE" publish --out "$WORK/out" --to "$DEST" --installer "$WORK/stub-installer" --json \
   >"$WORK/publish.json" 2>"$WORK/publish.err" || { cat "$WORK/publish.err" >&2; fail "publish failed"; }
 T4=$(date +%s.%N)
