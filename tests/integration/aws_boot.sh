@@ -41,6 +41,7 @@ for _ in $(seq 1 100); do grep -qs ready "$WORK/front.out" && break; sleep 0.1; 
 grep -q ready "$WORK/front.out" || fail "the TLS front did not start: $(cat "$WORK/front.out")"
 
 make_topology "$WORK/t.yaml"
+cp "$WORK/t.yaml" "$WORK/t0.yaml"
 printf '  userData:\n    bundles: %s\n' "$DEST" >>"$WORK/t.yaml"
 # kbundle-installer's stand-in: records its arguments and verifies the bundle with the key beside it.
 cat >"$WORK/stub-installer" <<SH
@@ -244,6 +245,30 @@ for n in worker-1 worker-2 control-1; do
   run_boot "ok-$n" "$WORK/ud/$n.sh"
   [ "$(rc_of "ok-$n")" = 0 ] || fail "$n: status $(rc_of "ok-$n"): $(cat "$WORK/ok-$n.log")"
 done
+
+# 11. bundleURL instead of bundles (another cluster): the template expanded per node, the installer
+# URL's sha256 pinned too, labels without the query.
+sed 's/^  name: kthw  /  name: kthw2 /' "$WORK/t0.yaml" >"$WORK/t2.yaml"
+printf "  userData:\n    bundleURL: 'https://bundles.example.com/{cluster}/{node}.kbundle?token=abc'\n    installerURL: https://bundles.example.com/kbundle-installer\n" >>"$WORK/t2.yaml"
+"$KBUNDLE" aws up --topology "$WORK/t2.yaml" --state "$WORK/state2" --installer "$WORK/stub-installer" --keep-topology \
+  >"$WORK/up2.out" 2>&1 || { cat "$WORK/up2.out" >&2; fail "aws up with bundleURL failed"; }
+mkdir -p "$WORK/ud2"
+python3 - "$MOTO_URL" "$WORK/ud2" <<'PY' || fail "reading the user data back with boto3"
+import base64, sys, boto3
+ec2 = boto3.client("ec2", endpoint_url=sys.argv[1], region_name="us-east-1")
+for r in ec2.describe_instances(Filters=[{"Name": "tag:kbundle:cluster", "Values": ["kthw2"]}])["Reservations"]:
+    for i in r["Instances"]:
+        node = {t["Key"]: t["Value"] for t in i.get("Tags", [])}.get("kbundle:node")
+        data = ec2.describe_instance_attribute(InstanceId=i["InstanceId"], Attribute="userData")["UserData"]["Value"]
+        open(f"{sys.argv[2]}/{node}.sh", "wb").write(base64.b64decode(data))
+PY
+f=$WORK/ud2/worker-1.sh
+[ -f "$f" ] || fail "no user data for kthw2's worker-1"
+[ "$(val bundle_url "$f")" = "https://bundles.example.com/kthw2/worker-1.kbundle?token=abc" ] || fail "bundleURL: $(val bundle_url "$f")"
+[ "$(val bundle_name "$f")" = "https://bundles.example.com/kthw2/worker-1.kbundle" ] || fail "bundleURL label: $(val bundle_name "$f")"
+[ "$(val installer_url "$f")" = "https://bundles.example.com/kbundle-installer" ] || fail "installerURL: $(val installer_url "$f")"
+[ "$(val installer_sha256 "$f")" = "$(sha "$WORK/stub-installer")" ] || fail "installerURL: sha256 not pinned"
+[ "$(val fingerprint "$f")" != "$FP" ] || fail "kthw2 pinned kthw's signing key"
 
 # No log, journal line or front record holds a signature, a credential or the secret.
 for f in "$WORK"/*.log "$WORK/journal" "$WORK/front.log"; do
