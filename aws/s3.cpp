@@ -357,6 +357,24 @@ ObjectInfo S3Client::head(const std::string& bucket, const std::string& key) {
   return info;
 }
 
+std::string S3Client::public_access_problem(const std::string& bucket) {
+  S3Request r;
+  r.url = object_url(bucket, "") + "?publicAccessBlock=";
+  S3Response resp;
+  try {
+    resp = send("s3 GetPublicAccessBlock s3://" + bucket, r, nullptr);
+  } catch (const AwsError& e) {
+    if (e.code() == "NoSuchPublicAccessBlockConfiguration")
+      return "it has no Block Public Access configuration of its own (the account's may still apply)";
+    return "its Block Public Access settings cannot be read (" + e.code() + ")";
+  }
+  XmlElement doc = parse_xml(resp.body);
+  std::string off;
+  for (const char* name : {"BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"})
+    if (doc.get(name) != "true") off += std::string(off.empty() ? "" : ", ") + name;
+  return off.empty() ? "" : "Block Public Access is not fully on (" + off + " off)";
+}
+
 UploadResult S3Client::upload_file(const std::string& bucket, const std::string& key, const std::string& path,
                                    const UploadOptions& o) {
   if (o.part_size < kMinPartSize) throw Error("--part-size: at least 5 MiB (S3's minimum part size)");

@@ -114,6 +114,10 @@ class S3Client {
                            const UploadOptions& options);
   std::string presign(const std::string& bucket, const std::string& key, std::chrono::seconds expires,
                       std::time_t now) const;
+  // The bucket's own S3 Block Public Access settings (GetPublicAccessBlock): "" when all four are
+  // on; else what is not ("BlockPublicPolicy is off", "no configuration of its own", or why they
+  // could not be read). Throws only for transport failures.
+  std::string public_access_problem(const std::string& bucket);
   std::string object_url(const std::string& bucket, const std::string& key) const;
 
   int requests() const { return requests_; }

@@ -16,6 +16,8 @@ namespace {
 // - "Not published yet" is S3's 404 NoSuchKey, or 403 AccessDenied when the signer may not list
 //   the bucket: retried. An expired URL (403 AccessDenied "Request has expired"), a wrong
 //   signature (403 SignatureDoesNotMatch), any other 4xx and TLS certificate errors are final.
+// - The installer is hashed as it lands, before it is moved, made executable or run; other bytes
+//   are deleted and waited past like a missing object.
 // - Logs name the object (its label), never the URL: its query string is a credential.
 constexpr const char* kBody = R"SH(set -u
 umask 077
@@ -36,7 +38,9 @@ s3_field() {
   sed -n "s:.*<$2>\([^<]*\)</$2>.*:\1:p" "$1" 2>/dev/null | head -n 1 | tr -cd '[:print:]' | cut -c 1-160
 }
 
-# fetch URL LABEL FILE: downloads URL into FILE (0600), waiting while it is not published yet.
+# fetch URL LABEL FILE [SHA256]: downloads URL into FILE (0600), waiting while it is not published
+# yet. With SHA256, a download with other bytes is deleted unrun and waited past too (an older
+# upload may sit at the key until `kbundle publish` replaces it).
 fetch() {
   try=0
   delay=$KB_BOOT_DELAY
@@ -45,29 +49,35 @@ fetch() {
     rm -f "$3.part"
     code=$(curl --proto =https --tlsv1.2 -sS --connect-timeout 10 --speed-limit 1024 --speed-time 60 -o "$3.part" -w '%{http_code}' "$1" 2>"$dir/curl.err")
     rc=$?
-    if [ "$rc" = 0 ] && [ "$code" = 200 ]; then
-      mv -f "$3.part" "$3" || give_up "cannot write $3"
-      log "$2: fetched (try $try)"
-      return 0
-    fi
-    s3code=$(s3_field "$3.part" Code)
-    s3msg=$(s3_field "$3.part" Message)
-    rm -f "$3.part"
     final=
-    case "$rc:$code:$s3code" in
-      0:404:*) what="not published yet (HTTP 404 $s3code)" ;;
-      0:403:AccessDenied)
-        case "$s3msg" in
-          *xpired*) final="the URL has expired (HTTP 403 AccessDenied: $s3msg; it was valid until $urls_expire)" ;;
-          *) what="not published yet, or not readable (HTTP 403 AccessDenied: $s3msg)" ;;
-        esac ;;
-      0:403:SignatureDoesNotMatch) final="the URL's signature does not match (HTTP 403 SignatureDoesNotMatch): the URL was changed, or is not for this object" ;;
-      0:408:* | 0:429:* | 0:5??:*) what="S3 answered HTTP $code $s3code" ;;
-      0:*) final="HTTP $code $s3code: $s3msg" ;;
-      1:*) final="curl refused the URL (https only)" ;;
-      51:* | 58:* | 60:* | 77:* | 83:*) final="TLS: $(tr -cd '[:print:]' <"$dir/curl.err" | sed 's/?[^ ]*//g' | cut -c 1-200)" ;;
-      *) what="$(tr -cd '[:print:]' <"$dir/curl.err" | sed 's/?[^ ]*//g' | cut -c 1-200)" ;;
-    esac
+    if [ "$rc" = 0 ] && [ "$code" = 200 ]; then
+      got=
+      [ -z "${4:-}" ] || got=$(sha256sum "$3.part" | cut -d ' ' -f 1)
+      if [ "$got" = "${4:-}" ]; then
+        mv -f "$3.part" "$3" || give_up "cannot write $3"
+        log "$2: fetched (try $try)"
+        return 0
+      fi
+      what="sha256 $got is not $4, the one kbundle aws up pinned; not run (publish the kbundle-installer that aws up was given)"
+    else
+      s3code=$(s3_field "$3.part" Code)
+      s3msg=$(s3_field "$3.part" Message)
+      case "$rc:$code:$s3code" in
+        0:404:*) what="not published yet (HTTP 404 $s3code)" ;;
+        0:403:AccessDenied)
+          case "$s3msg" in
+            *xpired*) final="the URL has expired (HTTP 403 AccessDenied: $s3msg; it was valid until $urls_expire)" ;;
+            *) what="not published yet, or not readable (HTTP 403 AccessDenied: $s3msg)" ;;
+          esac ;;
+        0:403:SignatureDoesNotMatch) final="the URL's signature does not match (HTTP 403 SignatureDoesNotMatch): the URL was changed, or is not for this object" ;;
+        0:408:* | 0:429:* | 0:5??:*) what="S3 answered HTTP $code $s3code" ;;
+        0:*) final="HTTP $code $s3code: $s3msg" ;;
+        1:*) final="curl refused the URL (https only)" ;;
+        51:* | 58:* | 60:* | 77:* | 83:*) final="TLS: $(tr -cd '[:print:]' <"$dir/curl.err" | sed 's/?[^ ]*//g' | cut -c 1-200)" ;;
+        *) what="$(tr -cd '[:print:]' <"$dir/curl.err" | sed 's/?[^ ]*//g' | cut -c 1-200)" ;;
+      esac
+    fi
+    rm -f "$3.part"
     [ -z "$final" ] || give_up "$2: $final; not retried"
     left=$((start + KB_BOOT_DEADLINE - $(date +%s)))
     [ "$left" -gt 0 ] || give_up "$2: $what; gave up after $KB_BOOT_DEADLINE s (KB_BOOT_DEADLINE). Publish it (kbundle publish --to ...) and run this script again as root"
@@ -82,12 +92,7 @@ fetch() {
 mkdir -p "$dir" && chmod 0700 "$dir" || give_up "cannot create $dir"
 log "node $node of cluster $cluster: installing its bundle; waits up to $KB_BOOT_DEADLINE s for it to be published"
 if [ -n "$installer_url" ]; then
-  fetch "$installer_url" "$installer_name" "$dir/kbundle-installer"
-  got=$(sha256sum "$dir/kbundle-installer" | cut -d ' ' -f 1)
-  if [ "$got" != "$installer_sha256" ]; then
-    rm -f "$dir/kbundle-installer"
-    give_up "$installer_name: sha256 $got is not $installer_sha256, the one kbundle aws up pinned; not run (publish the kbundle-installer that aws up was given)"
-  fi
+  fetch "$installer_url" "$installer_name" "$dir/kbundle-installer" "$installer_sha256"
   mkdir -p "${bin%/*}" && cp "$dir/kbundle-installer" "$bin.new" && chmod 0755 "$bin.new" && mv -f "$bin.new" "$bin" ||
     give_up "cannot install $bin"
   rm -f "$dir/kbundle-installer"

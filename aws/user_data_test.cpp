@@ -79,7 +79,9 @@ TEST_CASE("user data: pins the installer's sha256 and the signing key, https onl
   CHECK(u.find("fetch \"$bundle_url\" \"$bundle_name\"") != std::string::npos);
   CHECK(u.size() < kUserDataLimit);
   // Nothing runs the installer before the sha256 comparison.
-  CHECK(u.find("\"$bin\" apply") > u.find("if [ \"$got\" != \"$installer_sha256\" ]"));
+  CHECK(u.find("fetch \"$installer_url\" \"$installer_name\" \"$dir/kbundle-installer\" \"$installer_sha256\"") <
+        u.find("chmod 0755 \"$bin.new\""));
+  CHECK(u.find("if [ \"$got\" = \"${4:-}\" ]; then\n        mv -f \"$3.part\" \"$3\"") != std::string::npos);
 }
 
 TEST_CASE("user data: is a valid POSIX sh script", "[user_data]") {

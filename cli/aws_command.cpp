@@ -130,6 +130,8 @@ std::map<std::string, std::string> boot_user_data(const Topology& t, const AwsOp
   }
   in.signing_public_key_pem = *pem;
   in.signing_fingerprint = VerifyKey(*pem).fingerprint();
+  out << "  user data pins: signing key sha256:" << in.signing_fingerprint
+      << (in.installer_sha256.empty() ? std::string() : ", kbundle-installer sha256 " + in.installer_sha256) << "\n";
 
   std::optional<S3Location> loc;
   aws::S3Endpoint endpoint;

@@ -59,6 +59,14 @@ void publish_s3(const PublishOptions& o, const PublishSet& set, nlohmann::json& 
   auto transport = aws::make_curl_s3_transport();
   aws::S3Client s3(config.credentials, config.region, endpoint, *transport);
   const std::string want_sse = o.kms_key_id.empty() ? "AES256" : "aws:kms";
+  // Objects never get an ACL; a bucket policy or an ACL on the bucket could still open them.
+  if (std::string open = s3.public_access_problem(dest->bucket); !open.empty())
+    err << "kbundle: warning: s3://" << dest->bucket << ": " << open
+        << ": a bucket policy or ACL could make the bundles, which hold private keys, public (hint: aws s3api "
+           "put-public-access-block --bucket "
+        << dest->bucket
+        << " --public-access-block-configuration BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,"
+           "RestrictPublicBuckets=true)\n";
 
   std::vector<const Artifact*> all;
   for (const auto& b : set.bundles) all.push_back(&b);

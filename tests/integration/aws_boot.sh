@@ -41,6 +41,7 @@ for _ in $(seq 1 100); do grep -qs ready "$WORK/front.out" && break; sleep 0.1; 
 grep -q ready "$WORK/front.out" || fail "the TLS front did not start: $(cat "$WORK/front.out")"
 
 make_topology "$WORK/t.yaml"
+cp "$WORK/t.yaml" "$WORK/t0.yaml"
 printf '  userData:\n    bundles: %s\n' "$DEST" >>"$WORK/t.yaml"
 # kbundle-installer's stand-in: records its arguments and verifies the bundle with the key beside it.
 cat >"$WORK/stub-installer" <<SH
@@ -120,7 +121,7 @@ run_boot() {
   sed -e "s/^KB_BOOT_DEADLINE=1800\$/KB_BOOT_DEADLINE=${3:-60}/" -e 's/^KB_BOOT_DELAY=5$/KB_BOOT_DELAY=1/' \
     -e 's/^KB_BOOT_MAX_DELAY=60$/KB_BOOT_MAX_DELAY=2/' "$2" >"$WORK/$1.run.sh"
   local rc=0
-  CURL_CA_BUNDLE=$WORK/ca.pem PATH=$WORK/bin:$PATH unshare -m sh -c '
+  CURL_CA_BUNDLE=${BOOT_CA:-$WORK/ca.pem} PATH=$WORK/bin:$PATH unshare -m sh -c '
     mount -t tmpfs -o mode=0755 kb-var /var/lib && mount -t tmpfs -o mode=0755 kb-bin /usr/local/bin || exit 99
     sh "$1"; rc=$?
     find /var/lib /usr/local/bin -mindepth 1 -printf "%m %p\n" | sort >"$2.files"
@@ -136,7 +137,7 @@ requests() { grep -c "^GET /kb-boot/clusters/kthw/$1 " "$WORK/front.log" || true
 touch "$WORK/no-list"
 run_boot worker-0 "$WORK/ud/worker-0.sh" 60 &
 W0=$!
-for _ in $(seq 1 100); do [ "$(grep -c '403 AccessDenied' "$WORK/worker-0.log" 2>/dev/null)" -ge 2 ] && break; sleep 0.1; done
+for _ in $(seq 1 100); do [ "$(cat "$WORK/worker-0.log" 2>/dev/null | grep -c '403 AccessDenied')" -ge 2 ] && break; sleep 0.1; done
 rm "$WORK/no-list"
 run_boot control-0 "$WORK/ud/control-0.sh" 3
 [ "$(rc_of control-0)" = 1 ] || fail "control-0 gave up with status $(rc_of control-0): $(cat "$WORK/control-0.log")"
@@ -150,9 +151,13 @@ grep -q "not published yet (HTTP 404 NoSuchKey)" "$WORK/worker-0.log" || fail "w
 T3=$(date +%s.%N)
 gen_bundles "$WORK/t.yaml"
 [ "$(cat "$WORK/out/bundle-signing.sha256")" = "$FP" ] || fail "gen signed with another key than the one up pinned"
+grep -q "user data pins: signing key sha256:$FP, kbundle-installer sha256 $(sha "$WORK/stub-installer")" "$WORK/up.out" ||
+  fail "up did not print what it pinned: $(cat "$WORK/up.out")"
 AWS_ENDPOINT_URL_S3=$MOTO_URL "$KBUNDLE" publish --out "$WORK/out" --to "$DEST" --installer "$WORK/stub-installer" --json \
   >"$WORK/publish.json" 2>"$WORK/publish.err" || { cat "$WORK/publish.err" >&2; fail "publish failed"; }
 T4=$(date +%s.%N)
+grep -q "kbundle: warning: s3://kb-boot: it has no Block Public Access configuration of its own" "$WORK/publish.err" ||
+  fail "publish did not warn about a bucket without Block Public Access: $(cat "$WORK/publish.err")"
 wait "$W0" || true
 T5=$(date +%s.%N)
 [ "$(rc_of worker-0)" = 0 ] || fail "worker-0 exited $(rc_of worker-0): $(cat "$WORK/worker-0.log")"
@@ -189,19 +194,26 @@ tail -n 1 "$WORK/swapped.log" | grep -q "FAILED: node worker-1 .*: ${DEST}worker
 [ "$(requests control-0.kbundle)" = $((before + 1)) ] || fail "a refused signature was retried"
 grep -q 'control-0.kbundle' "$WORK/swapped.files" && fail "control-0's bundle landed on worker-1"
 
-# 6. An installer whose sha256 differs: refused, never run, not installed.
+# 6. An installer whose sha256 differs (an older upload at the key): deleted unrun, waited past until
+# the deadline, never installed.
 printf '#!/bin/sh\ntouch %s\n' "$WORK/evil-ran" >"$WORK/evil-installer"
 curl -fsS --aws-sigv4 "aws:amz:us-east-1:s3" --user "$AWS_ACCESS_KEY_ID:$AWS_SECRET_ACCESS_KEY" \
   -H "x-amz-content-sha256: $(sha "$WORK/evil-installer")" -T "$WORK/evil-installer" "$MOTO_URL/kb-boot/clusters/kthw/kbundle-installer" >/dev/null ||
   fail "could not replace the installer"
-run_boot evil "$WORK/ud/worker-1.sh"
+run_boot evil "$WORK/ud/worker-1.sh" 3
 [ "$(rc_of evil)" = 1 ] || fail "a changed installer: status $(rc_of evil)"
-tail -n 1 "$WORK/evil.log" | grep -q "FAILED: .*kbundle-installer: sha256 $(sha "$WORK/evil-installer") is not $(sha "$WORK/stub-installer"), the one kbundle aws up pinned; not run" ||
+tail -n 1 "$WORK/evil.log" | grep -q "FAILED: .*kbundle-installer: sha256 $(sha "$WORK/evil-installer") is not $(sha "$WORK/stub-installer"), the one kbundle aws up pinned; not run .*; gave up after 3 s" ||
   fail "changed installer: $(tail -n 1 "$WORK/evil.log")"
+grep -q "kbundle-installer: sha256 .* not run .*; try 2, next in" "$WORK/evil.log" || fail "a changed installer was not waited past: $(cat "$WORK/evil.log")"
 [ ! -e "$WORK/evil-ran" ] || fail "the changed installer was run"
 grep -q 'kbundle-installer' "$WORK/evil.files" && fail "the changed installer was left on the node: $(cat "$WORK/evil.files")"
+# (and with the bucket's public access blocked, publish has nothing to warn about)
+python3 -c 'import boto3, sys; boto3.client("s3", endpoint_url=sys.argv[1], region_name="us-east-1").put_public_access_block(
+    Bucket="kb-boot", PublicAccessBlockConfiguration={k: True for k in ("BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets")})' \
+  "$MOTO_URL" || fail "could not block public access"
 AWS_ENDPOINT_URL_S3=$MOTO_URL "$KBUNDLE" publish --out "$WORK/out" --to "$DEST" --installer "$WORK/stub-installer" \
   >"$WORK/publish2.out" 2>&1 || { cat "$WORK/publish2.out" >&2; fail "publish again failed"; }
+grep -q "warning" "$WORK/publish2.out" && fail "publish warned about a private bucket: $(cat "$WORK/publish2.out")"
 
 # 7. An expired URL (the front's clock 8 days on): final, one request.
 echo 700000 >"$WORK/skew"
@@ -219,11 +231,44 @@ run_boot http "$WORK/http.sh"
 [ "$(rc_of http)" = 1 ] || fail "an http:// URL: status $(rc_of http)"
 tail -n 1 "$WORK/http.log" | grep -q "worker-2.kbundle: curl refused the URL (https only); not retried$" || fail "http: $(tail -n 1 "$WORK/http.log")"
 
-# 9. The untouched scripts of the other nodes install.
+# 9. A server whose certificate the node does not trust (another CA): final, nothing fetched.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$WORK/other-ca.key" -out "$WORK/other-ca.pem" \
+  -subj /CN=other-ca -days 2 2>/dev/null || fail "openssl: other CA"
+before=$(grep -c . "$WORK/front.log")
+BOOT_CA=$WORK/other-ca.pem run_boot tls "$WORK/ud/worker-2.sh"
+[ "$(rc_of tls)" = 1 ] || fail "an untrusted certificate: status $(rc_of tls)"
+tail -n 1 "$WORK/tls.log" | grep -q "kbundle-installer: TLS: curl: (60) .*; not retried$" || fail "tls: $(tail -n 1 "$WORK/tls.log")"
+[ "$(grep -c . "$WORK/front.log")" = "$before" ] || fail "a request got through an untrusted TLS connection"
+
+# 10. The untouched scripts of the other nodes install.
 for n in worker-1 worker-2 control-1; do
   run_boot "ok-$n" "$WORK/ud/$n.sh"
   [ "$(rc_of "ok-$n")" = 0 ] || fail "$n: status $(rc_of "ok-$n"): $(cat "$WORK/ok-$n.log")"
 done
+
+# 11. bundleURL instead of bundles (another cluster): the template expanded per node, the installer
+# URL's sha256 pinned too, labels without the query.
+sed 's/^  name: kthw  /  name: kthw2 /' "$WORK/t0.yaml" >"$WORK/t2.yaml"
+printf "  userData:\n    bundleURL: 'https://bundles.example.com/{cluster}/{node}.kbundle?token=abc'\n    installerURL: https://bundles.example.com/kbundle-installer\n" >>"$WORK/t2.yaml"
+"$KBUNDLE" aws up --topology "$WORK/t2.yaml" --state "$WORK/state2" --installer "$WORK/stub-installer" --keep-topology \
+  >"$WORK/up2.out" 2>&1 || { cat "$WORK/up2.out" >&2; fail "aws up with bundleURL failed"; }
+mkdir -p "$WORK/ud2"
+python3 - "$MOTO_URL" "$WORK/ud2" <<'PY' || fail "reading the user data back with boto3"
+import base64, sys, boto3
+ec2 = boto3.client("ec2", endpoint_url=sys.argv[1], region_name="us-east-1")
+for r in ec2.describe_instances(Filters=[{"Name": "tag:kbundle:cluster", "Values": ["kthw2"]}])["Reservations"]:
+    for i in r["Instances"]:
+        node = {t["Key"]: t["Value"] for t in i.get("Tags", [])}.get("kbundle:node")
+        data = ec2.describe_instance_attribute(InstanceId=i["InstanceId"], Attribute="userData")["UserData"]["Value"]
+        open(f"{sys.argv[2]}/{node}.sh", "wb").write(base64.b64decode(data))
+PY
+f=$WORK/ud2/worker-1.sh
+[ -f "$f" ] || fail "no user data for kthw2's worker-1"
+[ "$(val bundle_url "$f")" = "https://bundles.example.com/kthw2/worker-1.kbundle?token=abc" ] || fail "bundleURL: $(val bundle_url "$f")"
+[ "$(val bundle_name "$f")" = "https://bundles.example.com/kthw2/worker-1.kbundle" ] || fail "bundleURL label: $(val bundle_name "$f")"
+[ "$(val installer_url "$f")" = "https://bundles.example.com/kbundle-installer" ] || fail "installerURL: $(val installer_url "$f")"
+[ "$(val installer_sha256 "$f")" = "$(sha "$WORK/stub-installer")" ] || fail "installerURL: sha256 not pinned"
+[ "$(val fingerprint "$f")" != "$FP" ] || fail "kthw2 pinned kthw's signing key"
 
 # No log, journal line or front record holds a signature, a credential or the secret.
 for f in "$WORK"/*.log "$WORK/journal" "$WORK/front.log"; do
