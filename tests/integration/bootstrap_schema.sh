@@ -13,6 +13,10 @@
 source "$(dirname "$0")/lib.bash"
 need node npm openssl python3
 readonly KUBERNETES_MODELS=5.1.0  # also in bootstrap_schema/package.json and package-lock.json
+# The lock file is lockfileVersion 3 (npm 7 or later). kubernetes-models declares node >= 22, but
+# its validators are plain ES2022 modules and run on node 18 and later (checked here on node 20).
+[ "$(npm --version | cut -d. -f1)" -ge 7 ] || skip "npm $(npm --version) cannot install from a lockfileVersion 3 lock file (npm 7 or later)"
+[ "$(node -p 'process.versions.node.split(".")[0]')" -ge 18 ] || skip "node $(node --version) is older than 18"
 HERE=$KB_SOURCE_DIR/tests/integration/bootstrap_schema
 NPM_DIR=$KB_BUILD_DIR/npm-bootstrap-schema
 
