@@ -194,6 +194,15 @@ grep -q "last: connection refused" "$WORK/out.log" || fail "down: the last error
 [ "$(state_of "$R")" = failed ] || fail "down: status is not failed"
 (($(echo "$DOWN_S < 6" | bc))) || fail "down: took $DOWN_S s with a 2 s deadline"
 
+# 5b. A server the CA does not vouch for (ca_file names the etcd CA): final at once, not retried.
+sed 's|"/var/lib/kubernetes/ca.crt"|"/etc/etcd/ca.crt"|' "$WORK/objects.json" >"$WORK/objects-ca.json"
+make_bundle "$WORK/ca.kbundle" "$WORK/objects-ca.json"
+R=$(fresh r5b)
+n=$(lines)
+expect 6 "certificate does not verify against ca_file" node "$R" --trust-key "$PUB" apply "$WORK/ca.kbundle"
+! grep -q "retrying" "$WORK/out.log" || fail "a server that does not verify was retried"
+[ "$(lines)" = "$n" ] || fail "a request reached a server that does not verify"
+
 # 6. Killed between two objects: pending; the same apply again finishes it.
 R=$(fresh r6)
 : >"$RECORD"
