@@ -247,6 +247,8 @@ TEST_CASE("a healthy apply applies the objects once, records it, and the same bu
   CHECK(a.out.find("S3CR3T") == std::string::npos);
   CHECK(read_file(root + "/var/lib/kbundle/bootstrap.json").find("S3CR3T") == std::string::npos);
 
+  Out ver = call([&](const Options& o, const Hooks& h, Io io) { return verify(o, h, io, bundle); }, healthy(root, ""), api.hooks());
+  CHECK(ver.code == ExitCode::Ok);
   Out again = do_apply(healthy(root, ""), api.hooks(), bundle);
   CHECK(again.code == ExitCode::Ok);
   CHECK(api.requests.size() == 3);
@@ -521,6 +523,11 @@ TEST_CASE("a hostile or malformed objects.json is refused before any write, nami
       CHECK(a.err.find('\r') == std::string::npos);
       CHECK(snapshot(root, "", true) == before);
       CHECK(api.requests.empty());
+      // verify BUNDLE says the same.
+      Options v = options(root, trust_file(tmp));
+      Out ver = call([&](const Options& o, const Hooks& h, Io io) { return verify(o, h, io, bundle); }, v, api.hooks());
+      CHECK(ver.code == ExitCode::BadBundle);
+      CHECK_THAT(ver.err, Catch::Contains(want));
     }
   }
   SECTION("a key the bundle installs with mode 0644") {

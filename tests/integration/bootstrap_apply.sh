@@ -256,6 +256,7 @@ EOF
   grep -q "objects.json: .*refused, nothing was changed" "$WORK/out.log" || { cat "$WORK/out.log" >&2; fail "$name: not refused by name"; }
   [ ! -e "$R/var/lib/kbundle" ] && [ ! -e "$R/etc/kbundle" ] || fail "$name: the installer wrote its state"
   snap "$R" | diff "$WORK/before" - >/dev/null || fail "$name: the root changed"
+  expect 3 "$want" node "$R" --trust-key "$PUB" verify "$WORK/h.kbundle"
 done
 [ "$(lines)" = 0 ] || fail "a hostile objects.json sent $(lines) requests"
 # A key installed world-readable is refused too.
