@@ -539,3 +539,18 @@ TEST_CASE("a hostile or malformed objects.json is refused before any write, nami
     CHECK_THAT(a.err, Catch::Contains("key_file: /var/lib/kubernetes/bootstrap/kbundle-bootstrap.key is installed with mode 0644"));
   }
 }
+
+TEST_CASE("a damaged bootstrap.json is said and treated as no record: the objects are applied again", "[bootstrap]") {
+  TempDir tmp;
+  std::string root = make_root(tmp), bundle = tmp / "b.kbundle";
+  bootstrap_bundle(bundle, 1, good_objects().dump());
+  FakeApi api;
+  REQUIRE(do_apply(healthy(root, trust_file(tmp)), api.hooks(), bundle).code == ExitCode::Ok);
+  REQUIRE(api.requests.size() == 3);
+  write_file_atomic(root + "/var/lib/kbundle/bootstrap.json", "{\"status\": \"appl", 0600);
+  Out b = do_bootstrap(healthy(root, ""), api.hooks());
+  CHECK(b.code == ExitCode::Ok);
+  CHECK_THAT(b.err, Catch::Contains("bootstrap.json: not a JSON object; treated as no record"));
+  CHECK(api.requests.size() == 6);
+  CHECK(record(root)["status"] == "applied");
+}

@@ -158,15 +158,16 @@ expect 0 "bootstrap objects already applied" node "$R" apply "$WORK/good.kbundle
 expect 0 "nothing sent" node "$R" bootstrap
 [ "$(lines)" = "$n" ] || fail "a second apply of the same bundle sent requests"
 
-# 3. 409 -> 500 -> timeout -> success: retried within a short deadline (each step then waits 2 s).
+# 3. 409 -> 500 -> timeout -> a closed connection -> success: retried within a short deadline
+# (each step then waits 4 s: a quarter of the deadline).
 R=$(fresh r3)
-faults "{\"rules\": [{\"path_regex\": \"clusterroles/system:kube-apiserver-to-kubelet\$\", \"answers\": [409, 500, \"timeout\"]}]}"
+faults "{\"rules\": [{\"path_regex\": \"clusterroles/system:kube-apiserver-to-kubelet\$\", \"answers\": [409, 500, \"timeout\", \"close\"]}]}"
 : >"$RECORD"
 t=$(date +%s.%N)
-node "$R" --trust-key "$PUB" --bootstrap-deadline 8 apply "$WORK/good.kbundle" >"$WORK/apply3.log" 2>&1 || { cat "$WORK/apply3.log" >&2; fail "apply 3"; }
+node "$R" --trust-key "$PUB" --bootstrap-deadline 16 apply "$WORK/good.kbundle" >"$WORK/apply3.log" 2>&1 || { cat "$WORK/apply3.log" >&2; fail "apply 3"; }
 RETRY_S=$(echo "$(date +%s.%N) - $t" | bc)
 got=$(python3 -c 'import json,sys; print(" ".join(str(r["status"]) for r in map(json.loads, open(sys.argv[1])) if r["method"] == "PATCH"))' "$RECORD")
-[ "$got" = "409 500 timeout 200 200 200" ] || { cat "$WORK/apply3.log" >&2; fail "retries: answers were '$got'"; }
+[ "$got" = "409 500 timeout close 200 200 200" ] || { cat "$WORK/apply3.log" >&2; fail "retries: answers were '$got'"; }
 grep -q "HTTP 409.*retrying in" "$WORK/apply3.log" && grep -q "no response (timed out); retrying" "$WORK/apply3.log" || fail "retries not said"
 [ "$(state_of "$R")" = applied ] || fail "after retries: not applied"
 
@@ -264,5 +265,5 @@ make_bundle "$WORK/k.kbundle" "$WORK/objects.json" 0644
 expect 3 "a private key must be 0600" node "$(fresh rk)" --trust-key "$PUB" apply "$WORK/k.kbundle"
 
 TOTAL_S=$(echo "$(date +%s.%N) - $T0" | bc)
-pass "$(printf 'apply with 3 objects %.2f s; 409/500/timeout retried in %.2f s; API down, 2 s deadline: failed in %.2f s; %d hostile files refused; whole test %.1f s' \
+pass "$(printf 'apply with 3 objects %.2f s; 409/500/timeout/close retried in %.2f s; API down, 2 s deadline: failed in %.2f s; %d hostile files refused; whole test %.1f s' \
   "$APPLY_S" "$RETRY_S" "$DOWN_S" "${#hostile[@]}" "$TOTAL_S")"
