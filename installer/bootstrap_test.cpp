@@ -523,7 +523,12 @@ TEST_CASE("a hostile or malformed objects.json is refused before any write, nami
       CHECK(a.err.find('\r') == std::string::npos);
       CHECK(snapshot(root, "", true) == before);
       CHECK(api.requests.empty());
-      // verify BUNDLE says the same.
+      // apply --dry-run and verify BUNDLE say the same.
+      Options dry = healthy(root, trust_file(tmp));
+      dry.dry_run = true;
+      Out d = do_apply(dry, api.hooks(), bundle);
+      CHECK(d.code == ExitCode::BadBundle);
+      CHECK_THAT(d.err, Catch::Contains(want));
       Options v = options(root, trust_file(tmp));
       Out ver = call([&](const Options& o, const Hooks& h, Io io) { return verify(o, h, io, bundle); }, v, api.hooks());
       CHECK(ver.code == ExitCode::BadBundle);
