@@ -279,8 +279,9 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
     check_space(r, m);
 
     if (opt.dry_run) {
-      DiscardSink discard;
+      BootstrapCheckSink discard;  // discards all but objects.json, checked as a real apply would
       reader.read_payload(discard);
+      discard.check(m, bundle);
       Transaction tx = make_transaction(L, m, installed ? &installed->manifest : nullptr);
       for (const auto& op : tx.ops) r.say("would " + std::string(op.kind == Op::Kind::Remove ? "remove " : "write  ") + op.path);
       for (const auto& u : tx.restart) r.say("would restart " + u);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <arpa/inet.h>
 #include <cctype>
+#include <functional>
 #include <thread>
 
 #include "base/atomic_file.h"
@@ -410,16 +411,29 @@ BootstrapVerdict classify_bootstrap_answer(const HttpResult& result) {
   return v;
 }
 
-void check_staged_bootstrap(const Manifest& m, const std::string& staged_files, const std::string& bundle) {
+namespace {
+
+// objects.json of a bundle being applied or verified, with the refusal's last words.
+void check_bundle_objects(const Manifest& m, const std::function<std::string()>& bytes, const std::string& bundle) {
   const ManifestEntry* e = entry_of(m, kBootstrapObjects);
   if (!e) return;
   if (e->size > kMaxBootstrapFile)
     refuse(bundle + ": " + kBootstrapObjects, "the file", "larger than " + std::to_string(kMaxBootstrapFile) + " bytes; refused, nothing was changed");
   try {
-    parse_bootstrap_objects(read_file(staged_files + kBootstrapObjects), bundle + ": " + kBootstrapObjects, m);
+    parse_bootstrap_objects(bytes(), bundle + ": " + kBootstrapObjects, m);
   } catch (const InstallerError& err) {
     throw InstallerError(ExitCode::BadBundle, std::string(err.what()) + "; refused, nothing was changed");
   }
+}
+
+}  // namespace
+
+void check_staged_bootstrap(const Manifest& m, const std::string& staged_files, const std::string& bundle) {
+  check_bundle_objects(m, [&] { return read_file(staged_files + kBootstrapObjects); }, bundle);
+}
+
+void BootstrapCheckSink::check(const Manifest& m, const std::string& bundle) const {
+  check_bundle_objects(m, [&] { return bytes_; }, bundle);
 }
 
 ExitCode bootstrap_after_apply(Run& r, const Manifest& m) {

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "bundles/bundle_reader.h"
 #include "bundles/manifest.h"
 #include "installer/http_client.h"
 #include "installer/run.h"
@@ -67,6 +68,22 @@ BootstrapVerdict classify_bootstrap_answer(const HttpResult& result);
 // apply, after staging and before any live write: refuses (exit 3) a bundle whose objects.json is
 // malformed or hostile. `staged_files` is the staging directory's files/ (node paths below it).
 void check_staged_bootstrap(const Manifest& m, const std::string& staged_files, const std::string& bundle);
+
+// `verify BUNDLE`: reads the payload like DiscardSink but keeps objects.json's bytes, then check()
+// refuses the bundle as apply would.
+class BootstrapCheckSink : public MemberSink {
+ public:
+  void begin(const ManifestEntry& entry) override { keep_ = entry.path == kBootstrapObjects; }
+  void write(std::string_view block) override {
+    if (keep_) bytes_.append(block);
+  }
+  void finish() override { keep_ = false; }
+  void check(const Manifest& m, const std::string& bundle) const;
+
+ private:
+  bool keep_ = false;
+  std::string bytes_;
+};
 
 // apply, once the generation is committed (or was already installed): applies the objects unless
 // already applied for this objects.json; with --no-systemd only records them pending (the health

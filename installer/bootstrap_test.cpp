@@ -247,6 +247,8 @@ TEST_CASE("a healthy apply applies the objects once, records it, and the same bu
   CHECK(a.out.find("S3CR3T") == std::string::npos);
   CHECK(read_file(root + "/var/lib/kbundle/bootstrap.json").find("S3CR3T") == std::string::npos);
 
+  Out ver = call([&](const Options& o, const Hooks& h, Io io) { return verify(o, h, io, bundle); }, healthy(root, ""), api.hooks());
+  CHECK(ver.code == ExitCode::Ok);
   Out again = do_apply(healthy(root, ""), api.hooks(), bundle);
   CHECK(again.code == ExitCode::Ok);
   CHECK(api.requests.size() == 3);
@@ -521,6 +523,16 @@ TEST_CASE("a hostile or malformed objects.json is refused before any write, nami
       CHECK(a.err.find('\r') == std::string::npos);
       CHECK(snapshot(root, "", true) == before);
       CHECK(api.requests.empty());
+      // apply --dry-run and verify BUNDLE say the same.
+      Options dry = healthy(root, trust_file(tmp));
+      dry.dry_run = true;
+      Out d = do_apply(dry, api.hooks(), bundle);
+      CHECK(d.code == ExitCode::BadBundle);
+      CHECK_THAT(d.err, Catch::Contains(want));
+      Options v = options(root, trust_file(tmp));
+      Out ver = call([&](const Options& o, const Hooks& h, Io io) { return verify(o, h, io, bundle); }, v, api.hooks());
+      CHECK(ver.code == ExitCode::BadBundle);
+      CHECK_THAT(ver.err, Catch::Contains(want));
     }
   }
   SECTION("a key the bundle installs with mode 0644") {
@@ -531,4 +543,19 @@ TEST_CASE("a hostile or malformed objects.json is refused before any write, nami
     CHECK(a.code == ExitCode::BadBundle);
     CHECK_THAT(a.err, Catch::Contains("key_file: /var/lib/kubernetes/bootstrap/kbundle-bootstrap.key is installed with mode 0644"));
   }
+}
+
+TEST_CASE("a damaged bootstrap.json is said and treated as no record: the objects are applied again", "[bootstrap]") {
+  TempDir tmp;
+  std::string root = make_root(tmp), bundle = tmp / "b.kbundle";
+  bootstrap_bundle(bundle, 1, good_objects().dump());
+  FakeApi api;
+  REQUIRE(do_apply(healthy(root, trust_file(tmp)), api.hooks(), bundle).code == ExitCode::Ok);
+  REQUIRE(api.requests.size() == 3);
+  write_file_atomic(root + "/var/lib/kbundle/bootstrap.json", "{\"status\": \"appl", 0600);
+  Out b = do_bootstrap(healthy(root, ""), api.hooks());
+  CHECK(b.code == ExitCode::Ok);
+  CHECK_THAT(b.err, Catch::Contains("bootstrap.json: not a JSON object; treated as no record"));
+  CHECK(api.requests.size() == 6);
+  CHECK(record(root)["status"] == "applied");
 }

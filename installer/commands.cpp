@@ -114,10 +114,11 @@ ExitCode verify(const Options& opt, const Hooks& hooks, Io io, const std::option
     }
     Trust trust = resolve_trust(r.layout, opt, *bundle);
     std::unique_ptr<BundleReader> reader = open_bundle(r.layout, trust, *bundle);
-    DiscardSink discard;
+    BootstrapCheckSink discard;  // discards all but objects.json
     reader->read_payload(discard);
     const Manifest& m = reader->manifest();
     check_path_policy(m, *bundle);
+    discard.check(m, *bundle);
     r.report["serial"] = m.serial;
     r.report["node"] = m.node_name;
     r.report["entries"] = m.entries.size();

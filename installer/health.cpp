@@ -69,6 +69,19 @@ SslCtxPtr make_ctx(const nlohmann::json& check, const std::string& root) {
   }
 }
 
+// The check's GET as sent; a target that cannot be one (a control character) is a configuration error.
+std::string get_request(const HttpUrl& u) {
+  HttpRequest q;
+  q.target = u.path;
+  q.host = u.host_header;
+  q.headers = {{"User-Agent", "kbundle-installer"}, {"Accept", "*/*"}};
+  try {
+    return format_http_request(q);
+  } catch (const Error& e) {
+    throw ConfigError{e.what()};
+  }
+}
+
 // One GET. Returns the response, or an error detail ("connection refused", "certificate verify failed: ...").
 std::optional<HttpResponse> get_once(const HttpUrl& u, SSL_CTX* ctx, Clock::time_point deadline, std::string* error) {
   HttpTarget target;
@@ -80,9 +93,7 @@ std::optional<HttpResponse> get_once(const HttpUrl& u, SSL_CTX* ctx, Clock::time
   HttpLimits limits;
   limits.deadline = deadline;
   limits.max_response = kMaxResponse;
-  std::string request = "GET " + u.path + " HTTP/1.1\r\nHost: " + u.host_header +
-                        "\r\nUser-Agent: kbundle-installer\r\nAccept: */*\r\nConnection: close\r\n\r\n";
-  HttpResult result = http_exchange(target, request, limits);
+  HttpResult result = http_exchange(target, get_request(u), limits);
   if (auto* r = std::get_if<HttpResponse>(&result)) return std::move(*r);
   *error = describe_http_failure(std::get<HttpFailure>(result));
   return std::nullopt;
@@ -136,7 +147,10 @@ HealthResult run_health_check(const nlohmann::json& check, const std::string& ro
     } else if (kind != "unit") {
       throw ConfigError{"unknown health check kind '" + kind + "'"};
     }
-    if (url) address_of(*url);
+    if (url) {
+      address_of(*url);
+      get_request(*url);
+    }
   } catch (const ConfigError& e) {
     return {false, e.detail};
   }

@@ -560,6 +560,9 @@ TEST_CASE("configuration problems fail at once with the reason", "[health]") {
       {check("http", "https://127.0.0.1:1/", 30), "target 'https://127.0.0.1:1/' is not an http URL"},
       {check("https", "https://127.0.0.1:99999/", 30), "target 'https://127.0.0.1:99999/': bad port '99999'"},
       {check("https", "https://api.example.com/", 30), "host 'api.example.com' is not an IP address"},
+      // A target that would add a header or a second request line is refused, never sent.
+      {check("https", "https://127.0.0.1:1/healthz\r\nX-Evil: 1", 30), "HTTP request: the target must start with '/' and hold no space"},
+      {check("http", "http://127.0.0.1:1/a b", 30), "HTTP request: the target must start with '/' and hold no space"},
       {with(check("https", url, 30), "caFile", "/etc/pki/missing.crt"), "cannot load CA " + root.path() + "/etc/pki/missing.crt"},
       {with(check("https", url, 30), "certFile", "/etc/pki/client.crt"), "certFile and keyFile must be given together"},
       {with(with(check("https", url, 30), "certFile", "/etc/pki/client.crt"), "keyFile", "/etc/pki/server.key"),

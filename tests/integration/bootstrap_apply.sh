@@ -43,15 +43,25 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
 RECORD=$WORK/requests.jsonl
 FAULTS=$WORK/faults.json
 echo '{"rules": []}' >"$FAULTS"
-KB_STANDIN_RECORD=$RECORD KB_STANDIN_FAULTS=$FAULTS python3 "$STANDIN" --advertise-address=10.0.1.10 \
+# Started as the e2e nodes start it: tests/e2e/kube-standin under the name kube-apiserver, which
+# checks the unit's flags and authentication config, then execs the python stand-in (here from the
+# source tree instead of /usr/local/lib/kbundle-standin/).
+mkdir -p "$WORK/bin"
+sed "s|^standin_py=.*|standin_py=$STANDIN|" "$KB_SOURCE_DIR/tests/e2e/kube-standin" >"$WORK/bin/kube-apiserver"
+chmod +x "$WORK/bin/kube-apiserver"
+grep -q "^standin_py=$STANDIN\$" "$WORK/bin/kube-apiserver" || fail "tests/e2e/kube-standin has no standin_py= line"
+printf '%s\n' 'apiVersion: apiserver.config.k8s.io/v1beta1' 'kind: AuthenticationConfiguration' 'anonymous:' \
+  '  enabled: true' '  conditions:' '    - path: /livez' '    - path: /readyz' '    - path: /healthz' >"$WORK/authn.yaml"
+KB_STANDIN_RECORD=$RECORD KB_STANDIN_FAULTS=$FAULTS "$WORK/bin/kube-apiserver" --advertise-address=10.0.1.10 \
   --secure-port="$PORT" --bind-address=127.0.0.1 --tls-cert-file="$WORK/server.crt" \
   --tls-private-key-file="$WORK/server.key" --client-ca-file="$CA" --authorization-mode=Node,RBAC \
-  >"$WORK/standin.log" 2>&1 &
+  --authentication-config="$WORK/authn.yaml" >"$WORK/standin.log" 2>&1 &
 STANDIN_PID=$!
 cleanup "kill $STANDIN_PID"
 API=https://127.0.0.1:$PORT
 for _ in $(seq 100); do curl -sf --cacert "$CA" "$API/healthz" >/dev/null 2>&1 && break; sleep 0.1; done
 [ "$(curl -sf --cacert "$CA" "$API/livez")" = ok ] || { cat "$WORK/standin.log" >&2; fail "the stand-in does not serve /livez"; }
+grep -q "kube-api-standin: serving https://127.0.0.1:$PORT" "$WORK/standin.log" || fail "kube-standin did not exec the python stand-in"
 
 # The stand-in answers like the API: 401 without a client certificate (or with one of another CA),
 # 415 for another content type, 400 without fieldManager, 201 then 200 with uid and managedFields.
@@ -108,6 +118,7 @@ fresh() { rm -rf "$WORK/$1"; new_root "$WORK/$1"; echo "$WORK/$1"; }
 lines() { grep -c '"method": "PATCH"' "$RECORD" || true; }  # the health gate's GETs are not counted
 faults() { printf '%s\n' "$1" >"$FAULTS"; }
 status_of() { node "$1" status --json 2>/dev/null | python3 -c 'import json,sys; b=json.load(sys.stdin)["bootstrap"]; print(b["status"]); print(b.get("error") or "")'; }
+state_of() { status_of "$1" | sed -n 1p; }
 CRPATH=/apis/rbac.authorization.k8s.io/v1/clusterroles/system:kube-apiserver-to-kubelet
 SAPATH=/api/v1/namespaces/kube-system/serviceaccounts/coredns
 
@@ -135,7 +146,7 @@ for r in recs:
     assert r["body"]["metadata"]["name"] in r["path"], r
 EOF
 [ "$(stat -c %a "$R/var/lib/kbundle/bootstrap.json")" = 600 ] || fail "bootstrap.json is not 0600"
-[ "$(status_of "$R" | head -1)" = applied ] || fail "status does not say applied"
+[ "$(state_of "$R")" = applied ] || fail "status does not say applied"
 node "$R" status | grep -q "bootstrap objects (sha256 [0-9a-f]*): applied at" || fail "status line"
 # The key is read, never printed or recorded.
 keyline=$(sed -n 2p "$WORK/client.key")
@@ -147,17 +158,18 @@ expect 0 "bootstrap objects already applied" node "$R" apply "$WORK/good.kbundle
 expect 0 "nothing sent" node "$R" bootstrap
 [ "$(lines)" = "$n" ] || fail "a second apply of the same bundle sent requests"
 
-# 3. 409 -> 500 -> timeout -> success: retried within a short deadline (each step then waits 2 s).
+# 3. 409 -> 500 -> timeout -> a closed connection -> success: retried within a short deadline
+# (each step then waits 4 s: a quarter of the deadline).
 R=$(fresh r3)
-faults "{\"rules\": [{\"path_regex\": \"clusterroles/system:kube-apiserver-to-kubelet\$\", \"answers\": [409, 500, \"timeout\"]}]}"
+faults "{\"rules\": [{\"path_regex\": \"clusterroles/system:kube-apiserver-to-kubelet\$\", \"answers\": [409, 500, \"timeout\", \"close\"]}]}"
 : >"$RECORD"
 t=$(date +%s.%N)
-node "$R" --trust-key "$PUB" --bootstrap-deadline 8 apply "$WORK/good.kbundle" >"$WORK/apply3.log" 2>&1 || { cat "$WORK/apply3.log" >&2; fail "apply 3"; }
+node "$R" --trust-key "$PUB" --bootstrap-deadline 16 apply "$WORK/good.kbundle" >"$WORK/apply3.log" 2>&1 || { cat "$WORK/apply3.log" >&2; fail "apply 3"; }
 RETRY_S=$(echo "$(date +%s.%N) - $t" | bc)
 got=$(python3 -c 'import json,sys; print(" ".join(str(r["status"]) for r in map(json.loads, open(sys.argv[1])) if r["method"] == "PATCH"))' "$RECORD")
-[ "$got" = "409 500 timeout 200 200 200" ] || { cat "$WORK/apply3.log" >&2; fail "retries: answers were '$got'"; }
+[ "$got" = "409 500 timeout close 200 200 200" ] || { cat "$WORK/apply3.log" >&2; fail "retries: answers were '$got'"; }
 grep -q "HTTP 409.*retrying in" "$WORK/apply3.log" && grep -q "no response (timed out); retrying" "$WORK/apply3.log" || fail "retries not said"
-[ "$(status_of "$R" | head -1)" = applied ] || fail "after retries: not applied"
+[ "$(state_of "$R")" = applied ] || fail "after retries: not applied"
 
 # 4. A permanent 403: exit 6, the control plane stays (no rollback), status says why; `bootstrap` later succeeds.
 R=$(fresh r4)
@@ -172,7 +184,7 @@ grep -q "injected fault 403" "$WORK/out.log" && grep -q "nothing was rolled back
 node "$R" status | grep -q ": failed at .*run \`kbundle-installer bootstrap\`" || fail "403: the status line does not say what to run"
 faults '{"rules": []}'
 expect 0 "bootstrap: applied 3 objects" node "$R" bootstrap
-[ "$(status_of "$R" | head -1)" = applied ] || fail "403 then bootstrap: not applied"
+[ "$(state_of "$R")" = applied ] || fail "403 then bootstrap: not applied"
 
 # 5. The API down for the whole deadline: failed, after the deadline and not much more.
 R=$(fresh r5)
@@ -180,8 +192,17 @@ t=$(date +%s.%N)
 expect 6 "did not accept it within 2 s" node "$R" --trust-key "$PUB" --bootstrap-deadline 2 apply "$WORK/down.kbundle"
 DOWN_S=$(echo "$(date +%s.%N) - $t" | bc)
 grep -q "last: connection refused" "$WORK/out.log" || fail "down: the last error is not said"
-[ "$(status_of "$R" | head -1)" = failed ] || fail "down: status is not failed"
+[ "$(state_of "$R")" = failed ] || fail "down: status is not failed"
 (($(echo "$DOWN_S < 6" | bc))) || fail "down: took $DOWN_S s with a 2 s deadline"
+
+# 5b. A server the CA does not vouch for (ca_file names the etcd CA): final at once, not retried.
+sed 's|"/var/lib/kubernetes/ca.crt"|"/etc/etcd/ca.crt"|' "$WORK/objects.json" >"$WORK/objects-ca.json"
+make_bundle "$WORK/ca.kbundle" "$WORK/objects-ca.json"
+R=$(fresh r5b)
+n=$(lines)
+expect 6 "certificate does not verify against ca_file" node "$R" --trust-key "$PUB" apply "$WORK/ca.kbundle"
+! grep -q "retrying" "$WORK/out.log" || fail "a server that does not verify was retried"
+[ "$(lines)" = "$n" ] || fail "a request reached a server that does not verify"
 
 # 6. Killed between two objects: pending; the same apply again finishes it.
 R=$(fresh r6)
@@ -190,7 +211,7 @@ rc=0
 KB_FAULT_POINT=bootstrap-after-object-0 node "$R" --trust-key "$PUB" apply "$WORK/good.kbundle" >"$WORK/apply6.log" 2>&1 || rc=$?
 [ "$rc" = 137 ] || { cat "$WORK/apply6.log" >&2; fail "the fault point did not kill the installer (exit $rc)"; }
 [ "$(lines)" = 1 ] || fail "killed after object 0, but $(lines) requests were sent"
-[ "$(status_of "$R" | head -1)" = pending ] || fail "after the kill: not pending"
+[ "$(state_of "$R")" = pending ] || fail "after the kill: not pending"
 expect 0 "bootstrap: applied 3 objects" node "$R" apply "$WORK/good.kbundle"
 [ "$(lines)" = 4 ] || fail "the next run sent $(lines) requests in all, want 1 + 3"
 
@@ -236,6 +257,7 @@ EOF
   grep -q "objects.json: .*refused, nothing was changed" "$WORK/out.log" || { cat "$WORK/out.log" >&2; fail "$name: not refused by name"; }
   [ ! -e "$R/var/lib/kbundle" ] && [ ! -e "$R/etc/kbundle" ] || fail "$name: the installer wrote its state"
   snap "$R" | diff "$WORK/before" - >/dev/null || fail "$name: the root changed"
+  expect 3 "$want" node "$R" --trust-key "$PUB" verify "$WORK/h.kbundle"
 done
 [ "$(lines)" = 0 ] || fail "a hostile objects.json sent $(lines) requests"
 # A key installed world-readable is refused too.
@@ -243,5 +265,5 @@ make_bundle "$WORK/k.kbundle" "$WORK/objects.json" 0644
 expect 3 "a private key must be 0600" node "$(fresh rk)" --trust-key "$PUB" apply "$WORK/k.kbundle"
 
 TOTAL_S=$(echo "$(date +%s.%N) - $T0" | bc)
-pass "$(printf 'apply with 3 objects %.2f s; 409/500/timeout retried in %.2f s; API down, 2 s deadline: failed in %.2f s; %d hostile files refused; whole test %.1f s' \
+pass "$(printf 'apply with 3 objects %.2f s; 409/500/timeout/close retried in %.2f s; API down, 2 s deadline: failed in %.2f s; %d hostile files refused; whole test %.1f s' \
   "$APPLY_S" "$RETRY_S" "$DOWN_S" "${#hostile[@]}" "$TOTAL_S")"
