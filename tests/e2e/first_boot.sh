@@ -194,6 +194,11 @@ ud_wait() {  # ud_wait NODE SECONDS -> prints the final state
   done
   echo running
 }
+ud_seconds() {  # how long the user data ran, in whole seconds
+  local t
+  t=$(node "$1" systemctl show -p ExecMainStartTimestampMonotonic -p ExecMainExitTimestampMonotonic --value kb-user-data.service | paste -sd' ')
+  echo $(((${t#* } - ${t% *}) / 1000000))
+}
 ud_log() { node "$1" journalctl -q --no-pager -o cat -u kb-user-data.service 2>/dev/null || true; }
 ud_tries() { node "$1" journalctl -q --no-pager -o cat -t kbundle-boot 2>/dev/null || true; }  # logger -t kbundle-boot
 nothing_installed() {  # nothing_installed NODE: no bundle file, no unit, no installer generation
@@ -253,7 +258,7 @@ boot_node "${names[2]}"
 nspawn_wait "${names[2]}"
 st=$(ud_wait "${names[2]}" 60)
 ud_log "${names[2]}" >"$WORK/wrong-key.log"
-[ "$st" != running ] && [ "$st" != "exit 0" ] || { cat "$WORK/wrong-key.log" >&2; fail "control-2 with another key's bundle: user data $st"; }
+[ "$st" = "exit 1" ] || { cat "$WORK/wrong-key.log" >&2; fail "control-2 with another key's bundle: user data $st, expected exit 1"; }
 grep -q "kbundle-installer apply exited 3" "$WORK/wrong-key.log" || { cat "$WORK/wrong-key.log" >&2; fail "control-2: the user data does not report the installer's exit 3"; }
 nothing_installed "${names[2]}"
 lap "control-2: another key's bundle refused at boot"
@@ -316,10 +321,11 @@ nspawn_wait "${names[2]}"
 nspawn_wait "$STRAY"
 st=$(ud_wait "$STRAY" 30)
 ud_log "$STRAY" >"$WORK/stray.log"
-[ "$st" != running ] && [ "$st" != "exit 0" ] || { cat "$WORK/stray.log" >&2; fail "stray node with another node's URL: user data $st"; }
+[ "$st" = "exit 1" ] || { cat "$WORK/stray.log" >&2; fail "stray node with another node's URL: user data $st, expected exit 1"; }
 # One try, one clear last line, no wait.
 grep -q "FAILED: .*SignatureDoesNotMatch.*not retried" "$WORK/stray.log" || { cat "$WORK/stray.log" >&2; fail "stray: no final SignatureDoesNotMatch line"; }
 grep -q "next in" "$WORK/stray.log" && { cat "$WORK/stray.log" >&2; fail "stray: retried a URL whose signature does not match"; }
+[ "$(ud_seconds "$STRAY")" -lt 10 ] || fail "stray: took $(ud_seconds "$STRAY") s to give up, not at once"
 grep -q "^GET /$BUCKET/$PREFIX${names[0]}.kbundle 403" "$WORK/front.log" || fail "the front refused no read of control-0's bundle"
 nothing_installed "$STRAY"
 lap "stray node: another node's URL refused (403), gave up"
