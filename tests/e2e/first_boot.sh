@@ -347,24 +347,8 @@ for n in "${names[@]}"; do
   grep -q "PUT /latest/api/token 200" "$(nspawn_dir "$n")/imds.log" && grep -q "GET /latest/meta-data/instance-id 200" "$(nspawn_dir "$n")/imds.log" ||
     fail "$n: the installer did not ask IMDSv2 for the instance id"
 done
-mkdir -m 0700 "$WORK/pki"
-node "${names[0]}" cat /var/lib/kubernetes/etcd-ca.crt >"$WORK/pki/etcd-ca.crt"
-node "${names[0]}" cat /var/lib/kubernetes/apiserver-etcd-client.crt >"$WORK/pki/client.crt"
-node "${names[0]}" cat /var/lib/kubernetes/apiserver-etcd-client.key >"$WORK/pki/client.key"
-etcd_ok() {
-  ETCDCTL_API=3 etcdctl --endpoints="https://${ips[0]}:2379,https://${ips[1]}:2379,https://${ips[2]}:2379" \
-    --cacert "$WORK/pki/etcd-ca.crt" --cert "$WORK/pki/client.crt" --key "$WORK/pki/client.key" \
-    --dial-timeout=3s --command-timeout=5s "$@"
-}
-for _ in $(seq 1 60); do etcd_ok endpoint health >/dev/null 2>&1 && break; sleep 0.5; done
-etcd_ok endpoint health >"$WORK/health.log" 2>&1 || { cat "$WORK/health.log" >&2; fail "etcd is not healthy on all 3 members"; }
-[ "$(etcd_ok member list | grep -c started)" -eq 3 ] || { etcd_ok member list >&2; fail "not 3 started etcd members"; }
-etcd_ok put /kbundle/first-boot ok >/dev/null || fail "etcd put refused"
-[ "$(etcd_ok get /kbundle/first-boot --print-value-only --endpoints="https://${ips[2]}:2379")" = ok ] || fail "etcd get from control-2"
-if ETCDCTL_API=3 etcdctl --endpoints="https://${ips[0]}:2379" --cacert "$WORK/pki/etcd-ca.crt" --dial-timeout=3s \
-     --command-timeout=5s get /kbundle/first-boot >/dev/null 2>&1; then
-  fail "etcd accepted a client without a certificate"
-fi
+nspawn_etcd_client "${names[0]}" "${ips[@]}"
+nspawn_etcd_check
 lap "etcd healthy over mutual TLS, recover enabled"
 
 # The bootstrap step on the designated node (the first control-plane node), per contract C.

@@ -15,6 +15,10 @@
 #   lap TEXT / lap_table            a progress line with the time so far / all laps as a table
 #   nspawn_control_plane_bins ROOT  Debian's etcd and the kube-* stand-ins (with the python API
 #                                   stand-in that serves server-side apply) into a node root
+#   nspawn_etcd_client NAME IP...   etcdctl from the host (nspawn_etcdctl ARGS...) to those members,
+#                                   with the apiserver's etcd client certificate copied from NAME
+#   nspawn_etcd_healthy / nspawn_etcd_check   waits for every member's health / that, plus every
+#                                   member started, a key written and read back, no-cert refused
 # Every resource is registered with `cleanup` as soon as it exists, so a failing or
 # interrupted test leaves nothing behind. The nspawn process is never sent SIGKILL
 # (the node's systemd and services would live on).
@@ -196,6 +200,48 @@ nspawn_control_plane_bins() {
     install -m 0755 "$KB_SOURCE_DIR/tests/e2e/kube-standin" "$root/usr/local/bin/$c"
   done
   install -D -m 0644 "$KB_SOURCE_DIR/tests/standins/kube-api-standin.py" "$root/usr/local/lib/kbundle-standin/kube-api-standin.py"
+}
+
+nspawn_etcd_client() {
+  local name=$1 d=$WORK/etcd-client ip
+  shift
+  NSPAWN_ETCD_ENDPOINTS=""
+  for ip in "$@"; do NSPAWN_ETCD_ENDPOINTS+=${NSPAWN_ETCD_ENDPOINTS:+,}https://$ip:2379; done
+  mkdir -p -m 0700 "$d"
+  node "$name" cat /var/lib/kubernetes/etcd-ca.crt >"$d/ca.crt"
+  node "$name" cat /var/lib/kubernetes/apiserver-etcd-client.crt >"$d/client.crt"
+  node "$name" cat /var/lib/kubernetes/apiserver-etcd-client.key >"$d/client.key"
+}
+nspawn_etcdctl() {
+  local d=$WORK/etcd-client
+  ETCDCTL_API=3 etcdctl --endpoints="$NSPAWN_ETCD_ENDPOINTS" --cacert "$d/ca.crt" --cert "$d/client.crt" \
+    --key "$d/client.key" --dial-timeout=3s --command-timeout=5s "$@"
+}
+nspawn_etcd_healthy() {
+  for _ in $(seq 1 60); do
+    nspawn_etcdctl endpoint health >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  nspawn_etcdctl endpoint health >&2 || true
+  return 1
+}
+# The key nspawn_etcd_check writes, and its value.
+NSPAWN_ETCD_KEY=/kbundle/e2e
+NSPAWN_ETCD_VALUE="hello from $(hostname)"
+nspawn_etcd_check() {
+  local want members got last=${NSPAWN_ETCD_ENDPOINTS##*,}
+  want=$(tr ',' '\n' <<<"$NSPAWN_ETCD_ENDPOINTS" | wc -l)
+  nspawn_etcd_healthy || fail "the $want etcd members are not healthy from the host"
+  members=$(nspawn_etcdctl member list | grep -c started || true)
+  [ "$members" -eq "$want" ] || { nspawn_etcdctl member list >&2; fail "member list shows $members started members, not $want"; }
+  nspawn_etcdctl put "$NSPAWN_ETCD_KEY" "$NSPAWN_ETCD_VALUE" >/dev/null || fail "etcd refused a put"
+  got=$(nspawn_etcdctl get "$NSPAWN_ETCD_KEY" --print-value-only --endpoints="$last")
+  [ "$got" = "$NSPAWN_ETCD_VALUE" ] || fail "read back '$got' from $last"
+  # Without a client certificate, etcd refuses.
+  if ETCDCTL_API=3 etcdctl --endpoints="${NSPAWN_ETCD_ENDPOINTS%%,*}" --cacert "$WORK/etcd-client/ca.crt" \
+       --dial-timeout=3s --command-timeout=5s get "$NSPAWN_ETCD_KEY" >/dev/null 2>&1; then
+    fail "etcd accepted a client without a certificate"
+  fi
 }
 
 nspawn_dir() { echo "$WORK/nodes/$1"; }
