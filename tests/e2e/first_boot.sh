@@ -199,6 +199,15 @@ ud_seconds() {  # how long the user data ran, in whole seconds
   t=$(node "$1" systemctl show -p ExecMainStartTimestampMonotonic -p ExecMainExitTimestampMonotonic --value kb-user-data.service | paste -sd' ')
   echo $(((${t#* } - ${t% *}) / 1000000))
 }
+# ud_gave_up NODE SECONDS PATTERN WHAT: the user data ended with exit 1 within SECONDS and its log
+# (kept as $WORK/ud-NODE.log) holds PATTERN.
+ud_gave_up() {
+  local st
+  st=$(ud_wait "$1" "$2")
+  ud_log "$1" >"$WORK/ud-$1.log"
+  [ "$st" = "exit 1" ] || { cat "$WORK/ud-$1.log" >&2; fail "$1 ($4): user data $st, expected exit 1"; }
+  grep -q -- "$3" "$WORK/ud-$1.log" || { cat "$WORK/ud-$1.log" >&2; fail "$1 ($4): no '$3' in its log"; }
+}
 ud_log() { node "$1" journalctl -q --no-pager -o cat -u kb-user-data.service 2>/dev/null || true; }
 ud_tries() { node "$1" journalctl -q --no-pager -o cat -t kbundle-boot 2>/dev/null || true; }  # logger -t kbundle-boot
 nothing_installed() {  # nothing_installed NODE: no bundle file, no unit, no installer generation
@@ -240,12 +249,9 @@ done
 lap "control-0, control-1 waiting for their bundles"
 
 # The late node waited its 2 s (a retry logged), then gave up with one clear line; nothing installed.
-st=$(ud_wait "$LATE" 30)
-ud_log "$LATE" >"$WORK/late.log"
-[ "$st" = "exit 1" ] || { cat "$WORK/late.log" >&2; fail "late node: user data $st, expected exit 1 after its 2 s deadline"; }
-grep -q "next in" "$WORK/late.log" || { cat "$WORK/late.log" >&2; fail "late node: no retry before giving up"; }
+ud_gave_up "$LATE" 30 "next in" "its wait shortened to 2 s"
 [ "$(ud_tries "$LATE" | tail -n 1 | grep -c "^FAILED: node ${names[1]} of cluster e2e was not installed: .*gave up after 2 s (KB_BOOT_DEADLINE)")" = 1 ] ||
-  { cat "$WORK/late.log" >&2; fail "late node: the last line is not the clear give-up line"; }
+  { cat "$WORK/ud-$LATE.log" >&2; fail "late node: the last line is not the clear give-up line"; }
 nothing_installed "$LATE"
 nspawn_stop "$LATE"
 imds_stop "$LATE"
@@ -256,10 +262,7 @@ lap "late node: gave up after its 2 s deadline"
   >"$WORK/publish-other.log" 2>&1 || { cat "$WORK/publish-other.log" >&2; fail "publish of the other key's bundle failed"; }
 boot_node "${names[2]}"
 nspawn_wait "${names[2]}"
-st=$(ud_wait "${names[2]}" 60)
-ud_log "${names[2]}" >"$WORK/wrong-key.log"
-[ "$st" = "exit 1" ] || { cat "$WORK/wrong-key.log" >&2; fail "control-2 with another key's bundle: user data $st, expected exit 1"; }
-grep -q "kbundle-installer apply exited 3" "$WORK/wrong-key.log" || { cat "$WORK/wrong-key.log" >&2; fail "control-2: the user data does not report the installer's exit 3"; }
+ud_gave_up "${names[2]}" 60 "kbundle-installer apply exited 3" "a bundle signed by another key"
 nothing_installed "${names[2]}"
 lap "control-2: another key's bundle refused at boot"
 nspawn_stop "${names[2]}"
@@ -319,12 +322,9 @@ boot_node "${names[2]}"
 boot_node "$STRAY"
 nspawn_wait "${names[2]}"
 nspawn_wait "$STRAY"
-st=$(ud_wait "$STRAY" 30)
-ud_log "$STRAY" >"$WORK/stray.log"
-[ "$st" = "exit 1" ] || { cat "$WORK/stray.log" >&2; fail "stray node with another node's URL: user data $st, expected exit 1"; }
 # One try, one clear last line, no wait.
-grep -q "FAILED: .*SignatureDoesNotMatch.*not retried" "$WORK/stray.log" || { cat "$WORK/stray.log" >&2; fail "stray: no final SignatureDoesNotMatch line"; }
-grep -q "next in" "$WORK/stray.log" && { cat "$WORK/stray.log" >&2; fail "stray: retried a URL whose signature does not match"; }
+ud_gave_up "$STRAY" 30 "FAILED: .*SignatureDoesNotMatch.*not retried" "another node's URL"
+grep -q "next in" "$WORK/ud-$STRAY.log" && { cat "$WORK/ud-$STRAY.log" >&2; fail "stray: retried a URL whose signature does not match"; }
 [ "$(ud_seconds "$STRAY")" -lt 10 ] || fail "stray: took $(ud_seconds "$STRAY") s to give up, not at once"
 grep -q "^GET /$BUCKET/$PREFIX${names[0]}.kbundle 403" "$WORK/front.log" || fail "the front refused no read of control-0's bundle"
 nothing_installed "$STRAY"
