@@ -358,8 +358,10 @@ node "$d" cat /var/lib/kubernetes/bootstrap/objects.json >"$WORK/objects.json"
 node "$d" cat /run/kbundle-standin/kube-apiserver/requests.jsonl >"$WORK/requests.jsonl" 2>/dev/null ||
   fail "$d: the stand-in API recorded no request"
 node "$d" cat /var/lib/kbundle/bootstrap.json >"$WORK/bootstrap.json" 2>/dev/null || fail "$d: no /var/lib/kbundle/bootstrap.json"
-python3 - "$WORK/objects.json" "$WORK/requests.jsonl" "$WORK/bootstrap.json" <<'PY' || fail "the bootstrap objects were not applied as contract C says"
-import json, sys
+node "$d" /usr/local/bin/kbundle-installer status --json >"$WORK/status.json" 2>"$WORK/status.err" ||
+  { cat "$WORK/status.err" >&2; fail "$d: kbundle-installer status --json failed"; }
+python3 - "$WORK/objects.json" "$WORK/requests.jsonl" "$WORK/bootstrap.json" "$WORK/status.json" <<'PY' || fail "the bootstrap objects were not applied as contract C says"
+import hashlib, json, sys
 objects = json.load(open(sys.argv[1]))
 reqs = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
 patches = [r for r in reqs if r["method"] == "PATCH"]
@@ -373,9 +375,13 @@ for r in patches:
     if r["field_manager"] != "kbundle" or "force=true" not in r["query"] or r["client_cn"] != "kbundle:bootstrap" \
             or "system:masters" not in r["client_o"] or r["content_type"] != "application/apply-patch+yaml":
         sys.exit(f"a PATCH not as contract C says: { {k: v for k, v in r.items() if k != 'body'} }")
+sha = hashlib.sha256(open(sys.argv[1], "rb").read()).hexdigest()
 state = json.load(open(sys.argv[3]))
-if state.get("status") != "applied":
-    sys.exit(f"bootstrap.json status {state.get('status')}")
+if state.get("status") != "applied" or state.get("objects_sha256") != sha:
+    sys.exit(f"bootstrap.json: status {state.get('status')}, objects_sha256 {state.get('objects_sha256')} (objects.json: {sha})")
+status = json.load(open(sys.argv[4])).get("bootstrap") or {}
+if status.get("status") != "applied" or status.get("objects_sha256") != sha:
+    sys.exit(f"kbundle-installer status --json: bootstrap {status}")
 print(f"bootstrap: {len(want)} objects applied with {len(patches)} PATCHes")
 PY
 for n in "${names[1]}" "${names[2]}"; do
