@@ -1313,30 +1313,4 @@ nlohmann::json to_json(const Inventory& inv) {
   return j;
 }
 
-std::string render_user_data(const std::string& bundle_url, const std::string& installer_url,
-                             const std::string& cluster, const std::string& node) {
-  auto expand = [&](std::string s) {
-    for (auto [from, to] : {std::pair<std::string, std::string>{"{node}", node}, {"{cluster}", cluster}})
-      for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) s.replace(pos, from.size(), to);
-    // Single-quoted for the shell: ' becomes '\''.
-    std::string quoted = "'";
-    for (char ch : s) quoted += ch == '\'' ? std::string("'\\''") : std::string(1, ch);
-    return quoted + "'";
-  };
-  std::string s =
-      "#!/bin/sh\n"
-      "# Written by `kbundle aws up` for node " + node + " of cluster " + cluster + ":\n"
-      "# fetch this node's bundle and apply it with kbundle-installer.\n"
-      "set -eu\n"
-      "dir=/var/lib/kbundle/incoming\n"
-      "mkdir -p \"$dir\" && chmod 0700 \"$dir\" && cd \"$dir\"\n"
-      "fetch() { curl -fsSL --retry 10 --retry-connrefused --retry-delay 5 -o \"$2\" \"$1\"; }\n";
-  if (!installer_url.empty())
-    s += "fetch " + expand(installer_url) + " kbundle-installer.new && chmod 0755 kbundle-installer.new && "
-         "mv kbundle-installer.new /usr/local/bin/kbundle-installer\n";
-  s += "fetch " + expand(bundle_url) + " " + node + ".kbundle\n";
-  s += "exec /usr/local/bin/kbundle-installer apply \"$dir/" + node + ".kbundle\"\n";
-  return s;
-}
-
 }  // namespace kb::aws

@@ -171,9 +171,4 @@ int destroy(Client& client, const std::string& cluster, const Progress& progress
 // The inventory as JSON (ids, states, addresses, rules, routes); never credentials.
 nlohmann::json to_json(const Inventory& inventory);
 
-// The user-data script: downloads `bundle_url` (and the installer from `installer_url`), verifies
-// and applies the bundle. "{node}" and "{cluster}" in the URLs are replaced.
-std::string render_user_data(const std::string& bundle_url, const std::string& installer_url,
-                             const std::string& cluster, const std::string& node);
-
 }  // namespace kb::aws

@@ -283,10 +283,3 @@ TEST_CASE("changes: names fit AWS's limits", "[infra_changes]") {
   CHECK(load_balancer_name(long_name) != load_balancer_name(std::string(62, 'a') + "b"));
   CHECK(key_pair_name("kthw") == "kbundle-kthw");
 }
-
-TEST_CASE("changes: user data fetches the node's bundle, quoted for the shell", "[infra_changes]") {
-  std::string u = render_user_data("https://h/{cluster}/{node}.kbundle?x='y'", "", "kthw", "worker-0");
-  CHECK(u.starts_with("#!/bin/sh\n"));
-  CHECK(u.find("'https://h/kthw/worker-0.kbundle?x='\\''y'\\'''") != std::string::npos);
-  CHECK(u.find("kbundle-installer apply") != std::string::npos);
-}

@@ -194,21 +194,6 @@ class CurlS3Transport : public S3Transport {
 
 }  // namespace
 
-S3Url parse_s3_url(const std::string& url) {
-  const std::string hint = " (hint: --to s3://BUCKET/PREFIX/)";
-  if (!url.starts_with("s3://")) throw Error("--to '" + url + "': not an s3:// URL" + hint);
-  std::string rest = url.substr(5);
-  size_t slash = rest.find('/');
-  S3Url out{rest.substr(0, slash), slash == std::string::npos ? "" : rest.substr(slash + 1)};
-  if (out.bucket.size() < 3 || out.bucket.size() > 63 ||
-      !std::all_of(out.bucket.begin(), out.bucket.end(),
-                   [](char c) { return std::islower(static_cast<unsigned char>(c)) || std::isdigit(static_cast<unsigned char>(c)) || c == '-' || c == '.'; }))
-    throw Error("--to '" + url + "': '" + out.bucket + "' is not an S3 bucket name (3-63 of a-z 0-9 . -)" + hint);
-  while (out.prefix.starts_with('/')) out.prefix.erase(0, 1);
-  if (!out.prefix.empty() && !out.prefix.ends_with('/')) out.prefix += '/';
-  return out;
-}
-
 std::string uri_encode(std::string_view s, bool encode_slash) {
   static const char* digits = "0123456789ABCDEF";
   std::string out;
@@ -370,6 +355,24 @@ ObjectInfo S3Client::head(const std::string& bucket, const std::string& key) {
   for (const auto& [name, value] : resp.headers)
     if (name.starts_with("x-amz-meta-")) info.metadata[name.substr(11)] = value;
   return info;
+}
+
+std::string S3Client::public_access_problem(const std::string& bucket) {
+  S3Request r;
+  r.url = object_url(bucket, "") + "?publicAccessBlock=";
+  S3Response resp;
+  try {
+    resp = send("s3 GetPublicAccessBlock s3://" + bucket, r, nullptr);
+  } catch (const AwsError& e) {
+    if (e.code() == "NoSuchPublicAccessBlockConfiguration")
+      return "it has no Block Public Access configuration of its own (the account's may still apply)";
+    return "its Block Public Access settings cannot be read (" + e.code() + ")";
+  }
+  XmlElement doc = parse_xml(resp.body);
+  std::string off;
+  for (const char* name : {"BlockPublicAcls", "IgnorePublicAcls", "BlockPublicPolicy", "RestrictPublicBuckets"})
+    if (doc.get(name) != "true") off += std::string(off.empty() ? "" : ", ") + name;
+  return off.empty() ? "" : "Block Public Access is not fully on (" + off + " off)";
 }
 
 UploadResult S3Client::upload_file(const std::string& bucket, const std::string& key, const std::string& path,

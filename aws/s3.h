@@ -22,13 +22,6 @@
 
 namespace kb::aws {
 
-// "s3://bucket/some/prefix/" -> bucket and prefix ("" or ending in '/'). Throws kb::Error.
-struct S3Url {
-  std::string bucket;
-  std::string prefix;
-};
-S3Url parse_s3_url(const std::string& url);
-
 // SigV4 URI encoding: RFC 3986 unreserved characters kept, the rest %XX (uppercase); '/' kept
 // unless `encode_slash`.
 std::string uri_encode(std::string_view s, bool encode_slash);
@@ -121,6 +114,10 @@ class S3Client {
                            const UploadOptions& options);
   std::string presign(const std::string& bucket, const std::string& key, std::chrono::seconds expires,
                       std::time_t now) const;
+  // The bucket's own S3 Block Public Access settings (GetPublicAccessBlock): "" when all four are
+  // on; else what is not ("BlockPublicPolicy is off", "no configuration of its own", or why they
+  // could not be read). Throws only for transport failures.
+  std::string public_access_problem(const std::string& bucket);
   std::string object_url(const std::string& bucket, const std::string& key) const;
 
   int requests() const { return requests_; }

@@ -120,12 +120,6 @@ TEST_CASE("s3: header signing matches the AWS documentation's GET Object example
 TEST_CASE("s3: URLs, encoding and endpoints", "[s3]") {
   CHECK(uri_encode("a b/c~d+e", false) == "a%20b/c~d%2Be");
   CHECK(uri_encode("a/b", true) == "a%2Fb");
-  auto u = parse_s3_url("s3://my-bucket/clusters/kthw");
-  CHECK(u.bucket == "my-bucket");
-  CHECK(u.prefix == "clusters/kthw/");
-  CHECK(parse_s3_url("s3://my-bucket").prefix.empty());
-  CHECK_THROWS_WITH(parse_s3_url("https://x/y"), Catch::Contains("not an s3:// URL"));
-  CHECK_THROWS_WITH(parse_s3_url("s3://My_Bucket/"), Catch::Contains("is not an S3 bucket name"));
 
   auto aws = resolve_s3_endpoint("eu-west-1", map_env({}));
   CHECK(aws.base == "https://s3.eu-west-1.amazonaws.com");
@@ -236,4 +230,23 @@ TEST_CASE("s3: HEAD reads size, ETag, encryption and metadata; 404 is absent", "
   CHECK(i.metadata.at("sha256") == "ff");
   CHECK_FALSE(s3.head("b1", "k").exists);
   CHECK_THROWS_WITH(s3.head("b1", "k"), Catch::Contains("s3 HeadObject s3://b1/k: HTTP 403"));
+}
+
+TEST_CASE("s3: the bucket's Block Public Access settings", "[s3]") {
+  FakeS3 fake;
+  S3Client s3 = client(fake);
+  auto pab = [](const char* policy) {
+    return S3Response{200, {}, std::string("<PublicAccessBlockConfiguration><BlockPublicAcls>true</BlockPublicAcls>"
+                                           "<IgnorePublicAcls>true</IgnorePublicAcls><BlockPublicPolicy>") +
+                                   policy + "</BlockPublicPolicy><RestrictPublicBuckets>true</RestrictPublicBuckets>"
+                                            "</PublicAccessBlockConfiguration>", ""};
+  };
+  fake.script = {pab("true"), pab("false"),
+                 S3Response{404, {}, "<Error><Code>NoSuchPublicAccessBlockConfiguration</Code></Error>", ""},
+                 S3Response{403, {}, "<Error><Code>AccessDenied</Code></Error>", ""}};
+  CHECK(s3.public_access_problem("kb") == "");
+  CHECK(fake.seen[0].url.ends_with("/kb/?publicAccessBlock="));
+  CHECK(s3.public_access_problem("kb") == "Block Public Access is not fully on (BlockPublicPolicy off)");
+  CHECK_THAT(s3.public_access_problem("kb"), Catch::Contains("no Block Public Access configuration of its own"));
+  CHECK_THAT(s3.public_access_problem("kb"), Catch::Contains("cannot be read (AccessDenied)"));
 }

@@ -15,6 +15,10 @@ std::string escape_text(std::string_view s);
 // Decodes one UTF-8 character at `s[i]`: its code point and length, or length 0 when the bytes
 // there are not well-formed UTF-8 (overlong, a surrogate, above U+10FFFF, cut short, a stray
 // continuation byte).
+// Single-quoted for a POSIX shell: 'it'\''s'. Any byte string becomes one word that the shell
+// takes literally (no expansion, no word splitting, no command substitution).
+std::string shell_quote(std::string_view s);
+
 struct Utf8Char {
   char32_t code = 0;
   size_t length = 0;

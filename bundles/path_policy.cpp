@@ -85,6 +85,20 @@ constexpr AllowedUnit kUnits[] = {
 };
 constexpr const char* kUnitDir = "/etc/systemd/system";
 
+// The bootstrap objects' directory (docs/bootstrap.md) lies in the control plane's
+// /var/lib/kubernetes tree, but holds a system:masters key: nothing else may go there.
+constexpr const char* kBootstrapDir = "/var/lib/kubernetes/bootstrap";
+constexpr const char* kBootstrapFiles[] = {
+    "/var/lib/kubernetes/bootstrap/objects.json",
+    "/var/lib/kubernetes/bootstrap/kbundle-bootstrap.crt",
+    "/var/lib/kubernetes/bootstrap/kbundle-bootstrap.key",
+};
+
+bool allowed_in_bootstrap_dir(const ManifestEntry& e) {
+  if (e.type == EntryType::Directory) return e.path == kBootstrapDir;
+  return std::find(std::begin(kBootstrapFiles), std::end(kBootstrapFiles), e.path) != std::end(kBootstrapFiles);
+}
+
 // Never, whatever else would allow it: the pinned key and the installer's own state.
 constexpr const char* kTrustStore = "/etc/kbundle";
 constexpr const char* kInstallerState = "/var/lib/kbundle";
@@ -188,6 +202,11 @@ std::vector<PolicyViolation> path_policy_violations(const Manifest& m) {
     } else if (path_is_under(p, kInstallerState) && !allowed_by_table(e, roles)) {
       out.push_back({p, "in the installer's state",
                      "never " + std::string(kInstallerState) + " or below, except the image archives of FORMAT.md 5.3"});
+    } else if (path_is_under(p, kBootstrapDir) && (!allowed_in_bootstrap_dir(e) || !allowed_by_table(e, roles))) {
+      out.push_back({p, "not one of the bootstrap files",
+                     "in " + std::string(kBootstrapDir) +
+                         " only the directory, objects.json, kbundle-bootstrap.crt and kbundle-bootstrap.key, "
+                         "for role control-plane or both"});
     } else if (std::string unit = p.substr(std::min(p.size(), std::string(kUnitDir).size() + 1));
                path_is_under(p, kUnitDir) && !allowed_by_table(e, roles)) {
       // A unit file: only for a unit this manifest runs, and only the file itself (no drop-ins).

@@ -40,7 +40,10 @@ Manifest control_plane() {
                    file("/usr/local/bin/etcd", 0755, EntryClass::Binary), file("/usr/local/bin/kubectl", 0755, EntryClass::Binary),
                    dir("/var/lib/etcd"), dir("/var/lib/kubernetes"), file("/var/lib/kubernetes/audit-policy.yaml"),
                    // the AuthenticationConfiguration lands next to the audit policy
-                   file("/var/lib/kubernetes/authentication-config.yaml"), dir("/var/log/kubernetes")},
+                   file("/var/lib/kubernetes/authentication-config.yaml"), dir("/var/lib/kubernetes/bootstrap"),
+                   file("/var/lib/kubernetes/bootstrap/kbundle-bootstrap.crt"),
+                   file("/var/lib/kubernetes/bootstrap/kbundle-bootstrap.key", 0600, EntryClass::Secret),
+                   file("/var/lib/kubernetes/bootstrap/objects.json"), dir("/var/log/kubernetes")},
                   {"etcd.service", "kube-apiserver.service"});
 }
 
@@ -86,6 +89,12 @@ TEST_CASE("policy: gen-shaped manifests of every role pass", "[policy]") {
   both.units.push_back("kubelet.service");
   CHECK(path_policy_violations(both).empty());
   CHECK_NOTHROW(check_path_policy(worker(), "b.kbundle"));
+}
+
+TEST_CASE("policy: the bootstrap rule matches by path component too", "[policy]") {
+  // A sibling that merely starts with "bootstrap" is an ordinary file of the control plane's tree.
+  CHECK(path_policy_violations(with(control_plane(), file("/var/lib/kubernetes/bootstrap.json"))).empty());
+  CHECK(path_policy_violations(with(control_plane(), file("/var/lib/kubernetes/bootstrapX/a"))).empty());
 }
 
 TEST_CASE("policy: prefixes match by path component", "[policy]") {
@@ -141,6 +150,16 @@ TEST_CASE("policy: every hostile path is refused, naming the path and the rule",
       {"worker", file("/var/lib/kubelet/x", 0620), "/var/lib/kubelet/x: mode 0620"},
       {"worker", dir("/var/lib/kubelet/d", 0777), "/var/lib/kubelet/d: mode 0777 is group-writable, world-writable"},
       {"worker", dir("/var/lib/kubelet/d", 0770), "/var/lib/kubelet/d: mode 0770"},
+      // The bootstrap directory holds a system:masters key: only its three files, only on a control plane.
+      {"control-plane", file("/var/lib/kubernetes/bootstrap/evil.json"), "/var/lib/kubernetes/bootstrap/evil.json: not one of the bootstrap files (rule: in /var/lib/kubernetes/bootstrap only the directory, objects.json, kbundle-bootstrap.crt and kbundle-bootstrap.key, for role control-plane or both)"},
+      {"control-plane", file("/var/lib/kubernetes/bootstrap/objects.json.d/x"), "/var/lib/kubernetes/bootstrap/objects.json.d/x: not one of the bootstrap files"},
+      {"control-plane", dir("/var/lib/kubernetes/bootstrap/sub"), "/var/lib/kubernetes/bootstrap/sub: not one of the bootstrap files"},
+      {"control-plane", dir("/var/lib/kubernetes/bootstrap/objects.json"), "/var/lib/kubernetes/bootstrap/objects.json: not one of the bootstrap files"},
+      {"control-plane", file("/var/lib/kubernetes/bootstrap"), "/var/lib/kubernetes/bootstrap: not one of the bootstrap files"},
+      {"control-plane", file("/var/lib/kubernetes/bootstrap/kbundle-bootstrap.key", 0666, EntryClass::Secret), "/var/lib/kubernetes/bootstrap/kbundle-bootstrap.key: mode 0666"},
+      {"worker", file("/var/lib/kubernetes/bootstrap/objects.json"), "/var/lib/kubernetes/bootstrap/objects.json: not one of the bootstrap files"},
+      {"worker", file("/var/lib/kubernetes/bootstrap/kbundle-bootstrap.key", 0600, EntryClass::Secret), "/var/lib/kubernetes/bootstrap/kbundle-bootstrap.key: not one of the bootstrap files"},
+      {"worker", dir("/var/lib/kubernetes/bootstrap"), "/var/lib/kubernetes/bootstrap: not one of the bootstrap files"},
   };
   for (const auto& c : cases) {
     INFO(c.entry.path << " " << std::oct << c.entry.mode);

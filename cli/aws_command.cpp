@@ -11,6 +11,14 @@
 #include "aws/config.h"
 #include "aws/http.h"
 #include "aws/infra.h"
+#include "aws/s3.h"
+#include "aws/user_data.h"
+#include "base/hash.h"
+#include "base/time.h"
+#include "bundles/signing.h"
+#include "generator/state.h"
+#include "publish/artifacts.h"
+#include "topology/s3_location.h"
 #include "base/atomic_file.h"
 #include "base/error.h"
 #include "base/exit_code.h"
@@ -45,6 +53,15 @@ CLI::App* add_aws_command(CLI::App& app, AwsOptions& o) {
     }
     if (name == "up" || name == "down")
       sub->add_option("--timeout", o.timeout_seconds, "Seconds to wait for instances")->capture_default_str();
+    if (name == "up" || name == "plan") {
+      sub->add_option("--state", o.state_dir,
+                      "State directory (as kbundle gen's): its signing key is pinned in the user data; created "
+                      "as gen would when missing (up)")
+          ->capture_default_str();
+      sub->add_option("--installer", o.installer,
+                      "kbundle-installer whose sha256 the user data pins (default: the one beside this kbundle, "
+                      "as publish)");
+    }
   }
   return aws;
 }
@@ -76,7 +93,90 @@ std::string read_public_key(const std::string& written, const std::string& topol
   return text;
 }
 
-aws::ClusterSpec make_spec(const Topology& t, bool with_key) {
+// aws.userData, per node: the presigned (bundles) or templated (bundleURL) URLs, the installer's
+// sha256 and the state's signing key, rendered into the user-data script (aws/user_data.h). Empty
+// when the topology has no userData, or for `plan` before the state exists.
+std::map<std::string, std::string> boot_user_data(const Topology& t, const AwsOptions& o, const aws::AwsConfig& config,
+                                                  std::ostream& out, std::ostream& err) {
+  const AwsSettings& a = *t.aws;
+  std::map<std::string, std::string> scripts;
+  if (a.bundles.empty() && a.bundle_url.empty()) return scripts;
+
+  aws::UserDataInput in;
+  in.cluster = t.cluster.name;
+  if (!a.bundles.empty() || !a.installer_url.empty()) {
+    std::string path = o.installer.empty() ? default_installer_path(o.self_exe) : o.installer;
+    if (path.empty() || !std::filesystem::is_regular_file(path))
+      throw Error("--installer " + (path.empty() ? std::string("(none beside this kbundle)") : path) +
+                  ": not found; the user data pins the sha256 of the kbundle-installer that `kbundle publish` uploads "
+                  "(hint: --installer FILE, e.g. build/installer/kbundle-installer)");
+    in.installer_sha256 = sha256_file(path).sha256;
+  }
+
+  // The signing key: read from the state without touching it. A missing state is created exactly
+  // as gen would create it (State::open), because the documented flow is up -> gen -> publish:
+  // gen needs the instance ids that only up knows, and up needs the key that gen would make.
+  std::optional<std::string> pem = read_signing_public_key(o.state_dir, t.cluster.name);
+  if (!pem) {
+    if (o.command != "up") {
+      out << "  ! state " << o.state_dir << " does not exist yet: up creates it as `kbundle gen` would, to pin its "
+             "signing key in the user data\n";
+      return scripts;
+    }
+    auto state = State::open(o.state_dir, t, std::time(nullptr));
+    pem = state->signing_public_key_pem();
+    out << "  created state " << o.state_dir << " (CAs, keys) as `kbundle gen` would; gen --state " << o.state_dir
+        << " uses it\n";
+  }
+  in.signing_public_key_pem = *pem;
+  in.signing_fingerprint = VerifyKey(*pem).fingerprint();
+  out << "  user data pins: signing key sha256:" << in.signing_fingerprint
+      << (in.installer_sha256.empty() ? std::string() : ", kbundle-installer sha256 " + in.installer_sha256) << "\n";
+
+  std::optional<S3Location> loc;
+  aws::S3Endpoint endpoint;
+  const std::time_t now = std::time(nullptr);
+  const auto expires = std::chrono::seconds(604800);  // SigV4's longest: 7 days
+  if (!a.bundles.empty()) {
+    loc = parse_s3_location(a.bundles, nullptr);  // validated with the topology
+    endpoint = aws::resolve_s3_endpoint(config.region, aws::process_env());
+    in.urls_expire = rfc3339_utc(now + expires.count());
+    in.installer.url = aws::presign_get(aws::s3_object_url(endpoint, loc->bucket, loc->prefix + "kbundle-installer"),
+                                        config.credentials, config.region, expires, now);
+    in.installer.label = "s3://" + loc->bucket + "/" + loc->prefix + "kbundle-installer";
+    out << "  user data: presigned GET URLs for " << a.bundles << "<node>.kbundle and kbundle-installer ("
+        << endpoint.base << "), valid until " << in.urls_expire << "; publish with `kbundle publish --to " << a.bundles
+        << "` before then\n";
+    if (!config.credentials.session_token.empty())
+      err << "kbundle: warning: the credentials (" << config.credentials.source
+          << ") are temporary (a session token): the presigned URLs in the user data stop working when that session "
+             "expires, possibly long before "
+          << in.urls_expire << " (hint: run `aws up` with an IAM user's long-lived access key; docs/aws.md)\n";
+  }
+  auto expand = [&](std::string s, const std::string& node) {
+    for (auto [from, to] : {std::pair<std::string, std::string>{"{node}", node}, {"{cluster}", t.cluster.name}})
+      for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos; pos += to.size()) s.replace(pos, from.size(), to);
+    return s;
+  };
+  for (const Node& n : t.nodes) {
+    in.node = n.name;
+    if (loc) {
+      const std::string key = loc->prefix + n.name + ".kbundle";
+      in.bundle.url = aws::presign_get(aws::s3_object_url(endpoint, loc->bucket, key), config.credentials, config.region,
+                                       expires, now);
+      in.bundle.label = "s3://" + loc->bucket + "/" + key;
+    } else {
+      in.bundle.url = expand(a.bundle_url, n.name);
+      in.bundle.label = aws::url_without_query(in.bundle.url);
+      in.installer.url = a.installer_url.empty() ? "" : expand(a.installer_url, n.name);
+      in.installer.label = aws::url_without_query(in.installer.url);
+    }
+    scripts[n.name] = aws::render_user_data(in);
+  }
+  return scripts;
+}
+
+aws::ClusterSpec make_spec(const Topology& t, bool with_key, const std::map<std::string, std::string>& user_data) {
   const AwsSettings& a = *t.aws;
   aws::ClusterSpec s;
   s.cluster = t.cluster.name;
@@ -98,8 +198,7 @@ aws::ClusterSpec make_spec(const Topology& t, bool with_key) {
     ns.private_ip = n.private_ip;
     ns.pod_cidr = n.is_worker() ? n.pod_cidr : "";
     ns.instance_type = n.is_control_plane() ? a.control_plane_instance_type : a.worker_instance_type;
-    if (!a.bundle_url.empty())
-      ns.user_data = aws::render_user_data(a.bundle_url, a.installer_url, t.cluster.name, n.name);
+    if (auto it = user_data.find(n.name); it != user_data.end()) ns.user_data = it->second;
     s.nodes.push_back(std::move(ns));
   }
   return s;
@@ -231,7 +330,7 @@ int run_aws(const AwsOptions& o, std::ostream& out, std::ostream& err) {
   if (!topology) return kExitInvalidInput;
   const Topology& t = *topology;
   const std::string& cluster = t.cluster.name;
-  aws::ClusterSpec spec = make_spec(t, o.command == "up");
+  aws::ClusterSpec spec = make_spec(t, o.command == "up", {});
 
   if (o.command == "down" && !o.yes) {
     err << "kbundle: error: aws down deletes every resource tagged kubernetes.io/cluster/" << cluster
@@ -258,6 +357,19 @@ int run_aws(const AwsOptions& o, std::ostream& out, std::ostream& err) {
                    : "deleted " + std::to_string(n) + " resource(s) of cluster " + cluster)
         << "\n";
     return kExitOk;
+  }
+
+  // Before any AWS call, so that a missing installer or a damaged state stops the run early. Only
+  // instances launched by this run get it: AWS runs user data at first boot only.
+  if (o.command == "up" || o.command == "plan") {
+    auto user_data = boot_user_data(t, o, config, out, err);
+    spec = make_spec(t, o.command == "up", user_data);
+    if (o.command == "plan" && !user_data.empty()) {
+      size_t largest = 0;
+      for (const auto& [node, script] : user_data) largest = std::max(largest, script.size());
+      out << "  user data: " << user_data.size() << " node(s), at most " << largest << " of " << aws::kUserDataLimit
+          << " bytes\n";
+    }
   }
 
   aws::Inventory inv = aws::discover(client, cluster);

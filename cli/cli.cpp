@@ -59,6 +59,7 @@ int run_cli(int argc, char** argv) {
   inspect_cmd->add_flag("--json", inspect_json, "Print the listing as JSON");
 
   AwsOptions aws;
+  aws.self_exe = argc > 0 ? argv[0] : "";
   auto* aws_cmd = add_aws_command(app, aws);
 
   FetchOptions fetch;

@@ -24,6 +24,9 @@ struct AwsOptions {
   bool yes = false;               // down: really delete
   bool keep_topology = false;     // up: do not write the load balancer's name and public IPs back
   int timeout_seconds = 900;      // up: instances running; down: everything deleted
+  std::string state_dir = "state";  // up, plan: the signing key pinned in the user data (as gen's --state)
+  std::string installer;          // up, plan: the kbundle-installer whose sha256 the user data pins
+  std::string self_exe;           // this program, for the installer's default location
 };
 
 // Adds the `aws` command and its subcommands to `app`; returns it.

@@ -30,6 +30,12 @@ inline constexpr const char* kSchedulerKubeconfig = "/var/lib/kubernetes/kube-sc
 inline constexpr const char* kAdminKubeconfig = "/var/lib/kubernetes/admin.kubeconfig";
 inline constexpr const char* kSchedulerConfigDir = "/etc/kubernetes/config";
 inline constexpr const char* kSchedulerConfig = "/etc/kubernetes/config/kube-scheduler.yaml";
+// The bootstrap objects and their applier's identity: on the designated control-plane node only
+// (docs/bootstrap.md); kube-apiserver's loopback URL and kCaCert complete what the installer needs.
+inline constexpr const char* kBootstrapDir = "/var/lib/kubernetes/bootstrap";
+inline constexpr const char* kBootstrapObjects = "/var/lib/kubernetes/bootstrap/objects.json";
+inline constexpr const char* kBootstrapCert = "/var/lib/kubernetes/bootstrap/kbundle-bootstrap.crt";
+inline constexpr const char* kBootstrapKey = "/var/lib/kubernetes/bootstrap/kbundle-bootstrap.key";
 inline constexpr const char* kAuditLogDir = "/var/log/kubernetes";
 inline constexpr const char* kAuditLog = "/var/log/kubernetes/audit.log";
 

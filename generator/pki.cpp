@@ -575,4 +575,19 @@ std::string cert_fingerprint(X509* cert) {
   return to_hex(md, len);
 }
 
+CertRequest apiserver_kubelet_client_request() {
+  CertRequest r;
+  r.common_name = "kube-apiserver-kubelet-client";
+  r.client_auth = true;
+  return r;
+}
+
+CertRequest bootstrap_client_request() {
+  CertRequest r;
+  r.common_name = "kbundle:bootstrap";
+  r.organizations = {"system:masters"};
+  r.client_auth = true;
+  return r;
+}
+
 }  // namespace kb

@@ -71,6 +71,14 @@ X509Ptr issue_cert(const CertificateAuthority& ca, EVP_PKEY* subject_key, const 
 std::string why_reissue(X509* cert, EVP_PKEY* key, const CertificateAuthority& ca, const CertRequest& request,
                         KeyType key_type, int renew_before_days, std::time_t now);
 
+// The fixed client identities other code must agree with, each defined once here: the plan
+// issues them, generator/bootstrap_objects.cpp names them in RBAC subjects.
+// kube-apiserver's client cert for the kubelet API (logs, exec, metrics): CN only, no group.
+CertRequest apiserver_kubelet_client_request();
+// The bootstrap objects' applier (docs/bootstrap.md): CN kbundle:bootstrap, O system:masters,
+// because only a holder of a right may grant it, so the cluster's first RBAC needs system:masters.
+CertRequest bootstrap_client_request();
+
 // Lowercase hex SHA-256 of the certificate's DER encoding.
 std::string cert_fingerprint(X509* cert);
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "base/error.h"
+#include "generator/bootstrap_objects.h"
 #include "generator/encryption_config.h"
 #include "generator/kubeconfig.h"
 #include "generator/node_paths.h"
@@ -129,10 +130,7 @@ void plan_control_plane(const Context& ctx, const Node& n, NodeBuilder& b) {
   api.ip_addresses = unique_sorted(api.ip_addresses);
   b.add_cert(n.name, "kube-apiserver", CaName::Kubernetes, api, paths::kApiserverCert, paths::kApiserverKey);
 
-  CertRequest kubelet_client;
-  kubelet_client.common_name = "kube-apiserver-kubelet-client";
-  kubelet_client.client_auth = true;
-  b.add_cert(n.name, "apiserver-kubelet-client", CaName::Kubernetes, kubelet_client,
+  b.add_cert(n.name, "apiserver-kubelet-client", CaName::Kubernetes, apiserver_kubelet_client_request(),
              paths::kApiserverKubeletClientCert, paths::kApiserverKubeletClientKey);
 
   CertRequest etcd_client;
@@ -174,6 +172,15 @@ void plan_control_plane(const Context& ctx, const Node& n, NodeBuilder& b) {
   admin.client_auth = true;
   b.add_kubeconfig(paths::kAdminKubeconfig, ctx.local_api, "admin",
                    b.add_cert(kCluster, "admin", CaName::Kubernetes, admin, nullptr, nullptr));
+
+  // The designated node only: the bootstrap objects and the identity that applies them (the
+  // installer there applies them once its apiserver is healthy; docs/bootstrap.md).
+  if (const Node* designated = bootstrap_node(t); designated && designated->name == n.name) {
+    b.add(paths::kBootstrapObjects, FileClass::Config, render_bootstrap_objects(t));
+    b.add_cert(kCluster, "kbundle-bootstrap", CaName::Kubernetes, bootstrap_client_request(), paths::kBootstrapCert,
+               paths::kBootstrapKey);
+    b.plan().directories.push_back(paths::kBootstrapDir);
+  }
 
   // Directories kbundle owns (created 0700); system ones like /etc/systemd/system are not listed.
   for (const char* d : {paths::kKubernetesDir, paths::kEtcdDir, paths::kEtcdDataDir, paths::kAuditLogDir,

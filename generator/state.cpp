@@ -137,10 +137,12 @@ json parse_json_file(const std::string& path) {
   return j;
 }
 
-// Entries a directory without state.json may hold: the lock, temp files of atomic writes and,
+// Entries a directory without state.json may hold: the lock, the binary cache, temp files of atomic writes and,
 // after an interrupted init (marker present), what that init had written so far.
 bool is_leftover(const std::string& name, bool resuming) {
   if (name == kLockFile || name == kInitMarker) return true;
+  // The binary cache `kbundle fetch` fills by default (<state>/cache) before any gen or aws up.
+  if (name == "cache") return true;
   if (name.size() > 1 && name[0] == '.' && name.find(".tmp-") != std::string::npos) return true;
   return resuming && (name == "ca" || name == "keys" || name == "issued.json" || name == "serials.json");
 }
@@ -417,6 +419,26 @@ void State::Impl::load(const std::string& dir, const Topology& topology, State& 
   leaf_key_type = topology.cluster.key_type;
   leaf_validity_days = topology.cluster.leaf_validity_days;
   renew_before_days = topology.cluster.renew_before_days;
+}
+
+std::optional<std::string> read_signing_public_key(const std::string& dir, const std::string& cluster) {
+  const std::string state_path = dir + "/state.json";
+  if (!exists(state_path)) return std::nullopt;
+  const json state = parse_json_file(state_path);
+  if (!state.contains("cluster") || !state["cluster"].is_string()) damaged(state_path, "has no \"cluster\"");
+  if (state["cluster"].get<std::string>() != cluster)
+    throw Error(state_path + ": this state belongs to cluster '" + state["cluster"].get<std::string>() +
+                "', not '" + cluster + "'; use the --state directory of cluster '" + cluster + "'");
+  const std::string rel = "keys/bundle-signing.pub";
+  std::string path = dir + "/" + rel;
+  if (state.contains("pins")) {
+    check_pins_shape(state["pins"], state_path);
+    // A committed rotation whose rename was cut short: the pinned key is the ".next" file.
+    const std::string next = path + kNextSuffix;
+    if (exists(next) && sha256_hex(read_file(next)) == state["pins"][rel].get<std::string>()) path = next;
+    else check_pin(dir, rel, state["pins"], state_path);
+  }
+  return read_required(path);
 }
 
 std::unique_ptr<State> State::open(const std::string& dir_arg, const Topology& topology, std::time_t now) {

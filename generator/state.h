@@ -28,6 +28,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "bundles/rollover.h"
@@ -44,6 +45,12 @@ struct IssuedCert {
   bool reissued = false;     // made in this run
   std::string reason;        // why it was (re)issued: "new", "SAN set changed", ...
 };
+
+// The bundle-signing public key (PEM) of the state in `dir`, read without locking it or writing
+// anything (`kbundle aws up` needs only this key): nullopt when `dir` has no state.json yet. The
+// state must be for `cluster` and the key must match its pin (a rotation committed but not yet
+// renamed into place counts); otherwise kb::Error as open() would say.
+std::optional<std::string> read_signing_public_key(const std::string& dir, const std::string& cluster);
 
 class State {
  public:

@@ -808,3 +808,35 @@ TEST_CASE("a rotation cut short at any step leaves the old state or the new one"
     }
   }
 }
+
+TEST_CASE("read_signing_public_key: read-only, pinned, nullopt before the state exists", "[state]") {
+  TempDir tmp;
+  const std::string dir = tmp / "state";
+  CHECK_FALSE(read_signing_public_key(dir, "alpha"));
+  CHECK_FALSE(fs::exists(dir));  // nothing created
+  std::string pub;
+  {
+    auto s = State::open(dir, topology(), kNow);
+    pub = s->signing_public_key_pem();
+    // Read while another run holds the lock: no lock taken, nothing written.
+    auto before = snapshot(dir);
+    CHECK(read_signing_public_key(dir, "alpha") == pub);
+    CHECK(snapshot(dir) == before);
+  }
+  CHECK_THROWS_WITH(read_signing_public_key(dir, "beta"), Catch::Contains("belongs to cluster 'alpha'"));
+  // A swapped key is refused as open() refuses it.
+  std::string other = kb::public_key_pem(kb::generate_ed25519_key().get());
+  kb::write_file_atomic(dir + "/keys/bundle-signing.pub", other, 0600);
+  CHECK_THROWS_WITH(read_signing_public_key(dir, "alpha"), Catch::Contains("replaced or changed"));
+}
+
+TEST_CASE("a state directory holding only the binary cache (kbundle fetch first) is initialized", "[state]") {
+  TempDir tmp;
+  const std::string dir = tmp / "state";
+  fs::create_directories(dir + "/cache/v1.32.3");
+  kb::write_file_atomic(dir + "/cache/v1.32.3/kubelet", "binary", 0644);
+  auto s = State::open(dir, topology(), kNow);
+  CHECK(s->created());
+  CHECK(read_file(dir + "/cache/v1.32.3/kubelet") == "binary");
+  CHECK(read_signing_public_key(dir, "alpha") == s->signing_public_key_pem());
+}

@@ -12,6 +12,7 @@
 #include "bundles/bundle_reader.h"
 #include "bundles/path_policy.h"
 #include "base/hash.h"
+#include "installer/bootstrap.h"
 #include "installer/fault.h"
 #include "installer/images.h"
 #include "installer/live_fs.h"
@@ -267,7 +268,8 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
         reader.read_payload(discard);
         r.say("already at serial " + std::to_string(m.serial) + "; nothing to do");
         r.report["result"] = "unchanged";
-        return ExitCode::Ok;
+        // A bootstrap that failed or was cut short is finished by applying the same bundle again.
+        return bootstrap_after_apply(r, m);
       }
     }
     std::optional<uint64_t> old_serial;
@@ -277,8 +279,9 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
     check_space(r, m);
 
     if (opt.dry_run) {
-      DiscardSink discard;
+      BootstrapCheckSink discard;  // discards all but objects.json, checked as a real apply would
       reader.read_payload(discard);
+      discard.check(m, bundle);
       Transaction tx = make_transaction(L, m, installed ? &installed->manifest : nullptr);
       for (const auto& op : tx.ops) r.say("would " + std::string(op.kind == Op::Kind::Remove ? "remove " : "write  ") + op.path);
       for (const auto& u : tx.restart) r.say("would restart " + u);
@@ -304,6 +307,8 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
       if (!pin.empty()) write_file_atomic(staging + "/trust.json", pin, 0644);
       AtomicFileSink sink(staging + "/files", staging_sink_options());
       reader.read_payload(sink);
+      // The bootstrap objects are checked now, so a hostile objects.json changes nothing (exit 3).
+      check_staged_bootstrap(m, staging + "/files", bundle);
       r.hooks.faults.reached("after-stage");
       // 7. Transaction: what differs from the live files, and which units that touches.
       tx = make_transaction(L, m, installed ? &installed->manifest : nullptr);
@@ -399,7 +404,18 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
     commit_generation(r, reader.manifest_bytes(), reader.signature(), pin, m.serial);
     r.say("applied serial " + std::to_string(m.serial) + " for node " + m.node_name);
     r.report["result"] = "applied";
-    return ExitCode::Ok;
+    // 13. The bootstrap objects, now that the node is committed and healthy; a failure is reported
+    // (exit 6) and never rolls back the control plane.
+    return bootstrap_after_apply(r, m);
+  });
+}
+
+ExitCode bootstrap(const Options& opt, const Hooks& hooks, Io io) {
+  return guarded(opt, hooks, io, "bootstrap", [&](Run& r) {
+    recover_if_needed(r);
+    auto installed = read_installed(r.layout);
+    if (!installed) throw InstallerError(ExitCode::Failure, r.layout.current() + "/manifest.json: nothing is installed");
+    return bootstrap_installed(r, installed->manifest);
   });
 }
 

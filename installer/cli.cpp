@@ -21,13 +21,16 @@ const char* kUsage =
     "  rollback         go back to the previous generation\n"
     "  reset --yes      stop the units and remove every file kbundle installed (--purge: etcd data too)\n"
     "  recover          finish or undo an interrupted apply (run at boot by kbundle-recover.service)\n"
+    "  bootstrap        apply the installed bundle's bootstrap objects now, unless already applied\n"
     "flags:\n"
     "  --root DIR  --no-systemd  --dry-run  --json  --trust-key FILE  --trust-fingerprint HEX\n"
+    "  --bootstrap-deadline SECONDS (how long the bootstrap objects' apply retries; default 300)\n"
     "  --node NAME (tests only: skip the hostname/IP check; an EC2 instance binding is still checked)\n"
     "  --version  --help\n"
     "exit codes: 0 ok, 1 failure, 2 usage, 3 bundle refused (verification/trust), 4 health check (or image\n"
     "  import) failed and rolled back, 5 refused (wrong node or instance, lower serial, same serial with\n"
-    "  other content)\n";
+    "  other content), 6 applied and healthy but the bootstrap objects were not applied (nothing rolled\n"
+    "  back; see status, then run bootstrap)\n";
 
 struct UsageError {
   std::string what;
@@ -67,6 +70,11 @@ int run_cli(int argc, char** argv, const Hooks& hooks, std::ostream& out, std::o
         opt.trust_fingerprint = take();
       } else if (a == "--node") {
         opt.node = take();
+      } else if (a == "--bootstrap-deadline") {
+        std::string v = take();
+        if (v.empty() || v.size() > 6 || v.find_first_not_of("0123456789") != std::string::npos || std::stoi(v) < 1)
+          throw UsageError{"--bootstrap-deadline " + v + ": want a whole number of seconds, at least 1"};
+        opt.bootstrap_deadline = std::stoi(v);
       } else if (a == "--no-systemd" || a == "--dry-run" || a == "--json" || a == "--yes" || a == "--purge") {
         if (has_value) throw UsageError{a + " takes no value"};
         (a == "--no-systemd" ? opt.no_systemd : a == "--dry-run" ? opt.dry_run : a == "--json" ? opt.json
@@ -91,6 +99,7 @@ int run_cli(int argc, char** argv, const Hooks& hooks, std::ostream& out, std::o
     if (cmd == "rollback") return static_cast<int>(rollback(opt, hooks, io));
     if (cmd == "reset") return static_cast<int>(reset(opt, hooks, io));
     if (cmd == "recover") return static_cast<int>(recover(opt, hooks, io));
+    if (cmd == "bootstrap") return static_cast<int>(bootstrap(opt, hooks, io));
     throw UsageError{"unknown command " + cmd};
   } catch (const UsageError& e) {
     err << "kbundle-installer: error: " << e.what << "\n" << kUsage;

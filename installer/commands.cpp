@@ -13,6 +13,7 @@
 #include "bundles/bundle_error.h"
 #include "bundles/bundle_reader.h"
 #include "bundles/path_policy.h"
+#include "installer/bootstrap.h"
 #include "installer/live_fs.h"
 #include "installer/run.h"
 #include "installer/transaction.h"
@@ -113,10 +114,11 @@ ExitCode verify(const Options& opt, const Hooks& hooks, Io io, const std::option
     }
     Trust trust = resolve_trust(r.layout, opt, *bundle);
     std::unique_ptr<BundleReader> reader = open_bundle(r.layout, trust, *bundle);
-    DiscardSink discard;
+    BootstrapCheckSink discard;  // discards all but objects.json
     reader->read_payload(discard);
     const Manifest& m = reader->manifest();
     check_path_policy(m, *bundle);
+    discard.check(m, *bundle);
     r.report["serial"] = m.serial;
     r.report["node"] = m.node_name;
     r.report["entries"] = m.entries.size();
@@ -190,6 +192,7 @@ ExitCode status(const Options& opt, const Hooks& hooks, Io io) {
       certs.push_back({{"path", e.path}, {"not_after", rfc3339_utc(*t)}, {"days_left", days}});
     }
     r.report["certificates"] = certs;
+    bootstrap_status(r, m);
     return ExitCode::Ok;
   });
 }

@@ -4,7 +4,7 @@
 // sets it; production never does (README.md, "Test-only hooks").
 // Names: after-stage, after-journal-<n>, after-backup-<i>, after-file-<i>, after-daemon-reload,
 // after-restart-<i>, before-commit, after-commit-current, after-commit-pin, after-commit-journal,
-// after-restore-<i>.
+// after-restore-<i>, bootstrap-after-object-<i> (the i-th bootstrap object applied and recorded).
 
 #include <string>
 

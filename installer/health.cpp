@@ -1,12 +1,10 @@
 #include "installer/health.h"
 
 #include <algorithm>
-#include <csignal>
 #include <cstdio>
 #include <memory>
 #include <openssl/ssl.h>
 #include <optional>
-#include <pthread.h>
 #include <thread>
 #include <variant>
 
@@ -36,54 +34,21 @@ std::string field(const nlohmann::json& check, const char* key) {
   return it->get<std::string>();
 }
 
-struct Url {
-  bool tls = false;
-  std::string host;  // without brackets
-  int port = 0;
-  std::string path;  // starts with '/'
-  std::string host_header;
-};
-
-Url parse_url(const std::string& url, bool want_tls) {
-  const std::string scheme = want_tls ? "https://" : "http://";
-  if (url.rfind(scheme, 0) != 0) throw ConfigError{"target '" + url + "' is not an " + scheme.substr(0, scheme.size() - 3) + " URL"};
-  Url u;
-  u.tls = want_tls;
-  std::string rest = url.substr(scheme.size());
-  auto slash = rest.find('/');
-  std::string authority = rest.substr(0, slash);
-  u.path = slash == std::string::npos ? "/" : rest.substr(slash);
-  std::string port;
-  if (!authority.empty() && authority[0] == '[') {
-    auto close = authority.find(']');
-    if (close == std::string::npos) throw ConfigError{"target '" + url + "': unterminated [IPv6] host"};
-    u.host = authority.substr(1, close - 1);
-    if (close + 1 < authority.size()) {
-      if (authority[close + 1] != ':') throw ConfigError{"target '" + url + "': bad host"};
-      port = authority.substr(close + 2);
-    }
-  } else {
-    auto colon = authority.find(':');
-    u.host = authority.substr(0, colon);
-    if (colon != std::string::npos) port = authority.substr(colon + 1);
+// The check's URL; a problem with it is a configuration error.
+HttpUrl parse_url(const std::string& url, bool want_tls) {
+  try {
+    return parse_http_url(url, want_tls);
+  } catch (const Error& e) {
+    throw ConfigError{e.what()};
   }
-  if (u.host.empty()) throw ConfigError{"target '" + url + "' has no host"};
-  u.port = want_tls ? 443 : 80;
-  if (!port.empty()) {
-    if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos)
-      throw ConfigError{"target '" + url + "': bad port '" + port + "'"};
-    u.port = std::stoi(port);
-    if (u.port < 1 || u.port > 65535) throw ConfigError{"target '" + url + "': bad port '" + port + "'"};
-  }
-  u.host_header = authority;
-  return u;
 }
 
-// The installer is static: no NSS, so only IP literals and "localhost" are resolved.
-HttpAddress address_of(const Url& u) {
-  auto a = ip_address(u.host == "localhost" ? "127.0.0.1" : u.host, u.port);
-  if (!a) throw ConfigError{"host '" + u.host + "' is not an IP address (the installer resolves no names)"};
-  return *a;
+HttpAddress address_of(const HttpUrl& u) {
+  try {
+    return url_address(u);
+  } catch (const Error& e) {
+    throw ConfigError{e.what()};
+  }
 }
 
 std::string under_root(const std::string& root, const std::string& path) {
@@ -93,88 +58,32 @@ std::string under_root(const std::string& root, const std::string& path) {
   return r + path;
 }
 
-struct SslCtxDeleter {
-  void operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
-};
-using CtxPtr = std::unique_ptr<SSL_CTX, SslCtxDeleter>;
-
-// Writing to a peer that closed would raise SIGPIPE (OpenSSL writes with write(2)): block it on
-// this thread while a check runs and discard one that became pending, without touching the
-// process's signal handlers.
-class SigpipeBlock {
- public:
-  SigpipeBlock() {
-    sigset_t pipe;
-    sigemptyset(&pipe);
-    sigaddset(&pipe, SIGPIPE);
-    pthread_sigmask(SIG_BLOCK, &pipe, &old_);
-  }
-  SigpipeBlock(const SigpipeBlock&) = delete;
-  SigpipeBlock& operator=(const SigpipeBlock&) = delete;
-  ~SigpipeBlock() {
-    sigset_t pipe, pending;
-    sigemptyset(&pipe);
-    sigaddset(&pipe, SIGPIPE);
-    sigpending(&pending);
-    if (sigismember(&pending, SIGPIPE) == 1 && sigismember(&old_, SIGPIPE) == 0) {
-      timespec zero{0, 0};
-      sigtimedwait(&pipe, nullptr, &zero);
-    }
-    pthread_sigmask(SIG_SETMASK, &old_, nullptr);
-  }
-
- private:
-  sigset_t old_;
-};
-
 // TLS settings of one check, built once (reading the CA and client files) and reused by every attempt.
-CtxPtr make_ctx(const nlohmann::json& check, const std::string& root) {
-  CtxPtr ctx(SSL_CTX_new(TLS_client_method()));
-  if (!ctx) throw ConfigError{"cannot create a TLS context: " + openssl_error("out of memory")};
-  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
-  // Components close without close_notify after "Connection: close"; the body is complete then.
-  SSL_CTX_set_options(ctx.get(), SSL_OP_IGNORE_UNEXPECTED_EOF);
-  std::string ca = field(check, "caFile");
-  if (!ca.empty()) {
-    std::string path = under_root(root, ca);
-    if (SSL_CTX_load_verify_locations(ctx.get(), path.c_str(), nullptr) != 1)
-      throw ConfigError{"cannot load CA " + path + ": " + openssl_error("no certificate")};
-    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
-  } else {
-    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
+SslCtxPtr make_ctx(const nlohmann::json& check, const std::string& root) {
+  std::string ca = field(check, "caFile"), cert = field(check, "certFile"), key = field(check, "keyFile");
+  auto path = [&](const std::string& p) { return p.empty() ? p : under_root(root, p); };
+  try {
+    return make_tls_client(path(ca), path(cert), path(key));
+  } catch (const Error& e) {
+    throw ConfigError{e.what()};
   }
-  std::string cert = field(check, "certFile");
-  std::string key = field(check, "keyFile");
-  if (cert.empty() != key.empty()) throw ConfigError{"certFile and keyFile must be given together"};
-  if (!cert.empty()) {
-    std::string cert_path = under_root(root, cert), key_path = under_root(root, key);
-    if (SSL_CTX_use_certificate_chain_file(ctx.get(), cert_path.c_str()) != 1)
-      throw ConfigError{"cannot load client certificate " + cert_path + ": " + openssl_error("bad certificate")};
-    if (SSL_CTX_use_PrivateKey_file(ctx.get(), key_path.c_str(), SSL_FILETYPE_PEM) != 1)
-      throw ConfigError{"cannot load client key " + key_path + ": " + openssl_error("bad key")};
-    if (SSL_CTX_check_private_key(ctx.get()) != 1)
-      throw ConfigError{"client key " + key_path + " does not match " + cert_path};
-  }
-  return ctx;
 }
 
-// A transport failure in the words the health report has always used.
-std::string describe(const HttpFailure& f) {
-  using Step = HttpFailure::Step;
-  switch (f.step) {
-    case Step::Socket: return ascii_lower("socket: " + f.detail);
-    case Step::Connect: return ascii_lower(f.detail);
-    case Step::Tls: return f.detail;
-    case Step::Send: return "sending the request failed: " + f.detail;
-    case Step::Receive: return f.timed_out ? "no response (timed out)" : "reading the response failed: " + f.detail;
-    case Step::TooLarge: return "response larger than 1 MiB";
-    case Step::Response: return f.detail;
+// The check's GET as sent; a target that cannot be one (a control character) is a configuration error.
+std::string get_request(const HttpUrl& u) {
+  HttpRequest q;
+  q.target = u.path;
+  q.host = u.host_header;
+  q.headers = {{"User-Agent", "kbundle-installer"}, {"Accept", "*/*"}};
+  try {
+    return format_http_request(q);
+  } catch (const Error& e) {
+    throw ConfigError{e.what()};
   }
-  return f.detail;
 }
 
 // One GET. Returns the response, or an error detail ("connection refused", "certificate verify failed: ...").
-std::optional<HttpResponse> get_once(const Url& u, SSL_CTX* ctx, Clock::time_point deadline, std::string* error) {
+std::optional<HttpResponse> get_once(const HttpUrl& u, SSL_CTX* ctx, Clock::time_point deadline, std::string* error) {
   HttpTarget target;
   target.address = address_of(u);
   if (u.tls) {
@@ -184,11 +93,9 @@ std::optional<HttpResponse> get_once(const Url& u, SSL_CTX* ctx, Clock::time_poi
   HttpLimits limits;
   limits.deadline = deadline;
   limits.max_response = kMaxResponse;
-  std::string request = "GET " + u.path + " HTTP/1.1\r\nHost: " + u.host_header +
-                        "\r\nUser-Agent: kbundle-installer\r\nAccept: */*\r\nConnection: close\r\n\r\n";
-  HttpResult result = http_exchange(target, request, limits);
+  HttpResult result = http_exchange(target, get_request(u), limits);
   if (auto* r = std::get_if<HttpResponse>(&result)) return std::move(*r);
-  *error = describe(std::get<HttpFailure>(result));
+  *error = describe_http_failure(std::get<HttpFailure>(result));
   return std::nullopt;
 }
 
@@ -227,8 +134,8 @@ HealthResult run_health_check(const nlohmann::json& check, const std::string& ro
 
   // Prepare once; a configuration problem fails at once.
   std::string kind, target;
-  std::optional<Url> url;
-  CtxPtr ctx;
+  std::optional<HttpUrl> url;
+  SslCtxPtr ctx;
   try {
     kind = field(check, "kind");
     target = field(check, "target");
@@ -240,7 +147,10 @@ HealthResult run_health_check(const nlohmann::json& check, const std::string& ro
     } else if (kind != "unit") {
       throw ConfigError{"unknown health check kind '" + kind + "'"};
     }
-    if (url) address_of(*url);
+    if (url) {
+      address_of(*url);
+      get_request(*url);
+    }
   } catch (const ConfigError& e) {
     return {false, e.detail};
   }

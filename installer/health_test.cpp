@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "installer/health.h"
+#include "installer/http_client.h"
 
 using namespace kb::installer;
 using Clock = std::chrono::steady_clock;
@@ -135,6 +136,7 @@ struct Reply {
   std::string status = "200 OK";
   std::string body = "ok";
   bool chunked = false;
+  bool silent = false;  // read the request, answer nothing until the client gives up
 };
 
 struct ServerConfig {
@@ -218,6 +220,13 @@ class TestServer {
     if (request.find("\r\n\r\n") != std::string::npos) {
       int i = requests_++;
       const Reply& r = cfg_.replies[std::min<size_t>(static_cast<size_t>(i), cfg_.replies.size() - 1)];
+      if (r.silent) {
+        while ((ssl ? SSL_read(ssl, buf, sizeof buf) : static_cast<int>(::recv(fd, buf, sizeof buf, 0))) > 0) {
+        }
+        if (ssl) SSL_free(ssl);
+        ERR_clear_error();
+        return;
+      }
       std::string response = "HTTP/1.1 " + r.status + "\r\nContent-Type: text/plain\r\n";
       if (r.chunked) {
         response += "Transfer-Encoding: chunked\r\n\r\n";
@@ -551,6 +560,9 @@ TEST_CASE("configuration problems fail at once with the reason", "[health]") {
       {check("http", "https://127.0.0.1:1/", 30), "target 'https://127.0.0.1:1/' is not an http URL"},
       {check("https", "https://127.0.0.1:99999/", 30), "target 'https://127.0.0.1:99999/': bad port '99999'"},
       {check("https", "https://api.example.com/", 30), "host 'api.example.com' is not an IP address"},
+      // A target that would add a header or a second request line is refused, never sent.
+      {check("https", "https://127.0.0.1:1/healthz\r\nX-Evil: 1", 30), "HTTP request: the target must start with '/' and hold no space"},
+      {check("http", "http://127.0.0.1:1/a b", 30), "HTTP request: the target must start with '/' and hold no space"},
       {with(check("https", url, 30), "caFile", "/etc/pki/missing.crt"), "cannot load CA " + root.path() + "/etc/pki/missing.crt"},
       {with(check("https", url, 30), "certFile", "/etc/pki/client.crt"), "certFile and keyFile must be given together"},
       {with(with(check("https", url, 30), "certFile", "/etc/pki/client.crt"), "keyFile", "/etc/pki/server.key"),
@@ -580,4 +592,28 @@ TEST_CASE("IPv6 loopback and [host]:port URLs", "[health]") {
   INFO(r.detail);
   CHECK_FALSE(r.ok);
   CHECK(r.detail.find("connection refused") == 0);
+}
+
+TEST_CASE("a TLS server that takes the request and never answers: the read times out as a timeout", "[health]") {
+  TempRoot root;
+  make_pki(root);
+  ServerConfig cfg = tls_server(root);
+  cfg.replies = {Reply{"200 OK", "ok", false, true}};
+  TestServer server(cfg);
+  SslCtxPtr ctx = make_tls_client(root.live("/etc/pki/ca.crt"), "", "");
+  HttpTarget target;
+  target.address = *ip_address("127.0.0.1", parse_http_url(server.url("https"), true).port);
+  target.tls = ctx.get();
+  target.tls_host = "127.0.0.1";
+  HttpLimits limits;
+  limits.step_timeout = std::chrono::milliseconds(300);
+  SigpipeBlock no_sigpipe;
+  auto start = Clock::now();
+  HttpResult r = http_exchange(target, "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", limits);
+  REQUIRE(std::holds_alternative<HttpFailure>(r));
+  const auto& f = std::get<HttpFailure>(r);
+  CHECK(f.step == HttpFailure::Step::Receive);
+  CHECK(f.timed_out);
+  CHECK(describe_http_failure(f) == "no response (timed out)");
+  CHECK(seconds_since(start) < 2.0);
 }

@@ -17,6 +17,7 @@ Hooks hooks_from_environment() {
   h.faults.list = env("KB_FAULT_LIST") == "1";
   h.skip_space_check = env("KB_TEST_SKIP_SPACE_CHECK") == "1";
   h.imds_endpoint = env("KB_IMDS_ENDPOINT");
+  h.null_services = env("KB_TEST_NULL_SERVICES") == "1";
   return h;
 }
 

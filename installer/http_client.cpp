@@ -14,9 +14,11 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sys/time.h>
 #include <unistd.h>
 
+#include "base/error.h"
 #include "base/unique_fd.h"
 
 namespace kb::installer {
@@ -127,7 +129,9 @@ HttpResult read_response(SSL* ssl, int fd, const HttpLimits& limits) {
           eof = true;  // closed without close_notify (allowed by SSL_OP_IGNORE_UNEXPECTED_EOF)
         } else {
           int err = errno;
-          if (code == SSL_ERROR_SYSCALL && (err == EAGAIN || err == EWOULDBLOCK))
+          // SO_RCVTIMEO expired: OpenSSL 3 says WANT_READ (older ones SYSCALL), errno EAGAIN.
+          bool can_wait = code == SSL_ERROR_SYSCALL || code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE;
+          if (can_wait && (err == EAGAIN || err == EWOULDBLOCK))
             return failure(Step::Receive, std::strerror(err), err, true);
           return failure(Step::Receive, openssl_error(std::strerror(err)), err);
         }
@@ -258,6 +262,7 @@ std::optional<HttpResponse> parse_http_response(const std::string& raw, bool at_
     std::string name = ascii_lower(line.substr(0, colon));
     std::string value = line.substr(colon + 1);
     while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.erase(0, 1);
+    r.headers.emplace_back(name, value);
     if (name == "content-length") content_length = std::strtoull(value.c_str(), nullptr, 10);
     if (name == "transfer-encoding" && ascii_lower(value).find("chunked") != std::string::npos) chunked = true;
   }
@@ -288,6 +293,148 @@ std::optional<HttpResponse> parse_http_response(const std::string& raw, bool at_
   if (!at_eof) return std::nullopt;  // the body ends with the connection
   r.body = body;
   return r;
+}
+
+namespace {
+
+// No control character (CR, LF, NUL, ... DEL): such a byte in a request line or header would
+// end it early and let the rest become a header or a request of its own.
+bool has_control(const std::string& s) {
+  return std::any_of(s.begin(), s.end(), [](char c) {
+    auto u = static_cast<unsigned char>(c);
+    return u < 0x20 || u == 0x7f;
+  });
+}
+
+bool is_token(const std::string& s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || std::strchr("!#$%&'*+-.^_`|~", c) != nullptr;
+  });
+}
+
+}  // namespace
+
+std::string format_http_request(const HttpRequest& q) {
+  if (!is_token(q.method)) throw Error("HTTP request: method '" + q.method + "' is not a token");
+  if (q.target.empty() || q.target[0] != '/' || has_control(q.target) || q.target.find(' ') != std::string::npos)
+    throw Error("HTTP request: the target must start with '/' and hold no space or control character");
+  if (q.host.empty() || has_control(q.host) || q.host.find(' ') != std::string::npos)
+    throw Error("HTTP request: bad Host");
+  std::string out = q.method + " " + q.target + " HTTP/1.1\r\nHost: " + q.host + "\r\n";
+  for (const auto& [name, value] : q.headers) {
+    if (!is_token(name) || has_control(value)) throw Error("HTTP request: header '" + name + "' is not a token or its value holds a control character");
+    out += name + ": " + value + "\r\n";
+  }
+  if (!q.body.empty() || q.method == "PATCH" || q.method == "POST" || q.method == "PUT")
+    out += "Content-Length: " + std::to_string(q.body.size()) + "\r\n";
+  out += "Connection: close\r\n\r\n";
+  return out + q.body;
+}
+
+HttpUrl parse_http_url(const std::string& url, bool want_tls) {
+  const std::string scheme = want_tls ? "https://" : "http://";
+  if (url.rfind(scheme, 0) != 0) throw Error("target '" + url + "' is not an " + scheme.substr(0, scheme.size() - 3) + " URL");
+  HttpUrl u;
+  u.tls = want_tls;
+  std::string rest = url.substr(scheme.size());
+  auto slash = rest.find('/');
+  std::string authority = rest.substr(0, slash);
+  u.path = slash == std::string::npos ? "/" : rest.substr(slash);
+  std::string port;
+  if (!authority.empty() && authority[0] == '[') {
+    auto close = authority.find(']');
+    if (close == std::string::npos) throw Error("target '" + url + "': unterminated [IPv6] host");
+    u.host = authority.substr(1, close - 1);
+    if (close + 1 < authority.size()) {
+      if (authority[close + 1] != ':') throw Error("target '" + url + "': bad host");
+      port = authority.substr(close + 2);
+    }
+  } else {
+    auto colon = authority.find(':');
+    u.host = authority.substr(0, colon);
+    if (colon != std::string::npos) port = authority.substr(colon + 1);
+  }
+  if (u.host.empty()) throw Error("target '" + url + "' has no host");
+  u.port = want_tls ? 443 : 80;
+  if (!port.empty()) {
+    if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos)
+      throw Error("target '" + url + "': bad port '" + port + "'");
+    u.port = std::stoi(port);
+    if (u.port < 1 || u.port > 65535) throw Error("target '" + url + "': bad port '" + port + "'");
+  }
+  u.host_header = authority;
+  return u;
+}
+
+HttpAddress url_address(const HttpUrl& u) {
+  auto a = ip_address(u.host == "localhost" ? "127.0.0.1" : u.host, u.port);
+  if (!a) throw Error("host '" + u.host + "' is not an IP address (the installer resolves no names)");
+  return *a;
+}
+
+std::optional<std::string> HttpResponse::header(const std::string& lower_name) const {
+  for (const auto& [name, value] : headers)
+    if (name == lower_name) return value;
+  return std::nullopt;
+}
+
+std::string describe_http_failure(const HttpFailure& f) {
+  using Step = HttpFailure::Step;
+  switch (f.step) {
+    case Step::Socket: return ascii_lower("socket: " + f.detail);
+    case Step::Connect: return ascii_lower(f.detail);
+    case Step::Tls: return f.detail;
+    case Step::Send: return "sending the request failed: " + f.detail;
+    case Step::Receive: return f.timed_out ? "no response (timed out)" : "reading the response failed: " + f.detail;
+    case Step::TooLarge: return "response larger than 1 MiB";
+    case Step::Response: return f.detail;
+  }
+  return f.detail;
+}
+
+void SslCtxDeleter::operator()(SSL_CTX* c) const { SSL_CTX_free(c); }
+
+SslCtxPtr make_tls_client(const std::string& ca_file, const std::string& cert_file, const std::string& key_file) {
+  SslCtxPtr ctx(SSL_CTX_new(TLS_client_method()));
+  if (!ctx) throw Error("cannot create a TLS context: " + openssl_error("out of memory"));
+  SSL_CTX_set_min_proto_version(ctx.get(), TLS1_2_VERSION);
+  // Components close without close_notify after "Connection: close"; the body is complete then.
+  SSL_CTX_set_options(ctx.get(), SSL_OP_IGNORE_UNEXPECTED_EOF);
+  if (!ca_file.empty()) {
+    if (SSL_CTX_load_verify_locations(ctx.get(), ca_file.c_str(), nullptr) != 1)
+      throw Error("cannot load CA " + ca_file + ": " + openssl_error("no certificate"));
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER, nullptr);
+  } else {
+    SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_NONE, nullptr);
+  }
+  if (cert_file.empty() != key_file.empty()) throw Error("certFile and keyFile must be given together");
+  if (!cert_file.empty()) {
+    if (SSL_CTX_use_certificate_chain_file(ctx.get(), cert_file.c_str()) != 1)
+      throw Error("cannot load client certificate " + cert_file + ": " + openssl_error("bad certificate"));
+    if (SSL_CTX_use_PrivateKey_file(ctx.get(), key_file.c_str(), SSL_FILETYPE_PEM) != 1)
+      throw Error("cannot load client key " + key_file + ": " + openssl_error("bad key"));
+    if (SSL_CTX_check_private_key(ctx.get()) != 1) throw Error("client key " + key_file + " does not match " + cert_file);
+  }
+  return ctx;
+}
+
+SigpipeBlock::SigpipeBlock() {
+  sigset_t pipe;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe, &old_);
+}
+
+SigpipeBlock::~SigpipeBlock() {
+  sigset_t pipe, pending;
+  sigemptyset(&pipe);
+  sigaddset(&pipe, SIGPIPE);
+  sigpending(&pending);
+  if (sigismember(&pending, SIGPIPE) == 1 && sigismember(&old_, SIGPIPE) == 0) {
+    timespec zero{0, 0};
+    sigtimedwait(&pipe, nullptr, &zero);
+  }
+  pthread_sigmask(SIG_SETMASK, &old_, nullptr);
 }
 
 HttpResult http_exchange(const HttpTarget& target, const std::string& request, const HttpLimits& limits) {

@@ -77,15 +77,24 @@ ImdsEndpoint imds_endpoint(const std::string& override_text, bool* overridden) {
 
 std::string imds_instance_id(const ImdsEndpoint& ep, std::chrono::milliseconds timeout) {
   // The Host header says 169.254.169.254 whatever address answers, as on EC2.
-  const std::string host = "Host: 169.254.169.254\r\nConnection: close\r\n";
-  std::string token = ask(ep, timeout,
-                          "PUT /latest/api/token HTTP/1.1\r\n" + host +
-                              "X-aws-ec2-metadata-token-ttl-seconds: 60\r\nContent-Length: 0\r\n\r\n",
-                          "IMDSv2 token");
+  HttpRequest put;
+  put.method = "PUT";
+  put.target = "/latest/api/token";
+  put.host = "169.254.169.254";
+  put.headers = {{"X-aws-ec2-metadata-token-ttl-seconds", "60"}};
+  std::string token = ask(ep, timeout, format_http_request(put), "IMDSv2 token");
   if (token.empty() || token.find_first_of("\r\n") != std::string::npos) throw Error("instance metadata service: empty or malformed token");
-  std::string id = ask(ep, timeout,
-                       "GET /latest/meta-data/instance-id HTTP/1.1\r\n" + host + "X-aws-ec2-metadata-token: " + token + "\r\n\r\n",
-                       "instance-id");
+  HttpRequest get;
+  get.target = "/latest/meta-data/instance-id";
+  get.host = put.host;
+  get.headers = {{"X-aws-ec2-metadata-token", token}};
+  std::string request;
+  try {
+    request = format_http_request(get);
+  } catch (const Error&) {  // a control character in the token
+    throw Error("instance metadata service: empty or malformed token");
+  }
+  std::string id = ask(ep, timeout, request, "instance-id");
   if (id.rfind("i-", 0) != 0 || id.size() > 34)
     throw Error(service_at(ep) + ": instance-id answer is not an instance id");
   return id;

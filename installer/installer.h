@@ -27,6 +27,8 @@ enum class ExitCode {
   BadBundle = 3,      // verification or trust refused the bundle (G1, G3, G6)
   HealthRolledBack = 4,  // a health check failed; the previous generation was restored (G9)
   Refused = 5,        // wrong node, lower serial, same serial with other content (G4, G5)
+  BootstrapFailed = 6,  // the node is applied and healthy, but its bootstrap objects were not applied
+                        // (docs/bootstrap.md): nothing was rolled back; `kbundle-installer bootstrap` retries
 };
 
 // A refusal or failure with the exit code it maps to; what() is "<what>: <why>".
@@ -49,6 +51,7 @@ struct Options {
   std::string node;         // tests only: accept a bundle for this node name without the machine check
   bool yes = false;         // reset: really do it
   bool purge = false;       // reset: also remove /var/lib/etcd
+  int bootstrap_deadline = 300;  // seconds the bootstrap objects' apply may retry in all (--bootstrap-deadline)
 };
 
 // Where a command writes: `out` gets the human report (or the JSON object with
@@ -67,6 +70,8 @@ ExitCode rollback(const Options& opt, const Hooks& hooks, Io io);
 ExitCode reset(const Options& opt, const Hooks& hooks, Io io);
 // Finishes or undoes an interrupted apply/rollback from the journal; nothing to do is success.
 ExitCode recover(const Options& opt, const Hooks& hooks, Io io);
+// Applies the installed bundle's bootstrap objects now, unless already applied (docs/bootstrap.md).
+ExitCode bootstrap(const Options& opt, const Hooks& hooks, Io io);
 
 // argv front end: parses global flags and the command, runs it, prints
 // "kbundle-installer: error: ..." on failure. Returns the process exit code.

@@ -10,6 +10,8 @@
 //   /var/lib/kbundle/generations/<serial>/  what an apply replaced when it left <serial>
 //                                           ("none" for the first apply): backup.json, files/,
 //                                           and the manifest of <serial>; the last two are kept
+//   /var/lib/kbundle/bootstrap.json         the bootstrap objects' apply: status, per object, times
+//                                           (installer/bootstrap.h; only on the designated node)
 //   /var/lib/kbundle/created-dirs.json      the directories the installer created (a JSON list):
 //                                           only these may be chmod'ed, chown'ed or removed by reset
 
@@ -28,6 +30,7 @@ struct Layout {
   std::string current() const { return state() + "/current"; }
   std::string journal() const { return state() + "/journal.json"; }
   std::string created_dirs() const { return state() + "/created-dirs.json"; }
+  std::string bootstrap_record() const { return state() + "/bootstrap.json"; }
   std::string generations() const { return state() + "/generations"; }
   std::string staging(uint64_t serial) const { return state() + "/staging-" + std::to_string(serial); }
   std::string generation(const std::optional<uint64_t>& serial) const {

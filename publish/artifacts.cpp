@@ -10,6 +10,7 @@
 #include "bundles/bundle_reader.h"
 #include "base/error.h"
 #include "base/hash.h"
+#include "base/text_escape.h"
 #include "bundles/signing.h"
 
 namespace kb {
@@ -97,12 +98,6 @@ std::string default_installer_path(const std::string& self_exe) {
   candidate = self.parent_path() / "kbundle-installer";
   if (fs::is_regular_file(candidate, ec)) return candidate.string();
   return {};
-}
-
-std::string shell_quote(const std::string& s) {
-  std::string out = "'";
-  for (char c : s) out += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return out + "'";
 }
 
 std::string node_command(const PublishSet& set, const Artifact& bundle, const std::string& dir,

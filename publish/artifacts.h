@@ -45,7 +45,4 @@ std::string node_command(const PublishSet& set, const Artifact& bundle, const st
                          const std::string& download, const std::string& installer = "kbundle-installer",
                          const std::string& apply_flags = "");
 
-// Single-quoted for sh.
-std::string shell_quote(const std::string& s);
-
 }  // namespace kb

@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "base/text_escape.h"
 #include "publish/progress.h"
 
 using namespace kb;

@@ -3,12 +3,14 @@
 #include <ctime>
 #include <ostream>
 
+#include "base/text_escape.h"
 #include "aws/config.h"
 #include "aws/s3.h"
 #include "base/error.h"
 #include "base/time.h"
 #include "publish/progress.h"
 #include "publish/targets.h"
+#include "topology/s3_location.h"
 
 namespace kb {
 
@@ -36,7 +38,10 @@ void check_landed(const aws::ObjectInfo& i, const std::string& where, const Arti
 
 void publish_s3(const PublishOptions& o, const PublishSet& set, nlohmann::json& summary, std::ostream& out,
                 std::ostream& err, bool progress) {
-  const aws::S3Url dest = aws::parse_s3_url(o.to);
+  std::string why;
+  std::optional<S3Location> dest = parse_s3_location(o.to, &why);
+  if (!dest) throw Error("--to '" + o.to + "': " + why + " (hint: --to s3://BUCKET/PREFIX/)");
+  if (!dest->prefix.empty() && !dest->prefix.ends_with('/')) dest->prefix += '/';
   if (o.part_size_mib < 5 || o.part_size_mib > 512)
     throw PublishUsageError("--part-size " + std::to_string(o.part_size_mib) + ": 5 to 512 (MiB)");
   if (o.expires_seconds < 1 || o.expires_seconds > 604800)
@@ -47,13 +52,21 @@ void publish_s3(const PublishOptions& o, const PublishSet& set, nlohmann::json& 
   if (!aws::is_known_region(config.region))
     throw Error("unknown AWS region '" + config.region + "' (from " + config.region_source + ")");
   aws::S3Endpoint endpoint = aws::resolve_s3_endpoint(config.region, env);
-  err << "kbundle: s3://" << dest.bucket << "/" << dest.prefix << ": region " << config.region << " ("
+  err << "kbundle: s3://" << dest->bucket << "/" << dest->prefix << ": region " << config.region << " ("
       << config.region_source << "), endpoint " << endpoint.base << (endpoint.custom ? " (path-style)" : "")
       << ", credentials from " << config.credentials.source << "\n";
 
   auto transport = aws::make_curl_s3_transport();
   aws::S3Client s3(config.credentials, config.region, endpoint, *transport);
   const std::string want_sse = o.kms_key_id.empty() ? "AES256" : "aws:kms";
+  // Objects never get an ACL; a bucket policy or an ACL on the bucket could still open them.
+  if (std::string open = s3.public_access_problem(dest->bucket); !open.empty())
+    err << "kbundle: warning: s3://" << dest->bucket << ": " << open
+        << ": a bucket policy or ACL could make the bundles, which hold private keys, public (hint: aws s3api "
+           "put-public-access-block --bucket "
+        << dest->bucket
+        << " --public-access-block-configuration BlockPublicAcls=true,IgnorePublicAcls=true,BlockPublicPolicy=true,"
+           "RestrictPublicBuckets=true)\n";
 
   std::vector<const Artifact*> all;
   for (const auto& b : set.bundles) all.push_back(&b);
@@ -65,11 +78,11 @@ void publish_s3(const PublishOptions& o, const PublishSet& set, nlohmann::json& 
   summary["encryption"] = want_sse;
   auto& objects = summary["objects"] = nlohmann::json::array();
   for (const Artifact* a : all) {
-    const std::string key = dest.prefix + a->name;
-    const std::string where = "s3://" + dest.bucket + "/" + key;
+    const std::string key = dest->prefix + a->name;
+    const std::string where = "s3://" + dest->bucket + "/" + key;
     nlohmann::json j{{"name", a->name}, {"key", key}, {"size", a->size}, {"sha256", a->sha256}};
     // Only changed objects go up: the sha256 is kept as object metadata.
-    aws::ObjectInfo before = s3.head(dest.bucket, key);
+    aws::ObjectInfo before = s3.head(dest->bucket, key);
     auto stored = before.metadata.find("sha256");
     if (!o.force && before.exists && before.size == a->size && before.sse == want_sse &&
         stored != before.metadata.end() && stored->second == a->sha256) {
@@ -87,10 +100,10 @@ void publish_s3(const PublishOptions& o, const PublishSet& set, nlohmann::json& 
     {
       Progress bar(err, progress, a->name);  // erased before the result line
       up.progress = [&bar](uint64_t done, uint64_t total) { bar.update(done, total); };
-      r = s3.upload_file(dest.bucket, key, a->path, up);
+      r = s3.upload_file(dest->bucket, key, a->path, up);
     }
     double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    check_landed(s3.head(dest.bucket, key), where, *a, want_sse, o.kms_key_id.empty() ? r.expected_etag : "");
+    check_landed(s3.head(dest->bucket, key), where, *a, want_sse, o.kms_key_id.empty() ? r.expected_etag : "");
     j["status"] = "uploaded";
     j["parts"] = r.parts;
     j["retries"] = r.retries;
@@ -110,7 +123,7 @@ void publish_s3(const PublishOptions& o, const PublishSet& set, nlohmann::json& 
   const std::string expires_at = rfc3339_utc(now + o.expires_seconds);
   auto& nodes = summary["nodes"] = nlohmann::json::array();
   if (set.installer) {
-    std::string url = s3.presign(dest.bucket, dest.prefix + set.installer->name, std::chrono::seconds(o.expires_seconds), now);
+    std::string url = s3.presign(dest->bucket, dest->prefix + set.installer->name, std::chrono::seconds(o.expires_seconds), now);
     std::string cmd = "curl -fsS -o /tmp/kbundle-installer " + shell_quote(url) + " && echo " +
                       shell_quote(set.installer->sha256 + "  /tmp/kbundle-installer") +
                       " | sha256sum -c - && install -m 0755 /tmp/kbundle-installer /usr/local/bin/kbundle-installer";
@@ -118,7 +131,7 @@ void publish_s3(const PublishOptions& o, const PublishSet& set, nlohmann::json& 
     if (!o.json) out << "\n# every node, once (the installer; URL valid until " << expires_at << "):\n" << cmd << "\n";
   }
   for (const auto& b : set.bundles) {
-    std::string url = s3.presign(dest.bucket, dest.prefix + b.name, std::chrono::seconds(o.expires_seconds), now);
+    std::string url = s3.presign(dest->bucket, dest->prefix + b.name, std::chrono::seconds(o.expires_seconds), now);
     std::string download = "curl -fsS -o " + shell_quote(b.name) + " " + shell_quote(url);
     std::string cmd = node_command(set, b, o.node_dir, download);
     nodes.push_back({{"node", b.node}, {"serial", b.serial}, {"url", url}, {"expires", expires_at}, {"command", cmd}});

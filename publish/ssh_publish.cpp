@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <ostream>
 
+#include "base/text_escape.h"
 #include "base/atomic_file.h"
 #include "base/error.h"
 #include "base/hash.h"

@@ -21,6 +21,7 @@
 #include "base/text_escape.h"
 #include "base/unique_fd.h"
 #include "topology/cidr.h"
+#include "topology/s3_location.h"
 
 namespace kb {
 
@@ -40,7 +41,7 @@ constexpr std::string_view kAwsKeys[] = {"region",           "vpcCIDR",     "sub
                                          "userData"};
 constexpr std::string_view kAwsInstanceTypeKeys[] = {"controlPlane", "worker"};
 constexpr std::string_view kAwsImageKeys[] = {"id", "name", "owner"};
-constexpr std::string_view kAwsUserDataKeys[] = {"bundleURL", "installerURL"};
+constexpr std::string_view kAwsUserDataKeys[] = {"bundles", "bundleURL", "installerURL"};
 constexpr std::string_view kNodeKeys[] = {"name", "role", "privateIP", "publicIP", "hostname", "podCIDR", "instanceId"};
 
 constexpr std::string_view kRoleNames[] = {"control-plane", "worker", "both"};
@@ -940,18 +941,40 @@ class Parser {
       missing(a, "adminCIDR", "203.0.113.0/24");
     }
 
-    if (const Field* uf = mapping_field(a, "userData", false, "{bundleURL: 'https://example.com/{node}.kbundle'}")) {
+    if (const Field* uf = mapping_field(a, "userData", false, "{bundles: 's3://BUCKET/clusters/kthw/'}")) {
       Fields u = check_mapping(uf->value, "aws.userData", uf->key_loc, kAwsUserDataKeys);
-      Loc bundle_loc, installer_loc;
-      auto url = [&](std::string_view key, bool required, std::string& out, Loc* loc) {
-        if (auto v = string_field(u, key, required, "https://example.com/{node}.kbundle", loc)) {
-          if (!v->starts_with("https://") && !v->starts_with("http://"))
-            error(*loc, u.path_of(key) + ": '" + *v + "' is not an http(s) URL", "e.g. https://example.com/{node}.kbundle");
+      Loc bundles_loc, bundle_loc, installer_loc;
+      // Bundles hold private keys and the installer runs as root: https only, never http.
+      auto url = [&](std::string_view key, std::string& out, Loc* loc) {
+        if (auto v = string_field(u, key, false, "https://example.com/{node}.kbundle", loc)) {
+          if (v->starts_with("http://"))
+            error(*loc, u.path_of(key) + ": '" + *v + "' is plain http://, which anyone on the path can read and change",
+                  "use https://, or better `bundles: s3://BUCKET/PREFIX/` (per-node presigned URLs)");
+          else if (!v->starts_with("https://") || v->size() == 8)
+            error(*loc, u.path_of(key) + ": '" + *v + "' is not an https:// URL", "e.g. https://example.com/{node}.kbundle");
           out = *v;
         }
       };
-      url("bundleURL", true, aws.bundle_url, &bundle_loc);
-      url("installerURL", false, aws.installer_url, &installer_loc);
+      if (auto v = string_field(u, "bundles", false, "s3://BUCKET/clusters/kthw/", &bundles_loc)) {
+        std::string why;
+        if (!parse_s3_location(*v, &why))
+          error(bundles_loc, "aws.userData.bundles: '" + *v + "': " + why, "e.g. s3://my-bucket/clusters/kthw/");
+        else if (!v->ends_with('/'))
+          error(bundles_loc, "aws.userData.bundles: '" + *v + "' does not end with '/'",
+                "the prefix is a folder: s3://BUCKET/PREFIX/, as given to `kbundle publish --to`");
+        aws.bundles = *v;
+      }
+      url("bundleURL", aws.bundle_url, &bundle_loc);
+      url("installerURL", aws.installer_url, &installer_loc);
+      if (u.find("bundles") && u.find("bundleURL"))
+        error(bundle_loc, "aws.userData: give bundles or bundleURL, not both",
+              "bundles (s3://BUCKET/PREFIX/) is the recommended way: each node gets a URL for its own bundle only");
+      else if (!u.find("bundles") && !u.find("bundleURL"))
+        error(uf->key_loc, "aws.userData: give bundles or bundleURL", "e.g. bundles: s3://my-bucket/clusters/kthw/");
+      if (u.find("bundles") && u.find("installerURL"))
+        error(installer_loc, "aws.userData.installerURL goes with bundleURL, not with bundles",
+              "with bundles the installer comes from s3://BUCKET/PREFIX/kbundle-installer (kbundle publish puts it there); "
+              "remove installerURL");
       if (!aws.bundle_url.empty() && aws.bundle_url.find("{node}") == std::string::npos)
         error(bundle_loc, "aws.userData.bundleURL has no {node}", "every node fetches its own bundle: put {node} in the URL");
     }

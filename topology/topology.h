@@ -71,8 +71,10 @@ struct AwsSettings {
   std::string image_owner;          // account owning image_name's images; empty: any
   std::string ssh_public_key_file;  // as written; relative paths are from the topology's folder
   std::string admin_cidr;           // SSH, the API and NodePorts are reachable from here
-  std::string bundle_url;           // user-data: the node's bundle ("{node}", "{cluster}"); empty: none
-  std::string installer_url;        // user-data: the kbundle-installer binary; optional
+  // user data (docs/aws.md, "User data"): at most one of bundles and bundle_url
+  std::string bundles;              // "s3://BUCKET/PREFIX/": per-node presigned URLs (recommended)
+  std::string bundle_url;           // https URL of the node's bundle ("{node}", "{cluster}"); empty: none
+  std::string installer_url;        // https URL of kbundle-installer, with bundle_url only; optional
 };
 
 struct Topology {

@@ -16,7 +16,8 @@
 # every file their unit's flags name exists and answer the bundle's own health
 # checks (kube-apiserver with the bundle's serving cert, verified by the installer
 # against the bundle's CA), so the installer runs the generated units and all four
-# health checks unchanged. The broken bundle of step 3 also caps its health checks
+# health checks unchanged; kube-apiserver's (tests/standins/kube-api-standin.py) also takes
+# control-0's server-side apply of the bootstrap objects. The broken bundle of step 3 also caps its health checks
 # at 10 s (the generated etcd check waits 120 s); nothing else differs.
 source "$(dirname "$0")/../integration/lib.bash"
 source "$(dirname "$0")/nspawn.bash"
@@ -46,29 +47,13 @@ nspawn_net_up
 for i in 0 1 2; do
   nspawn_prepare "${names[$i]}" "${ips[$i]}"
   root=$(nspawn_root "${names[$i]}")
-  install -D -m 0755 "$(command -v etcd)" "$root/usr/local/bin/etcd"
-  for c in kube-apiserver kube-controller-manager kube-scheduler; do
-    install -m 0755 "$KB_SOURCE_DIR/tests/e2e/kube-standin" "$root/usr/local/bin/$c"
-  done
+  nspawn_control_plane_bins "$root"
   nspawn_boot "${names[$i]}" --bind-ro="$BUNDLES:/opt/bundles" \
     --bind-ro="$INSTALLER:/usr/local/sbin/kbundle-installer"
 done
 for n in "${names[@]}"; do nspawn_wait "$n"; done
 lap "3 nodes booted"
 
-etcd_ok() {  # etcdctl from the host, through the bridge, with the apiserver's etcd client cert
-  ETCDCTL_API=3 etcdctl --endpoints="https://${ips[0]}:2379,https://${ips[1]}:2379,https://${ips[2]}:2379" \
-    --cacert "$WORK/pki/etcd-ca.crt" --cert "$WORK/pki/client.crt" --key "$WORK/pki/client.key" \
-    --dial-timeout=3s --command-timeout=5s "$@"
-}
-wait_etcd_healthy() {
-  for _ in $(seq 1 60); do
-    etcd_ok endpoint health >/dev/null 2>&1 && return 0
-    sleep 0.5
-  done
-  etcd_ok endpoint health >&2 || true
-  return 1
-}
 unit_starts() {  # every unit's invocation id and main pid start time: changes whenever it (re)starts
   node "$1" systemctl show -p Id -p InvocationID -p ExecMainStartTimestampMonotonic \
     etcd.service kube-apiserver.service kube-controller-manager.service kube-scheduler.service
@@ -105,21 +90,8 @@ for n in "${names[@]}"; do
 done
 grep -q "health etcd: ok" "$WORK/apply-0.log" || { cat "$WORK/apply-0.log" >&2; fail "apply did not report the etcd health check"; }
 
-mkdir -m 0700 "$WORK/pki"
-node "${names[0]}" cat /var/lib/kubernetes/etcd-ca.crt >"$WORK/pki/etcd-ca.crt"
-node "${names[0]}" cat /var/lib/kubernetes/apiserver-etcd-client.crt >"$WORK/pki/client.crt"
-node "${names[0]}" cat /var/lib/kubernetes/apiserver-etcd-client.key >"$WORK/pki/client.key"
-wait_etcd_healthy || fail "the 3 etcd members are not healthy from the host"
-members=$(etcd_ok member list | grep -c started || true)
-[ "$members" -eq 3 ] || { etcd_ok member list >&2; fail "member list shows $members started members"; }
-etcd_ok put /kbundle/e2e "hello from $(hostname)" >/dev/null || fail "put refused"
-got=$(etcd_ok get /kbundle/e2e --print-value-only --endpoints="https://${ips[2]}:2379")
-[ "$got" = "hello from $(hostname)" ] || fail "read back '$got' from ${names[2]}"
-# Without a client certificate, etcd refuses.
-if ETCDCTL_API=3 etcdctl --endpoints="https://${ips[0]}:2379" --cacert "$WORK/pki/etcd-ca.crt" --dial-timeout=3s \
-     --command-timeout=5s get /kbundle/e2e >/dev/null 2>&1; then
-  fail "etcd accepted a client without a certificate"
-fi
+nspawn_etcd_client "${names[0]}" "${ips[@]}"
+nspawn_etcd_check
 lap "etcd healthy from the host (mutual TLS)"
 
 # 2. Re-applying the same bundle changes and restarts nothing.
@@ -151,10 +123,10 @@ cmp -s "$WORK/etcd.service.good" <(node "$n" cat /etc/systemd/system/etcd.servic
   fail "$n: etcd.service is not the previous one after the rollback"
 node "$n" /usr/local/sbin/kbundle-installer verify >"$WORK/verify.log" 2>&1 ||
   { cat "$WORK/verify.log" >&2; fail "$n: the live files differ from the installed generation after the rollback"; }
-wait_etcd_healthy || { show_failure "$n"; fail "the cluster is not healthy after the rollback on $n"; }
+nspawn_etcd_healthy || { show_failure "$n"; fail "the cluster is not healthy after the rollback on $n"; }
 [ "$(node "$n" systemctl is-active etcd.service)" = active ] || fail "$n: etcd.service is not active after the rollback"
-got=$(etcd_ok get /kbundle/e2e --print-value-only --endpoints="https://${ips[2]}:2379")
-[ "$got" = "hello from $(hostname)" ] || fail "read back '$got' from $n after the rollback"
+got=$(nspawn_etcdctl get "$NSPAWN_ETCD_KEY" --print-value-only --endpoints="https://${ips[2]}:2379")
+[ "$got" = "$NSPAWN_ETCD_VALUE" ] || fail "read back '$got' from $n after the rollback"
 lap "broken etcd on $n rolled back, cluster healthy"
 
 for nm in "${names[@]}"; do nspawn_stop "$nm"; done

@@ -12,6 +12,13 @@
 #   nspawn_wait NAME                waits until its systemd reports running or degraded
 #   node NAME CMD...                runs CMD inside the node (nsenter -t PID1 -a)
 #   nspawn_stop NAME                clean poweroff, then unmount and remove netns, veth, cgroups
+#   lap TEXT / lap_table            a progress line with the time so far / all laps as a table
+#   nspawn_control_plane_bins ROOT  Debian's etcd and the kube-* stand-ins (with the python API
+#                                   stand-in that serves server-side apply) into a node root
+#   nspawn_etcd_client NAME IP...   etcdctl from the host (nspawn_etcdctl ARGS...) to those members,
+#                                   with the apiserver's etcd client certificate copied from NAME
+#   nspawn_etcd_healthy / nspawn_etcd_check   waits for every member's health / that, plus every
+#                                   member started, a key written and read back, no-cert refused
 # Every resource is registered with `cleanup` as soon as it exists, so a failing or
 # interrupted test leaves nothing behind. The nspawn process is never sent SIGKILL
 # (the node's systemd and services would live on).
@@ -19,7 +26,9 @@
 NSPAWN_BRIDGE=br-kb
 NSPAWN_NET=10.77.0
 NSPAWN_PREFIX=kb-e2e-  # netns and cgroup names; veths are "kbv-NAME-SUFFIX" shortened below
-NSPAWN_BASE_PACKAGES=systemd,systemd-sysv,dbus,iproute2,procps,ca-certificates,openssl
+# curl runs the first-boot user data; python3 (not python3-minimal: that lacks http.server and
+# json) runs the kube-apiserver stand-in.
+NSPAWN_BASE_PACKAGES=systemd,systemd-sysv,dbus,iproute2,procps,ca-certificates,openssl,curl,python3
 declare -A NSPAWN_PID=() NSPAWN_PID1=()
 
 nspawn_require() {
@@ -43,10 +52,23 @@ nspawn_require() {
   t_start=$(date +%s%N)
 }
 
-# lap TEXT: a progress line with the seconds since nspawn_require.
+# lap TEXT: a progress line with the seconds since nspawn_require (kept for lap_table).
+NSPAWN_LAPS=()
 lap() {
   local tenths=$((($(date +%s%N) - t_start) / 100000000))
   printf '  %-52s %3d.%d s\n' "$1" $((tenths / 10)) $((tenths % 10))
+  NSPAWN_LAPS+=("$tenths $1")
+}
+
+# lap_table: every lap so far with its own duration and the running total.
+lap_table() {
+  local l prev=0 t
+  printf '  %-52s %7s %7s\n' step took total
+  for l in "${NSPAWN_LAPS[@]}"; do
+    t=${l%% *}
+    printf '  %-52s %5d.%d %5d.%d\n' "${l#* }" $(((t - prev) / 10)) $(((t - prev) % 10)) $((t / 10)) $((t % 10))
+    prev=$t
+  done
 }
 
 # The mirror apt uses (deb822 .sources or a sources.list "deb" line), for debootstrap;
@@ -160,10 +182,66 @@ nspawn_sweep() {
 }
 
 nspawn_net_up() {
-  ip link add "$NSPAWN_BRIDGE" type bridge || fail "cannot create bridge $NSPAWN_BRIDGE"
+  # A fixed MAC: a bridge without one takes its lowest port's, so a node added later could change
+  # it and leave the running nodes' ARP entries for the host address stale (tens of seconds lost).
+  ip link add "$NSPAWN_BRIDGE" address 02:6b:62:00:00:fe type bridge || fail "cannot create bridge $NSPAWN_BRIDGE"
   cleanup "ip link del $NSPAWN_BRIDGE"
   ip addr add "$NSPAWN_NET.254/24" dev "$NSPAWN_BRIDGE"
   ip link set "$NSPAWN_BRIDGE" up
+}
+
+# Bundles carry no binaries yet (issue 5): a control-plane node gets Debian's etcd and, for
+# kube-apiserver & co, tests/e2e/kube-standin; kube-apiserver runs tests/standins/kube-api-standin.py
+# (health and server-side apply of the bootstrap objects, each request recorded).
+nspawn_control_plane_bins() {
+  local root=$1 c
+  install -D -m 0755 "$(command -v etcd)" "$root/usr/local/bin/etcd"
+  for c in kube-apiserver kube-controller-manager kube-scheduler; do
+    install -m 0755 "$KB_SOURCE_DIR/tests/e2e/kube-standin" "$root/usr/local/bin/$c"
+  done
+  install -D -m 0644 "$KB_SOURCE_DIR/tests/standins/kube-api-standin.py" "$root/usr/local/lib/kbundle-standin/kube-api-standin.py"
+}
+
+nspawn_etcd_client() {
+  local name=$1 d=$WORK/etcd-client ip
+  shift
+  NSPAWN_ETCD_ENDPOINTS=""
+  for ip in "$@"; do NSPAWN_ETCD_ENDPOINTS+=${NSPAWN_ETCD_ENDPOINTS:+,}https://$ip:2379; done
+  mkdir -p -m 0700 "$d"
+  node "$name" cat /var/lib/kubernetes/etcd-ca.crt >"$d/ca.crt"
+  node "$name" cat /var/lib/kubernetes/apiserver-etcd-client.crt >"$d/client.crt"
+  node "$name" cat /var/lib/kubernetes/apiserver-etcd-client.key >"$d/client.key"
+}
+nspawn_etcdctl() {
+  local d=$WORK/etcd-client
+  ETCDCTL_API=3 etcdctl --endpoints="$NSPAWN_ETCD_ENDPOINTS" --cacert "$d/ca.crt" --cert "$d/client.crt" \
+    --key "$d/client.key" --dial-timeout=3s --command-timeout=5s "$@"
+}
+nspawn_etcd_healthy() {
+  for _ in $(seq 1 60); do
+    nspawn_etcdctl endpoint health >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  nspawn_etcdctl endpoint health >&2 || true
+  return 1
+}
+# The key nspawn_etcd_check writes, and its value.
+NSPAWN_ETCD_KEY=/kbundle/e2e
+NSPAWN_ETCD_VALUE="hello from $(hostname)"
+nspawn_etcd_check() {
+  local want members got last=${NSPAWN_ETCD_ENDPOINTS##*,}
+  want=$(tr ',' '\n' <<<"$NSPAWN_ETCD_ENDPOINTS" | wc -l)
+  nspawn_etcd_healthy || fail "the $want etcd members are not healthy from the host"
+  members=$(nspawn_etcdctl member list | grep -c started || true)
+  [ "$members" -eq "$want" ] || { nspawn_etcdctl member list >&2; fail "member list shows $members started members, not $want"; }
+  nspawn_etcdctl put "$NSPAWN_ETCD_KEY" "$NSPAWN_ETCD_VALUE" >/dev/null || fail "etcd refused a put"
+  got=$(nspawn_etcdctl get "$NSPAWN_ETCD_KEY" --print-value-only --endpoints="$last")
+  [ "$got" = "$NSPAWN_ETCD_VALUE" ] || fail "read back '$got' from $last"
+  # Without a client certificate, etcd refuses.
+  if ETCDCTL_API=3 etcdctl --endpoints="${NSPAWN_ETCD_ENDPOINTS%%,*}" --cacert "$WORK/etcd-client/ca.crt" \
+       --dial-timeout=3s --command-timeout=5s get "$NSPAWN_ETCD_KEY" >/dev/null 2>&1; then
+    fail "etcd accepted a client without a certificate"
+  fi
 }
 
 nspawn_dir() { echo "$WORK/nodes/$1"; }

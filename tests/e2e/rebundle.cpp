@@ -8,7 +8,10 @@
 //                   --out OUT.kbundle --serial N|+N [--replace /node/path=LOCAL_FILE]...
 //                   [--health-timeout SECONDS] [--add /node/path=LOCAL_FILE:MODE[:OWNER[:GROUP]]]...
 //                   [--add-dir /node/path=MODE[:OWNER[:GROUP]]]... [--add-unit NAME]...
+//                   [--health-only NAME[=TARGET]]
 // --add, --add-dir and --add-unit make hostile but validly signed bundles for the path-policy tests.
+// --health-only keeps one health check (optionally pointed at TARGET): the bootstrap test runs the
+// apply's health gate against a stand-in API server only.
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -36,6 +39,7 @@ int run(int argc, char** argv) {
   std::string in, pub, key, out;
   std::string serial;
   int health_timeout = 0;
+  std::string health_only;
   std::map<std::string, std::string> replace;
   std::vector<std::pair<std::string, std::string>> add, add_dir;
   std::vector<std::string> add_unit;
@@ -53,6 +57,7 @@ int run(int argc, char** argv) {
     else if (a == "--add" && v.find('=') != std::string::npos) add.emplace_back(v.substr(0, v.find('=')), v.substr(v.find('=') + 1));
     else if (a == "--add-dir" && v.find('=') != std::string::npos) add_dir.emplace_back(v.substr(0, v.find('=')), v.substr(v.find('=') + 1));
     else if (a == "--add-unit") add_unit.push_back(v);
+    else if (a == "--health-only") health_only = v;
     else throw kb::Error("usage: unknown argument " + a);
   }
   if (in.empty() || pub.empty() || key.empty() || out.empty() || serial.empty()) throw kb::Error("usage: see rebundle.cpp");
@@ -76,6 +81,17 @@ int run(int argc, char** argv) {
   for (const auto& u : add_unit) header.units.push_back(u);
   if (health_timeout > 0)
     for (auto& check : header.health_checks) check["timeoutSeconds"] = health_timeout;
+  if (!health_only.empty()) {
+    std::string name = health_only.substr(0, health_only.find('='));
+    auto checks = header.health_checks;
+    header.health_checks.clear();
+    for (auto& check : checks)
+      if (check.value("name", "") == name) {
+        if (health_only.find('=') != std::string::npos) check["target"] = health_only.substr(health_only.find('=') + 1);
+        header.health_checks.push_back(check);
+      }
+    if (header.health_checks.empty()) throw kb::Error("--health-only " + name + ": no such health check");
+  }
 
   kb::BundleWriter writer(header);
   for (const auto& e : old.entries) {
