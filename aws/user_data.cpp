@@ -105,6 +105,11 @@ printf '%s\n' "$signing_pub" >"$dir/bundle-signing.pub" || give_up "cannot write
 log "applying $node.kbundle, pinned to signing key sha256:$fingerprint"
 "$bin" apply --trust-fingerprint "sha256:$fingerprint" "$dir/$node.kbundle"
 rc=$?
+if [ "$rc" = 6 ]; then
+  # Installed and healthy; only the cluster's bootstrap objects are still to do (docs/bootstrap.md).
+  log "FAILED: node $node of cluster $cluster installed its bundle, but the bootstrap objects were not applied: run kbundle-installer bootstrap (see kbundle-installer status)"
+  exit 6
+fi
 [ "$rc" = 0 ] || give_up "kbundle-installer apply exited $rc (its messages are above; see kbundle-installer status)"
 log "done: node $node of cluster $cluster installed its bundle"
 )SH";

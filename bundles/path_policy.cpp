@@ -87,12 +87,7 @@ constexpr const char* kUnitDir = "/etc/systemd/system";
 
 // The bootstrap objects' directory (docs/bootstrap.md) lies in the control plane's
 // /var/lib/kubernetes tree, but holds a system:masters key: nothing else may go there.
-constexpr const char* kBootstrapDir = "/var/lib/kubernetes/bootstrap";
-constexpr const char* kBootstrapFiles[] = {
-    "/var/lib/kubernetes/bootstrap/objects.json",
-    "/var/lib/kubernetes/bootstrap/kbundle-bootstrap.crt",
-    "/var/lib/kubernetes/bootstrap/kbundle-bootstrap.key",
-};
+constexpr const char* kBootstrapFiles[] = {kBootstrapObjects, kBootstrapCert, kBootstrapKey};
 
 bool allowed_in_bootstrap_dir(const ManifestEntry& e) {
   if (e.type == EntryType::Directory) return e.path == kBootstrapDir;

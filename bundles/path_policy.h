@@ -26,6 +26,14 @@ std::vector<PolicyViolation> path_policy_violations(const Manifest& m);
 // message (plus how many more there are) when `m` breaks the policy.
 void check_path_policy(const Manifest& m, const std::string& where);
 
+// The bootstrap objects and their applier's identity (docs/bootstrap.md): gen writes them into the
+// designated control-plane node's bundle, the policy allows nothing else in that directory, and the
+// installer applies them. No unit reads them, so changing them restarts nothing.
+inline constexpr const char* kBootstrapDir = "/var/lib/kubernetes/bootstrap";
+inline constexpr const char* kBootstrapObjects = "/var/lib/kubernetes/bootstrap/objects.json";
+inline constexpr const char* kBootstrapCert = "/var/lib/kubernetes/bootstrap/kbundle-bootstrap.crt";
+inline constexpr const char* kBootstrapKey = "/var/lib/kubernetes/bootstrap/kbundle-bootstrap.key";
+
 // True when `path` is `prefix` or lies below it, compared by path components
 // ("/etc/kubernetesX" is not under "/etc/kubernetes").
 bool path_is_under(const std::string& path, const std::string& prefix);

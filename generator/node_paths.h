@@ -3,6 +3,8 @@
 // writes the files) and the templates (whose flags point at them).
 // Layout follows Kubernetes The Hard Way (docs/artifacts.md lists what each node gets).
 
+#include "bundles/path_policy.h"
+
 namespace kb::paths {
 
 // Control plane: /var/lib/kubernetes
@@ -32,10 +34,11 @@ inline constexpr const char* kSchedulerConfigDir = "/etc/kubernetes/config";
 inline constexpr const char* kSchedulerConfig = "/etc/kubernetes/config/kube-scheduler.yaml";
 // The bootstrap objects and their applier's identity: on the designated control-plane node only
 // (docs/bootstrap.md); kube-apiserver's loopback URL and kCaCert complete what the installer needs.
-inline constexpr const char* kBootstrapDir = "/var/lib/kubernetes/bootstrap";
-inline constexpr const char* kBootstrapObjects = "/var/lib/kubernetes/bootstrap/objects.json";
-inline constexpr const char* kBootstrapCert = "/var/lib/kubernetes/bootstrap/kbundle-bootstrap.crt";
-inline constexpr const char* kBootstrapKey = "/var/lib/kubernetes/bootstrap/kbundle-bootstrap.key";
+// (The paths themselves live in bundles/path_policy.h: the policy and the installer use them too.)
+using kb::kBootstrapCert;
+using kb::kBootstrapDir;
+using kb::kBootstrapKey;
+using kb::kBootstrapObjects;
 inline constexpr const char* kAuditLogDir = "/var/log/kubernetes";
 inline constexpr const char* kAuditLog = "/var/log/kubernetes/audit.log";
 

@@ -277,6 +277,12 @@ TEST_CASE("units restart by the paths they use", "[apply]") {
   CHECK(units_to_restart({"etcd.service"}, {"/etc/etcdx/a", "/etc/systemd/system/etcd.service.d/x.conf"}) ==
         std::vector<std::string>{"etcd.service"});
   CHECK(units_to_restart({"etcd.service"}, {"/etc/etcdx/a"}).empty());
+  // The bootstrap objects and their identity are the installer's, no unit reads them.
+  CHECK(units_to_restart({"kube-apiserver.service", "kube-controller-manager.service", "kube-scheduler.service"},
+                         {"/var/lib/kubernetes/bootstrap/objects.json", "/var/lib/kubernetes/bootstrap/kbundle-bootstrap.key"})
+            .empty());
+  CHECK(units_to_restart({"kube-apiserver.service"}, {"/var/lib/kubernetes/bootstrap/objects.json", "/var/lib/kubernetes/ca.crt"}) ==
+        std::vector<std::string>{"kube-apiserver.service"});
 }
 
 TEST_CASE("a crashed apply's journal is rolled back by the next command", "[apply]") {

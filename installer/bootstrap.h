@@ -19,12 +19,12 @@
 
 #include "bundles/bundle_reader.h"
 #include "bundles/manifest.h"
+#include "bundles/path_policy.h"
 #include "installer/http_client.h"
 #include "installer/run.h"
 
 namespace kb::installer {
 
-constexpr const char* kBootstrapObjects = "/var/lib/kubernetes/bootstrap/objects.json";
 constexpr size_t kMaxBootstrapFile = 4u << 20;      // the whole objects.json
 constexpr size_t kMaxBootstrapObjects = 256;
 constexpr size_t kMaxBootstrapObjectBody = 1u << 20;  // one object as sent

@@ -64,6 +64,9 @@ std::vector<std::string> units_to_restart(const std::vector<std::string>& units,
   for (const auto& u : units) {
     auto prefixes = unit_paths(u);
     bool hit = std::any_of(changed.begin(), changed.end(), [&](const std::string& c) {
+      // The bootstrap objects are read by the installer only: a new CoreDNS version must not
+      // restart the designated node's control plane.
+      if (path_is_under(c, kBootstrapDir)) return false;
       return std::any_of(prefixes.begin(), prefixes.end(), [&](const std::string& p) { return path_is_under(c, p); });
     });
     if (hit) out.push_back(u);

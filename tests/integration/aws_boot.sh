@@ -49,6 +49,7 @@ cat >"$WORK/stub-installer" <<SH
 echo "\$*" >>"$WORK/applied"
 [ "\$1" = apply ] && [ "\$2" = --trust-fingerprint ] || exit 2
 "$KBUNDLE" inspect --pubkey "\$(dirname "\$4")/bundle-signing.pub" "\$4" >/dev/null || exit 3
+[ ! -f "$WORK/stub-rc" ] || exit "\$(cat "$WORK/stub-rc")"
 SH
 chmod 0755 "$WORK/stub-installer"
 # logger's stand-in: what would reach the journal.
@@ -245,6 +246,15 @@ for n in worker-1 worker-2 control-1; do
   run_boot "ok-$n" "$WORK/ud/$n.sh"
   [ "$(rc_of "ok-$n")" = 0 ] || fail "$n: status $(rc_of "ok-$n"): $(cat "$WORK/ok-$n.log")"
 done
+
+# 10b. Installed, but the bootstrap objects not applied (the installer's exit 6): the script says so
+# and keeps the 6, so cloud-init reports the boot as failed and the line says what to run.
+echo 6 >"$WORK/stub-rc"
+run_boot rc6 "$WORK/ud/control-0.sh"
+rm -f "$WORK/stub-rc"
+[ "$(rc_of rc6)" = 6 ] || fail "installer exit 6: status $(rc_of rc6)"
+tail -n 1 "$WORK/rc6.log" | grep -q "FAILED: node control-0 .* installed its bundle, but the bootstrap objects were not applied: run kbundle-installer bootstrap" ||
+  fail "exit 6: $(tail -n 1 "$WORK/rc6.log")"
 
 # 11. bundleURL instead of bundles (another cluster): the template expanded per node, the installer
 # URL's sha256 pinned too, labels without the query.

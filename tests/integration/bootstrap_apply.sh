@@ -1,4 +1,4 @@
-# The bootstrap objects with the real parts (docs/bootstrap.md, G27-BOOT): the real
+# The bootstrap objects with the real parts (docs/bootstrap.md, G29): the real
 # kbundle-installer applies a control-plane bundle that carries objects.json and the
 # kbundle:bootstrap identity (issued with openssl by the cluster's kubernetes-ca) to the python
 # kube-apiserver stand-in (tests/standins/kube-api-standin.py) on loopback, through the apply's own
