@@ -9,9 +9,10 @@
 //                   [--health-timeout SECONDS] [--add /node/path=LOCAL_FILE:MODE[:OWNER[:GROUP]]]...
 //                   [--add-dir /node/path=MODE[:OWNER[:GROUP]]]... [--add-unit NAME]...
 //                   [--health-only NAME[=TARGET]]
-// --add, --add-dir and --add-unit make hostile but validly signed bundles for the path-policy tests.
+// --add replaces an entry of the same path. --add, --add-dir and --add-unit make hostile but validly signed bundles for the path-policy tests.
 // --health-only keeps one health check (optionally pointed at TARGET): the bootstrap test runs the
 // apply's health gate against a stand-in API server only.
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -99,6 +100,8 @@ int run(int argc, char** argv) {
       writer.add_directory(e.path, e.mode, e.owner, e.group);
       continue;
     }
+    // --add of a path the bundle already has replaces that entry (with the mode and owner given).
+    if (std::any_of(add.begin(), add.end(), [&](const auto& a) { return a.first == e.path; })) continue;
     kb::ManifestEntry meta = e;
     auto r = replace.find(e.path);
     writer.add_file_from_path(meta, r == replace.end() ? tree + e.path : r->second);
