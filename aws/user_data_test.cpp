@@ -1,3 +1,4 @@
+#include "base/temp_dir.h"
 #include "aws/user_data.h"
 
 #include <sys/wait.h>
@@ -46,15 +47,7 @@ std::string run_sh(const std::string& script, int& status, const std::string& cw
 
 std::string values_of(const std::string& script) { return script.substr(0, script.find("# end of values\n")); }
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/kb-user-data-test-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
+using kb::TempDir;
 
 }  // namespace
 

@@ -1,3 +1,4 @@
+#include "base/temp_dir.h"
 #include "base/dir_lock.h"
 
 #include <catch2/catch.hpp>
@@ -12,15 +13,7 @@ using namespace kb;
 
 namespace {
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "kb-dirlock-test.XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
+using kb::TempDir;
 
 DirLock::BusyError busy_with_pid() {
   return [](const std::string& pid) { return Error("busy, held by pid " + pid); };

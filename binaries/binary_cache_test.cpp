@@ -1,3 +1,4 @@
+#include "base/temp_dir.h"
 #include "binaries/binary_cache.h"
 
 #include <catch2/catch.hpp>
@@ -15,18 +16,7 @@ using namespace kb;
 
 namespace {
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    std::string tmpl = (std::filesystem::temp_directory_path() / "kb-cache-test.XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
+using kb::TempDir;
 
 // A cache as `kbundle fetch` leaves it, with stand-in contents, for `version`.
 LockFile fill_cache(const std::string& cache, const std::string& version, bool images) {

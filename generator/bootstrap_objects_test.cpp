@@ -13,6 +13,7 @@
 #include <openssl/x509v3.h>
 #include <yaml-cpp/yaml.h>
 
+#include "base/temp_dir.h"
 #include "base/error.h"
 #include "binaries/catalog.h"
 #include "generator/bootstrap_objects.h"
@@ -27,18 +28,7 @@ namespace p = kb::paths;
 
 namespace {
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/kb-bootstrap-test-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
+using kb::TempDir;
 
 constexpr std::time_t kNow = 1790000000;  // a fixed clock (2026-09-21)
 

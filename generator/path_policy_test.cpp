@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <unistd.h>
 
+#include "base/temp_dir.h"
 #include "base/atomic_file.h"
 #include "base/error.h"
 #include "binaries/catalog.h"
@@ -20,18 +21,7 @@ using namespace kb;
 
 namespace {
 
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/kb-policy-test-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    std::filesystem::remove_all(path, ec);
-  }
-};
+using kb::TempDir;
 
 std::string replace_once(std::string s, const std::string& from, const std::string& to) {
   auto at = s.find(from);

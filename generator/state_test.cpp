@@ -1,3 +1,4 @@
+#include "base/temp_dir.h"
 #include "generator/state.h"
 
 #include <openssl/evp.h>
@@ -30,19 +31,7 @@ namespace fs = std::filesystem;
 namespace {
 
 // Each test in its own directory under /tmp, removed at the end.
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/kb-state-test-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string operator/(const std::string& rel) const { return path + "/" + rel; }
-};
+using kb::TempDir;
 
 // The clock every State::open below is given (one test moves it forward).
 const std::time_t kNow = std::time(nullptr);
