@@ -251,6 +251,7 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
 
     // 4. Serial (G4): never backwards; the same serial is a no-op only with the same manifest.
     auto installed = read_installed(L);
+    bool repair = false;
     if (installed) {
       const Manifest& cur = installed->manifest;
       if (cur.cluster_id != m.cluster_id)
@@ -263,13 +264,20 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
         if (reader.manifest_bytes() != installed->bytes)
           throw InstallerError(ExitCode::Refused, bundle + ": serial " + std::to_string(m.serial) +
                                                       " is installed with other content; refused");
-        // G12: still verify every byte, but write nothing and restart nothing.
-        DiscardSink discard;
-        reader.read_payload(discard);
-        r.say("already at serial " + std::to_string(m.serial) + "; nothing to do");
-        r.report["result"] = "unchanged";
-        // A bootstrap that failed or was cut short is finished by applying the same bundle again.
-        return bootstrap_after_apply(r, m);
+        std::vector<Drift> drift = find_drift(L, cur);
+        if (drift.empty()) {
+          // G12: still verify every byte, but write nothing and restart nothing.
+          DiscardSink discard;
+          reader.read_payload(discard);
+          r.say("already at serial " + std::to_string(m.serial) + "; nothing to do");
+          r.report["result"] = "unchanged";
+          // A bootstrap that failed or was cut short is finished by applying the same bundle again.
+          return bootstrap_after_apply(r, m);
+        }
+        // Drift repair: the same transaction as an upgrade, from the verified bundle, touching only
+        // the drifted paths and restarting only the units they belong to (G30).
+        repair = true;
+        for (const Drift& d : drift) r.say("drifted: " + d.path + ": " + d.text());
       }
     }
     std::optional<uint64_t> old_serial;
@@ -402,8 +410,14 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
     r.hooks.faults.reached("before-commit");
     record_created_dirs(L, tx.before);
     commit_generation(r, reader.manifest_bytes(), reader.signature(), pin, m.serial);
-    r.say("applied serial " + std::to_string(m.serial) + " for node " + m.node_name);
-    r.report["result"] = "applied";
+    if (repair) {
+      r.say("repaired " + std::to_string(j.done.size()) + " drifted paths of serial " + std::to_string(m.serial) + " for node " +
+            m.node_name);
+      r.report["result"] = "repaired";
+    } else {
+      r.say("applied serial " + std::to_string(m.serial) + " for node " + m.node_name);
+      r.report["result"] = "applied";
+    }
     // 13. The bootstrap objects, now that the node is committed and healthy; a failure is reported
     // (exit 6) and never rolls back the control plane.
     return bootstrap_after_apply(r, m);

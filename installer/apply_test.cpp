@@ -314,3 +314,67 @@ TEST_CASE("a crashed apply's journal is rolled back by the next command", "[appl
   CHECK(inspect(L.journal(), false).kind == LiveState::Kind::Absent);
   CHECK(apply_bundle(options(f.root), f.b2).code == ExitCode::Ok);
 }
+
+TEST_CASE("G30: applying the installed serial again repairs drift, restarts only the units it touches", "[apply]") {
+  Fixture f;
+  REQUIRE(apply_bundle(options(f.root, f.key), f.b1).code == ExitCode::Ok);
+  auto clean = snapshot(f.root, kState);  // everything but the installer's own state
+  const std::string manifest_before = read_file(f.root + "/" + kState + "/current/manifest.json");
+  // Drift in etcd's files only: content, mode, a missing file.
+  write_file_atomic(f.root + "/etc/etcd/ca.crt", "edited by hand\n", 0644);
+  REQUIRE(::chmod((f.root + "/etc/etcd/server.key").c_str(), 0644) == 0);
+  REQUIRE(::unlink((f.root + "/usr/local/bin/etcd").c_str()) == 0);
+
+  auto verify_all = [&] { return run([](const Options& o, const Hooks& h, Io io) { return verify(o, h, io, std::nullopt); }, options(f.root)); };
+  auto v = verify_all();
+  CHECK(v.code == ExitCode::Failure);
+  CHECK(v.out.find("3 of ") != std::string::npos);
+  auto st_opt = options(f.root);
+  st_opt.json = true;
+  auto st = run([](const Options& o, const Hooks& h, Io io) { return status(o, h, io); }, st_opt);
+  auto report = nlohmann::json::parse(st.out);
+  REQUIRE(report["drift"].size() == 3);
+  CHECK(report["drift"][0]["path"] == "/etc/etcd/ca.crt");
+  CHECK(report["drift"][0]["why"][0] == "content");
+  CHECK(report["drift"][1]["why"][0] == "mode 0644 (want 0600)");
+  CHECK(report["drift"][2]["why"][0] == "missing");
+
+  SECTION("a dry run says what it would repair and writes nothing") {
+    auto opt = options(f.root);
+    opt.dry_run = true;
+    auto before = snapshot(f.root, "", true);
+    auto d = apply_bundle(opt, f.b1);
+    CHECK(d.code == ExitCode::Ok);
+    CHECK(d.out.find("would write  /etc/etcd/ca.crt") != std::string::npos);
+    CHECK(d.out.find("would restart etcd.service") != std::string::npos);
+    CHECK(d.out.find("kube-apiserver") == std::string::npos);
+    CHECK(snapshot(f.root, "", true) == before);
+  }
+  SECTION("apply repairs exactly the drifted paths and restarts etcd only") {
+    auto r = apply_bundle(options(f.root), f.b1);
+    CHECK(r.code == ExitCode::Ok);
+    CHECK(r.out.find("drifted: /etc/etcd/server.key: mode 0644 (want 0600)") != std::string::npos);
+    CHECK(r.out.find("repaired 3 drifted paths of serial 1") != std::string::npos);
+    CHECK(r.calls == std::vector<std::string>{"daemon-reload", "enable etcd.service", "enable kube-apiserver.service",
+                                              "restart --no-block etcd.service"});
+    CHECK(snapshot(f.root, kState) == clean);
+    CHECK(verify_all().code == ExitCode::Ok);
+    // Nothing left to repair: the next apply is a no-op again (G12).
+    auto again = apply_bundle(options(f.root), f.b1);
+    CHECK(again.out.find("already at serial 1; nothing to do") != std::string::npos);
+    CHECK(again.calls.empty());
+    // The installed generation and the rollback target are those of before.
+    CHECK(read_file(f.root + "/" + kState + "/current/manifest.json") == manifest_before);
+  }
+  SECTION("a repair whose health check fails puts the drifted files back and says so") {
+    auto opt = options(f.root);
+    opt.no_systemd = false;
+    auto drifted = snapshot(f.root, kState);
+    auto r = apply_bundle(opt, f.b1, [](const nlohmann::json&, const std::string&, ServiceManager&) {
+      return HealthResult{false, "connection refused"};
+    });
+    CHECK(r.code == ExitCode::HealthRolledBack);
+    CHECK(snapshot(f.root, kState) == drifted);
+    CHECK(verify_all().code == ExitCode::Failure);
+  }
+}

@@ -17,6 +17,7 @@ const char* kUsage =
     "commands:\n"
     "  apply BUNDLE     verify, stage, switch, restart what changed, health-check, commit (or roll back)\n"
     "  verify [BUNDLE]  check a bundle; without one, check the installed files for drift\n"
+    "                   (apply the installed bundle again to repair drift)\n"
     "  status           installed generation, units, certificate expiry\n"
     "  rollback         go back to the previous generation\n"
     "  reset --yes      stop the units and remove every file kbundle installed (--purge: etcd data too)\n"

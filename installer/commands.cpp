@@ -42,30 +42,10 @@ Installed need_installed(Run& r) {
 
 ExitCode drift_check(Run& r) {
   Installed inst = need_installed(r);
-  Accounts accounts(r.layout.root);
-  const auto created = read_created_dirs(r.layout);
   nlohmann::json drift = nlohmann::json::array();
-  for (const auto& e : inst.manifest.entries) {
-    bool dir = e.type == EntryType::Directory;
-    // A directory that was there before kbundle keeps its own mode and owner (never changed).
-    bool own_mode = !dir || created.count(e.path);
-    LiveState s = inspect(r.layout.live(e.path), !dir);
-    std::vector<std::string> why;
-    if (s.kind == LiveState::Kind::Absent) {
-      why.push_back("missing");
-    } else if (s.kind != (dir ? LiveState::Kind::Dir : LiveState::Kind::File)) {
-      why.push_back(std::string("is a ") + to_string(s.kind));
-    } else {
-      if (!dir && s.sha256 != e.sha256) why.push_back("content");
-      if (own_mode && s.mode != e.mode) why.push_back("mode " + mode_string(s.mode) + " (want " + mode_string(e.mode) + ")");
-      if (own_mode && (s.uid != accounts.uid(e.owner) || s.gid != accounts.gid(e.group)))
-        why.push_back("owner " + std::to_string(s.uid) + ":" + std::to_string(s.gid) + " (want " + e.owner + ":" + e.group + ")");
-    }
-    if (why.empty()) continue;
-    std::string line;
-    for (const auto& w : why) line += (line.empty() ? "" : ", ") + w;
-    r.say("changed: " + e.path + ": " + line);
-    drift.push_back({{"path", e.path}, {"why", why}});
+  for (const Drift& d : find_drift(r.layout, inst.manifest)) {
+    r.say("changed: " + d.path + ": " + d.text());
+    drift.push_back({{"path", d.path}, {"why", d.why}});
   }
   r.report["serial"] = inst.manifest.serial;
   r.report["drift"] = drift;
@@ -166,6 +146,13 @@ ExitCode status(const Options& opt, const Hooks& hooks, Io io) {
     for (const auto& g : list_dir(r.layout.generations())) gens.push_back(g);
     std::sort(gens.begin(), gens.end());
     r.report["previous_generations"] = gens;
+    // Drift (read-only here): apply the installed bundle again to repair it.
+    nlohmann::json drift = nlohmann::json::array();
+    for (const Drift& d : find_drift(r.layout, m)) drift.push_back({{"path", d.path}, {"why", d.why}});
+    r.report["drift"] = drift;
+    if (!drift.empty())
+      r.say("drift: " + std::to_string(drift.size()) + " of " + std::to_string(m.entries.size()) + " installed paths differ from serial " +
+            std::to_string(m.serial) + " (kbundle-installer verify lists them; apply the same bundle again to repair them)");
     ServiceManager& sm = r.services();
     nlohmann::json units = nlohmann::json::object();
     for (const auto& u : m.units) {

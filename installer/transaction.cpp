@@ -325,4 +325,34 @@ void run_op(const Layout& layout, const Op& op, const std::string& staging) {
   }
 }
 
+std::string Drift::text() const {
+  std::string line;
+  for (const auto& w : why) line += (line.empty() ? "" : ", ") + w;
+  return line;
+}
+
+std::vector<Drift> find_drift(const Layout& layout, const Manifest& installed) {
+  Accounts accounts(layout.root);
+  const auto created = read_created_dirs(layout);
+  std::vector<Drift> out;
+  for (const auto& e : installed.entries) {
+    bool dir = e.type == EntryType::Directory;
+    bool own_mode = !dir || created.count(e.path);
+    LiveState s = inspect(layout.live(e.path), !dir);
+    Drift d{e.path, {}};
+    if (s.kind == LiveState::Kind::Absent) {
+      d.why.push_back("missing");
+    } else if (s.kind != (dir ? LiveState::Kind::Dir : LiveState::Kind::File)) {
+      d.why.push_back(std::string("is a ") + to_string(s.kind));
+    } else {
+      if (!dir && s.sha256 != e.sha256) d.why.push_back("content");
+      if (own_mode && s.mode != e.mode) d.why.push_back("mode " + mode_string(s.mode) + " (want " + mode_string(e.mode) + ")");
+      if (own_mode && (s.uid != accounts.uid(e.owner) || s.gid != accounts.gid(e.group)))
+        d.why.push_back("owner " + std::to_string(s.uid) + ":" + std::to_string(s.gid) + " (want " + e.owner + ":" + e.group + ")");
+    }
+    if (!d.why.empty()) out.push_back(std::move(d));
+  }
+  return out;
+}
+
 }  // namespace kb::installer

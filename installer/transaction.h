@@ -60,6 +60,18 @@ struct Transaction {
 // in read_created_dirs() is left exactly as it is, whatever mode the manifest gives it.
 Transaction make_transaction(const Layout& layout, const Manifest& next, const Manifest* installed);
 
+// One installed path that no longer matches the installed manifest, and how ("missing", "content",
+// "mode 0644 (want 0600)", "owner 0:0 (want etcd:etcd)", "is a directory").
+struct Drift {
+  std::string path;
+  std::vector<std::string> why;
+  std::string text() const;  // "content, mode 0644 (want 0600)"
+};
+// Every path of `installed` that differs on the node, in manifest order. A directory the installer
+// did not create is compared by kind only: its mode and owner are never changed (G21). `verify`
+// lists these, `status` counts them, and `apply` of the installed serial repairs them.
+std::vector<Drift> find_drift(const Layout& layout, const Manifest& installed);
+
 // The directories the installer created (layout.created_dirs()); empty when none are recorded.
 std::set<std::string> read_created_dirs(const Layout& layout);
 
