@@ -291,6 +291,7 @@ declare -A hostile=(
   ["another X-Amz-Expires"]=${url/X-Amz-Expires=604800/X-Amz-Expires=604799}
   ["another X-Amz-Date"]=$(sed 's/X-Amz-Date=\([0-9]\{8\}\)T\([0-9]\{6\}\)Z/X-Amz-Date=\1T000000Z/' <<<"$url")
   ["a changed signature"]=${url/$sig/$flip}
+  ["a parameter added"]=${url}\&versionId=1
 )
 for what in "${!hostile[@]}"; do
   [ "${hostile[$what]}" != "$url" ] || fail "could not make the URL with $what"

@@ -68,7 +68,10 @@ def check_presigned(host, path, query):
     botocore.auth.get_current_datetime = lambda remove_tzinfo=True: when
     try:
         signer = S3SigV4QueryAuth(Credentials(ACCESS, SECRET), "s3", region, expires=int(q["X-Amz-Expires"]))
-        req = AWSRequest(method="GET", url=f"https://{host}{path}")
+        # Every other query parameter is part of what was signed, as S3 computes it: a parameter
+        # added to a presigned URL (a response-content-disposition, a versionId) breaks its signature.
+        extra = [(k, v) for k, v in urllib.parse.parse_qsl(query, keep_blank_values=True) if k not in need]
+        req = AWSRequest(method="GET", url=f"https://{host}{path}" + ("?" + urllib.parse.urlencode(extra) if extra else ""))
         signer.add_auth(req)
     finally:
         botocore.auth.get_current_datetime = REAL_NOW
