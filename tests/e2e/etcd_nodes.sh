@@ -26,16 +26,7 @@ need etcd etcdctl openssl
 
 names=(control-0 control-1 control-2)
 ips=("$NSPAWN_NET.1" "$NSPAWN_NET.2" "$NSPAWN_NET.3")
-cat > "$WORK/topology.yaml" <<YAML
-cluster:
-  name: e2e
-  kubernetesVersion: v1.32.3
-  apiEndpoint: {host: ${ips[0]}, port: 6443}
-nodes:
-  - {name: ${names[0]}, role: control-plane, privateIP: ${ips[0]}}
-  - {name: ${names[1]}, role: control-plane, privateIP: ${ips[1]}}
-  - {name: ${names[2]}, role: control-plane, privateIP: ${ips[2]}}
-YAML
+nspawn_control_plane_topology "$WORK/topology.yaml"
 "$KBUNDLE" gen --no-binaries --topology "$WORK/topology.yaml" --state "$WORK/state" --out "$WORK/out" >"$WORK/gen.log" 2>&1 ||
   { cat "$WORK/gen.log" >&2; fail "kbundle gen failed"; }
 BUNDLES=$WORK/out

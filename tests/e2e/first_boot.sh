@@ -73,15 +73,8 @@ lap "moto, its TLS front, the bucket"
 # 2. aws up against moto: the nodes' private IPs are the nspawn nodes' addresses.
 ssh-keygen -q -t ed25519 -N '' -C kbundle-e2e -f "$WORK/id_ed25519" >/dev/null
 T=$WORK/topology.yaml
-cat >"$T" <<YAML
-cluster:
-  name: e2e
-  kubernetesVersion: v1.32.3
-  apiEndpoint: {host: ${ips[0]}, port: 6443}
-nodes:
-  - {name: ${names[0]}, role: control-plane, privateIP: ${ips[0]}}
-  - {name: ${names[1]}, role: control-plane, privateIP: ${ips[1]}}
-  - {name: ${names[2]}, role: control-plane, privateIP: ${ips[2]}}
+nspawn_control_plane_topology "$T"
+cat >>"$T" <<YAML
 aws:
   region: us-east-1
   vpcCIDR: $NSPAWN_NET.0/16

@@ -12,6 +12,7 @@
 #   nspawn_wait NAME                waits until its systemd reports running or degraded
 #   node NAME CMD...                runs CMD inside the node (nsenter -t PID1 -a)
 #   nspawn_stop NAME                clean poweroff, then unmount and remove netns, veth, cgroups
+#   nspawn_control_plane_topology FILE   three control-plane nodes from the caller's names/ips arrays
 #   lap TEXT / lap_table            a progress line with the time so far / all laps as a table
 #   nspawn_control_plane_bins ROOT  Debian's etcd and the kube-* stand-ins (with the python API
 #                                   stand-in that serves server-side apply) into a node root
@@ -347,4 +348,19 @@ nspawn_stop() {
   fi
   unset "NSPAWN_PID[$name]" "NSPAWN_PID1[$name]"
   _nspawn_teardown "$name"
+}
+
+# nspawn_control_plane_topology FILE: a topology of three control-plane nodes named ${names[@]} at
+# ${ips[@]} (the caller's arrays), the API at the first; callers append what else they need.
+nspawn_control_plane_topology() {
+  cat >"$1" <<YAML
+cluster:
+  name: e2e
+  kubernetesVersion: v1.32.3
+  apiEndpoint: {host: ${ips[0]}, port: 6443}
+nodes:
+  - {name: ${names[0]}, role: control-plane, privateIP: ${ips[0]}}
+  - {name: ${names[1]}, role: control-plane, privateIP: ${ips[1]}}
+  - {name: ${names[2]}, role: control-plane, privateIP: ${ips[2]}}
+YAML
 }
