@@ -366,6 +366,17 @@ TEST_CASE("G30: applying the installed serial again repairs drift, restarts only
     // The installed generation and the rollback target are those of before.
     CHECK(read_file(f.root + "/" + kState + "/current/manifest.json") == manifest_before);
   }
+  SECTION("a file replaced by a directory is named, and nothing is changed") {
+    REQUIRE(::unlink((f.root + "/etc/etcd/ca.crt").c_str()) == 0);
+    REQUIRE(::mkdir((f.root + "/etc/etcd/ca.crt").c_str(), 0700) == 0);
+    CHECK(verify_all().out.find("/etc/etcd/ca.crt: is a directory") != std::string::npos);
+    auto before = snapshot(f.root, "", true);
+    auto r = apply_bundle(options(f.root), f.b1);
+    CHECK(r.code == ExitCode::Failure);
+    CHECK(r.err.find("/etc/etcd/ca.crt: is a directory where the bundle has a file") != std::string::npos);
+    CHECK(r.calls.empty());
+    CHECK(snapshot(f.root, "", true) == before);
+  }
   SECTION("a repair whose health check fails puts the drifted files back and says so") {
     auto opt = options(f.root);
     opt.no_systemd = false;

@@ -77,16 +77,21 @@ for i in d["instances"]:
 # adminCIDR changes: plan lists the revocations beside the new rules; up converges; plan is then empty.
 sed -i 's|adminCIDR: 203.0.113.0/24|adminCIDR: 198.51.100.0/24|' "$T"
 "$KBUNDLE" aws plan --topology "$T" >"$WORK/plan1.log" 2>&1 || { cat "$WORK/plan1.log" >&2; fail "plan failed"; }
+# up_converges N WHEN: `aws up` succeeds, the next plan is empty and the groups hold exactly the
+# intended rules for adminCIDR 198.51.100.0/24.
+up_converges() {
+  "$KBUNDLE" aws up --topology "$T" >"$WORK/up$1.log" 2>&1 || { cat "$WORK/up$1.log" >&2; fail "up $2 failed"; }
+  "$KBUNDLE" aws plan --topology "$T" >"$WORK/plan-after-up$1.log" 2>&1 || fail "plan $2 failed"
+  grep -q "nothing to do" "$WORK/plan-after-up$1.log" || { cat "$WORK/plan-after-up$1.log" >&2; fail "plan $2 is not empty"; }
+  exact_rules "$(describe)" 198.51.100.0/24 "$2: the groups are not exactly the intended ones"
+}
 for want in "- revoke tcp 22 from 203.0.113.0/24" "+ allow tcp 22 from 198.51.100.0/24" \
   "- revoke tcp 6443 from 203.0.113.0/24 (Kubernetes API from the admin network) in security group kthw-api-lb" \
   "- revoke tcp 30000-32767 from 203.0.113.0/24" "+ allow tcp 6443 from 198.51.100.0/24"; do
   grep -qF -- "$want" "$WORK/plan1.log" || { cat "$WORK/plan1.log" >&2; fail "plan after an adminCIDR change lacks '$want'"; }
 done
 grep -q "^10 change(s)" "$WORK/plan1.log" || { cat "$WORK/plan1.log" >&2; fail "plan: expected 5 allows + 5 revokes"; }
-"$KBUNDLE" aws up --topology "$T" >"$WORK/up2.log" 2>&1 || { cat "$WORK/up2.log" >&2; fail "up after the adminCIDR change failed"; }
-"$KBUNDLE" aws plan --topology "$T" >"$WORK/plan2.log" 2>&1 || fail "plan failed"
-grep -q "nothing to do" "$WORK/plan2.log" || { cat "$WORK/plan2.log" >&2; fail "plan after up is not empty"; }
-exact_rules "$(describe)" 198.51.100.0/24 "after the adminCIDR change the groups are not exactly the intended ones"
+up_converges 2 "after the adminCIDR change"
 
 # Rules added by hand to kbundle's groups: every kind is reported and revoked.
 ids=$(describe)
@@ -112,10 +117,7 @@ for want in "- revoke tcp 6443 from 0.0.0.0/0 in security group kthw-control-pla
   grep -qF -- "$want" "$WORK/plan3.log" || { cat "$WORK/plan3.log" >&2; fail "plan does not report '$want'"; }
 done
 grep -q "^7 change(s)" "$WORK/plan3.log" || { cat "$WORK/plan3.log" >&2; fail "plan: expected exactly 7 revocations"; }
-"$KBUNDLE" aws up --topology "$T" >"$WORK/up3.log" 2>&1 || { cat "$WORK/up3.log" >&2; fail "up did not revoke the hand-added rules"; }
-"$KBUNDLE" aws plan --topology "$T" >"$WORK/plan4.log" 2>&1 || fail "plan failed"
-grep -q "nothing to do" "$WORK/plan4.log" || { cat "$WORK/plan4.log" >&2; fail "plan after revoking is not empty"; }
-exact_rules "$(describe)" 198.51.100.0/24 "hand-added rules are still there after up"
+up_converges 3 "after revoking the hand-added rules"
 
 # adminCIDR 0.0.0.0/0 (or ::/0) is allowed but warned about, by plan, up and status.
 sed -i 's|adminCIDR: 198.51.100.0/24|adminCIDR: 0.0.0.0/0|' "$T"
