@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "bundles/manifest.h"
+#include "bundles/unit_restart.h"
 #include "installer/fault.h"
 #include "installer/layout.h"
 #include "installer/live_fs.h"
@@ -80,10 +81,7 @@ std::set<std::string> read_created_dirs(const Layout& layout);
 // Idempotent, so a commit finished by `recover` may run it again.
 void record_created_dirs(const Layout& layout, const std::vector<BackupRecord>& records);
 
-// The path prefixes a unit depends on (its unit file, binary and data directories),
-// see unit_paths() in transaction.cpp. A unit restarts when any changed path is one of them or below.
-std::vector<std::string> unit_paths(const std::string& unit);
-std::vector<std::string> units_to_restart(const std::vector<std::string>& units, const std::vector<std::string>& changed);
+// unit_paths() and units_to_restart(): bundles/unit_restart.h (`kbundle plan` uses the same rule).
 
 // Every bundle carries kbundle-recover.service: enabled, never started by apply (it runs
 // `kbundle-installer recover` at boot, before the cluster's units, when a journal is left).
