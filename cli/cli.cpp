@@ -39,6 +39,19 @@ int run_cli(int argc, char** argv) {
   gen_cmd->add_flag("--no-binaries", gen.no_binaries, "Config-only bundles: no Kubernetes, etcd or containerd binaries");
   gen_cmd->add_flag("--json", gen.json, "Print a machine-readable summary");
 
+  PlanOptions plan;
+  auto* plan_cmd = app.add_subcommand(
+      "plan", "Show what gen would change, node by node, and the apply order; write nothing (exit 0 none, 2 changes)");
+  plan_cmd->add_option("--topology,-t", plan.topology_path, "Topology file (YAML)")->required();
+  plan_cmd->add_option("--state", plan.state_dir, "State directory (read only; need not exist yet)")->capture_default_str();
+  plan_cmd->add_option("--node", plan.nodes, "Only this node (repeatable), as gen --node");
+  plan_cmd->add_option("--cache", plan.cache_dir, "Binary cache filled by `kbundle fetch` (default: <state>/cache)");
+  plan_cmd->add_flag("--no-binaries", plan.no_binaries, "Compare config-only bundles, as gen --no-binaries writes");
+  plan_cmd->add_option("--max-unavailable", plan.max_unavailable, "Workers per batch in the apply order shown")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{1000000}));
+  plan_cmd->add_flag("--json", plan.json, "Print the plan as JSON (docs/plan.md)");
+
   std::string validate_path;
   bool validate_json = false;
   auto* validate_cmd = app.add_subcommand("validate", "Check a topology file; write nothing");
@@ -76,6 +89,8 @@ int run_cli(int argc, char** argv) {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
+    // plan's 2 means "changes" and nothing else (docs/plan.md): its usage errors exit 1.
+    if (rc != 0 && argc > 1 && std::string(argv[1]) == "plan") return kExitFailure;
     return rc == 0 ? kExitOk : kExitUsage;
   }
 
@@ -83,9 +98,12 @@ int run_cli(int argc, char** argv) {
   // the bundles' creation time: certificates are always dated from the real clock.
   gen.now = std::time(nullptr);
   if (const char* epoch = std::getenv("SOURCE_DATE_EPOCH")) gen.created_at = static_cast<std::time_t>(std::strtoll(epoch, nullptr, 10));
+  plan.now = gen.now;
+  plan.created_at = gen.created_at;
 
   try {
     if (*gen_cmd) return run_gen(gen, std::cout, std::cerr);
+    if (*plan_cmd) return run_plan(plan, std::cout, std::cerr);
     if (*validate_cmd) return run_validate(validate_path, validate_json, std::cout, std::cerr);
     if (*lint_cmd) return run_lint(lint_path, lint_json, std::cout, std::cerr);
     if (*inspect_cmd) return run_inspect(inspect_bundle, inspect_pubkey, inspect_json, std::cout, std::cerr);

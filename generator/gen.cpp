@@ -15,10 +15,12 @@
 #include "bundles/signing.h"
 #include "binaries/binary_cache.h"
 #include "generator/bundle_output.h"
+#include "generator/change_plan.h"
 #include "generator/output_dir.h"
 #include "generator/parallel.h"
 #include "generator/plan.h"
 #include "generator/state.h"
+#include "topology/apply_order.h"
 #include "topology/topology.h"
 
 namespace kb {
@@ -90,6 +92,15 @@ void add_binaries(ClusterPlan& plan, const BinariesByRole& by_role) {
   }
 }
 
+// The apply order of the nodes that get a new bundle (topology/apply_order.h).
+std::vector<std::vector<std::string>> changed_order(const Topology& t, const ChangePlan& changes, size_t max_unavailable) {
+  std::vector<std::string> changed;
+  for (const auto& n : changes.nodes)
+    if (n.status == "new" || n.status == "changed") changed.push_back(n.name);
+  if (changed.empty()) return {};
+  return apply_order(t, max_unavailable, changed);
+}
+
 }  // namespace
 
 int run_validate(const std::string& topology_path, bool json, std::ostream& out, std::ostream& err) {
@@ -157,8 +168,16 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
   output.write("admin.kubeconfig", plan.admin_kubeconfig, 0600);
   if (!o.nodes.empty()) output.keep_unwritten_entries();
 
-  // What `kbundle plan` compares the next run against (format bundle only, the manifests nodes verify).
+  // What `kbundle plan` compares the next run against (format bundle only, the manifests nodes verify),
+  // and the same summary plan would have shown.
+  std::optional<ChangePlan> changes;
   if (o.format == "bundle") {
+    std::vector<Manifest> manifests;
+    for (const auto& b : bundles) manifests.push_back(b.manifest);
+    changes = make_change_plan(plan.cluster_name, state->previous_manifests(), manifests, state->reissued(),
+                               !o.nodes.empty(), {});
+    changes->state_created = state->created();
+    changes->inputs.order = changed_order(*topology, *changes, 1);
     for (const auto& b : bundles) state->record_manifest(b.manifest);
     if (o.nodes.empty()) {
       std::vector<std::string> gone;
@@ -199,7 +218,13 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
       }
       nodes.push_back(node);
     }
+    if (changes) j["changes"] = change_plan_json(*changes);
     out << j.dump(2) << "\n";
+    return kExitOk;
+  }
+  if (changes && !changes->changes()) {
+    out << "kbundle: " << no_changes_line(*changes) << "; " << o.out_dir << " is as it was; bundle signing key sha256:"
+        << fingerprint << "\n";
     return kExitOk;
   }
   out << "kbundle: state " << o.state_dir << (state->created() ? " (created)" : " (reused)") << ", cluster "
@@ -223,7 +248,39 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
   out << summary;
   out << "kbundle: bundle signing key sha256:" << fingerprint << " (" << o.out_dir
       << "/bundle-signing.pub); pin it on each node with kbundle-installer --trust-key\n";
+  if (changes) out << "kbundle: changes: " << change_plan_text(*changes);
   return kExitOk;
+}
+
+int run_plan(const PlanOptions& o, std::ostream& out, std::ostream& err) {
+  auto topology = load_and_report(o.topology_path, err, nullptr);
+  if (!topology) return kExitInvalidInput;
+  // As gen does: the binaries come from the verified cache, before the state is read.
+  BinariesByRole binaries;
+  if (!o.no_binaries) binaries = resolve_binaries(*topology, o.cache_dir.empty() ? o.state_dir + "/cache" : o.cache_dir);
+  auto state = State::open_read_only(o.state_dir, *topology, o.now);
+  ClusterPlan plan = make_cluster_plan(*topology, *state, o.nodes);
+  if (!o.no_binaries) add_binaries(plan, binaries);
+  check_plan_policy(plan, topology->cluster.kubernetes_version);
+
+  const std::string now = rfc3339_utc(o.created_at.value_or(o.now));
+  std::vector<Manifest> manifests;
+  for (const auto& n : plan.nodes)
+    manifests.push_back(bundle_manifest(plan, n, topology->cluster.kubernetes_version, *state, now));
+  ChangePlan changes = make_change_plan(plan.cluster_name, state->previous_manifests(), manifests, state->reissued(),
+                                        !o.nodes.empty(), {o.etcd, o.problems, {}});
+  changes.state_created = state->created();
+  changes.inputs.order = changed_order(*topology, changes, o.max_unavailable);
+
+  if (o.json) {
+    nlohmann::json j = change_plan_json(changes);
+    j["state"] = {{"dir", o.state_dir}, {"exists", !state->created()}};
+    out << j.dump(2) << "\n";
+  } else {
+    out << "kbundle plan: " << change_plan_text(changes);
+  }
+  if (changes.refused()) return kExitInvalidInput;
+  return changes.changes() ? kExitPlanChanges : kExitOk;
 }
 
 }  // namespace kb

@@ -32,6 +32,29 @@ struct GenOptions {
 // (progress, or the JSON summary) and `err` (diagnostics). Never prints secrets.
 int run_gen(const GenOptions& options, std::ostream& out, std::ostream& err);
 
+// `kbundle plan` (docs/plan.md): what a gen with the same options would change, computed on a
+// read-only state (State::open_read_only); writes nothing at all, not even a lock file.
+struct PlanOptions {
+  std::string topology_path;
+  std::string state_dir = "state";
+  std::vector<std::string> nodes;  // empty: every node
+  std::string cache_dir;           // binary cache; empty: <state_dir>/cache
+  bool no_binaries = false;        // compare config-only bundles (as gen --no-binaries would write)
+  bool json = false;
+  size_t max_unavailable = 1;      // workers per batch in the apply order shown
+  std::time_t now = 0;             // as GenOptions
+  std::optional<std::time_t> created_at;
+  // Lines the caller adds (etcd membership steps) and problems that refuse the change (etcd
+  // membership, version skew): wired in by the driver until those checks run here.
+  std::vector<std::string> etcd;
+  std::vector<std::string> problems;
+};
+
+// Exit codes of `kbundle plan`: kExitOk nothing would change, kExitPlanChanges something would,
+// kExitInvalidInput an invalid topology or a refused change, kExitFailure anything else.
+inline constexpr int kExitPlanChanges = 2;
+int run_plan(const PlanOptions& options, std::ostream& out, std::ostream& err);
+
 // Validates only; prints every diagnostic. Writes nothing.
 int run_validate(const std::string& topology_path, bool json, std::ostream& out, std::ostream& err);
 

@@ -141,11 +141,14 @@ json parse_json_file(const std::string& path) {
 
 // Entries a directory without state.json may hold: the lock, the binary cache, temp files of atomic writes and,
 // after an interrupted init (marker present), what that init had written so far.
+// A temp file of an atomic write (base/atomic_file.h) that a crash left behind.
+bool is_temp_file(const std::string& name) { return name.size() > 1 && name[0] == '.' && name.find(".tmp-") != std::string::npos; }
+
 bool is_leftover(const std::string& name, bool resuming) {
   if (name == kLockFile || name == kInitMarker) return true;
   // The binary cache `kbundle fetch` fills by default (<state>/cache) before any gen or aws up.
   if (name == "cache") return true;
-  if (name.size() > 1 && name[0] == '.' && name.find(".tmp-") != std::string::npos) return true;
+  if (is_temp_file(name)) return true;
   return resuming && (name == "ca" || name == "keys" || name == "issued.json" || name == "serials.json" ||
                       name == kManifestsDir);
 }
@@ -329,14 +332,15 @@ void State::Impl::load_manifests(const std::string& dir, const std::string& clus
   std::sort(names.begin(), names.end());
   for (const auto& name : names) {
     const std::string path = mdir + "/" + name;
-    if (name.size() > 1 && name[0] == '.' && name.find(".tmp-") != std::string::npos) continue;
+    if (is_temp_file(name)) continue;
     const std::string suffix = ".json";
     if (name.size() <= suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0 ||
         !fs::is_regular_file(fs::symlink_status(path, ec)))
       damaged(path, "is not a manifest kbundle wrote (only manifests/<node>.json files belong there); remove it");
     const std::string node = name.substr(0, name.size() - suffix.size());
+    const auto size = fs::file_size(path, ec);
+    if (ec || size > kMaxManifestSize) damaged(path, "is larger than any manifest (" + std::to_string(size) + " bytes)");
     std::string text = read_file(path);
-    if (text.size() > kMaxManifestSize) damaged(path, "is larger than any manifest (" + std::to_string(text.size()) + " bytes)");
     // Written with a trailing newline; the manifest itself is canonical JSON.
     if (!text.empty() && text.back() == '\n') text.pop_back();
     Manifest m;
@@ -500,7 +504,7 @@ std::optional<std::string> read_signing_public_key(const std::string& dir, const
   return read_required(path);
 }
 
-std::unique_ptr<State> State::open(const std::string& dir_arg, const Topology& topology, std::time_t now) {
+std::unique_ptr<State> State::blank(const std::string& dir_arg, std::time_t now) {
   std::string dir = dir_arg;
   while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
   if (dir.empty()) throw Error("state directory: empty path");
@@ -509,6 +513,12 @@ std::unique_ptr<State> State::open(const std::string& dir_arg, const Topology& t
   s->impl_ = std::make_unique<Impl>();
   s->impl_->now = now;
   s->dir_ = dir;
+  return s;
+}
+
+std::unique_ptr<State> State::open(const std::string& dir_arg, const Topology& topology, std::time_t now) {
+  std::unique_ptr<State> s = blank(dir_arg, now);
+  const std::string& dir = s->dir_;
 
   // Refuse a foreign directory before creating even the lock file in it.
   bool had_dir = exists(dir);
@@ -544,15 +554,9 @@ void State::Impl::init_in_memory(const Topology& topology, State& s) {
 }
 
 std::unique_ptr<State> State::open_read_only(const std::string& dir_arg, const Topology& topology, std::time_t now) {
-  std::string dir = dir_arg;
-  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
-  if (dir.empty()) throw Error("state directory: empty path");
-
-  std::unique_ptr<State> s(new State());
-  s->impl_ = std::make_unique<Impl>();
-  s->impl_->now = now;
+  std::unique_ptr<State> s = blank(dir_arg, now);
+  const std::string& dir = s->dir_;
   s->impl_->read_only = true;
-  s->dir_ = dir;
   // No lock: a lock file would be a write. Every state file is replaced atomically, so each one
   // read is whole; a gen running at the same time may make this plan stale, never wrong per file.
   if (exists(dir + "/state.json")) {

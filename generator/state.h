@@ -123,6 +123,7 @@ class State {
 
  private:
   State() = default;
+  static std::unique_ptr<State> blank(const std::string& dir, std::time_t now);  // dir normalized, nothing read
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::string dir_, cluster_id_;
