@@ -16,10 +16,12 @@
 #include "binaries/binary_cache.h"
 #include "generator/bundle_output.h"
 #include "generator/change_plan.h"
+#include "generator/etcd_membership.h"
 #include "generator/output_dir.h"
 #include "generator/parallel.h"
 #include "generator/plan.h"
 #include "generator/state.h"
+#include "generator/version_skew.h"
 #include "topology/apply_order.h"
 #include "topology/topology.h"
 
@@ -99,6 +101,19 @@ std::vector<std::vector<std::string>> changed_order(const Topology& t, const Cha
     if (n.status == "new" || n.status == "changed") changed.push_back(n.name);
   if (changed.empty()) return {};
   return apply_order(t, max_unavailable, changed);
+}
+
+// The Kubernetes version of every node before (its recorded manifest) and after this run (the
+// topology's, for the nodes this run generates; the others keep theirs). etcd's version is left out:
+// it comes from the release catalog (docs/upgrades.md).
+std::vector<std::string> skew_problems(const Topology& t, const std::map<std::string, Manifest>& previous,
+                                       const std::vector<Manifest>& next) {
+  std::map<std::string, NodeVersion> before, after;
+  for (const auto& [name, m] : previous) before[name] = {m.role, m.kubernetes_version, ""};
+  for (const auto& n : t.nodes)
+    if (auto it = before.find(n.name); it != before.end()) after[n.name] = it->second;
+  for (const auto& m : next) after[m.node_name] = {m.role, m.kubernetes_version, ""};
+  return version_skew_problems(before, after);
 }
 
 }  // namespace
@@ -267,15 +282,23 @@ int run_plan(const PlanOptions& o, std::ostream& out, std::ostream& err) {
   std::vector<Manifest> manifests;
   for (const auto& n : plan.nodes)
     manifests.push_back(bundle_manifest(plan, n, topology->cluster.kubernetes_version, *state, now));
+  ChangeInputs inputs;
+  // etcd membership (docs/etcd.md): its steps, and its problems refuse the change.
+  EtcdMembershipChange etcd = plan_etcd_membership(*state, *topology);
+  for (const auto& line : etcd.describe())
+    if (line.rfind("etcd: refused: ", 0) != 0) inputs.etcd.push_back(line);
+  for (const auto& p : etcd.problems) inputs.problems.push_back("etcd: " + p);
+  for (const auto& p : skew_problems(*topology, state->previous_manifests(), manifests))
+    inputs.problems.push_back("version skew: " + p);
   ChangePlan changes = make_change_plan(plan.cluster_name, state->previous_manifests(), manifests, state->reissued(),
-                                        !o.nodes.empty(), {o.etcd, o.problems, {}});
+                                        !o.nodes.empty(), std::move(inputs));
   changes.state_created = state->created();
   changes.inputs.order = changed_order(*topology, changes, o.max_unavailable);
 
   if (o.json) {
     nlohmann::json j = change_plan_json(changes);
     j["state"] = {{"dir", o.state_dir}, {"exists", !state->created()}};
-    out << j.dump(2) << "\n";
+    out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";  // a --state path need not be UTF-8
   } else {
     out << "kbundle plan: " << change_plan_text(changes);
   }

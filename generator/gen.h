@@ -33,7 +33,9 @@ struct GenOptions {
 int run_gen(const GenOptions& options, std::ostream& out, std::ostream& err);
 
 // `kbundle plan` (docs/plan.md): what a gen with the same options would change, computed on a
-// read-only state (State::open_read_only); writes nothing at all, not even a lock file.
+// read-only state (State::open_read_only); writes nothing at all, not even a lock file. Shows the
+// etcd membership steps (generator/etcd_membership.h) and refuses, with exit 3, a change with etcd
+// membership or version-skew problems (generator/version_skew.h).
 struct PlanOptions {
   std::string topology_path;
   std::string state_dir = "state";
@@ -44,10 +46,6 @@ struct PlanOptions {
   size_t max_unavailable = 1;      // workers per batch in the apply order shown
   std::time_t now = 0;             // as GenOptions
   std::optional<std::time_t> created_at;
-  // Lines the caller adds (etcd membership steps) and problems that refuse the change (etcd
-  // membership, version skew): wired in by the driver until those checks run here.
-  std::vector<std::string> etcd;
-  std::vector<std::string> problems;
 };
 
 // Exit codes of `kbundle plan`: kExitOk nothing would change, kExitPlanChanges something would,

@@ -1047,3 +1047,22 @@ TEST_CASE("open_read_only: reads, never writes, locks or creates; commit() throw
   // Another cluster's state.
   CHECK_THAT(error_of([&] { State::open_read_only(dir, topology("beta"), kNow); }), Catch::Contains("belongs to cluster"));
 }
+
+TEST_CASE("open_read_only refuses what only a write could finish: no pins yet, a rotation cut short", "[state][manifests]") {
+  TempDir tmp;
+  const std::string dir = tmp / "state";
+  State::open(dir, topology(), kNow);
+  nlohmann::json j = nlohmann::json::parse(read_file(dir + "/state.json"));
+  j.erase("pins");
+  put(dir + "/state.json", j.dump(2) + "\n");
+  auto before = snapshot(dir);
+  CHECK_THAT(error_of([&] { State::open_read_only(dir, topology(), kNow); }),
+             Catch::Contains(dir + "/state.json: made by an older kbundle without pins; `kbundle plan` writes nothing"));
+  CHECK(snapshot(dir) == before);
+  State::open(dir, topology(), kNow);  // gen pins it
+  put(dir + "/keys/bundle-signing.key.next", "half a rotation");
+  before = snapshot(dir);
+  CHECK_THAT(error_of([&] { State::open_read_only(dir, topology(), kNow); }),
+             Catch::Contains(dir + "/keys/bundle-signing.key.next: an interrupted `kbundle rotate signing-key`"));
+  CHECK(snapshot(dir) == before);
+}

@@ -162,4 +162,33 @@ expect 1 "belongs to cluster 'kthw'" plan --topology "$WORK/other.yaml"
 python3 -c "
 import json,sys; d=json.load(open(sys.argv[1])); c=d['changes']
 assert [n['name'] for n in c['nodes'] if n['status']!='unchanged'] == ['worker-2'] and c['changes'], c" "$WORK/gen.json" || fail "gen --json changes: $(cat "$WORK/gen.json")"
+# 12. etcd membership and version skew (generator/etcd_membership.h, generator/version_skew.h).
+python3 - "$WORK/san.yaml" "$WORK/cp4.yaml" "$WORK/cp5.yaml" <<'PY'
+import sys
+text = open(sys.argv[1]).read()
+cp3 = "  - name: control-3\n    role: control-plane\n    privateIP: 10.0.1.13\n    hostname: ip-10-0-1-13\n"
+at = text.index("  - name: worker-0")
+open(sys.argv[2], "w").write(text[:at] + cp3 + text[at:])
+# control-3 and control-4 at once: two membership changes in one generation.
+cp4 = cp3.replace("control-3", "control-4").replace("10.0.1.13", "10.0.1.14").replace("10-0-1-13", "10-0-1-14")
+open(sys.argv[3], "w").write(text[:at] + cp3 + cp4 + text[at:])
+PY
+before=$(hash_dir "$S")
+expect 2 "etcd: add member control-3 (https://10.0.1.13:2380)" plan --topology "$WORK/cp4.yaml"
+grep -q "node control-3 (control-plane): new" "$WORK/out.log" || fail "control-3 not new: $(cat "$WORK/out.log")"
+grep -q "apply order: control-0, .*control-3$" "$WORK/out.log" || fail "order: $(cat "$WORK/out.log")"
+expect 3 "REFUSED" plan --topology "$WORK/cp5.yaml"
+grep -q "^  etcd: " "$WORK/out.log" || fail "etcd problem not listed: $(cat "$WORK/out.log")"
+[ "$(hash_dir "$S")" = "$before" ] || fail "plan (etcd) changed the state"
+S2=$WORK/state133
+sed 's/^  kubernetesVersion: v1.32.3 /  kubernetesVersion: v1.33.3 /' "$EXAMPLE" > "$WORK/v133.yaml"
+grep -q "v1.33.3" "$WORK/v133.yaml" || fail "test setup: version edit"
+"$KBUNDLE" gen --no-binaries --state "$S2" --out "$WORK/o133" --topology "$WORK/v133.yaml" > /dev/null || fail "gen v1.33.3"
+rc=0; "$KBUNDLE" plan --no-binaries --state "$S2" --topology "$EXAMPLE" --json > "$WORK/skew.json" || rc=$?
+[ $rc = 3 ] || fail "a minor downgrade: exit $rc"
+python3 -c "
+import json,sys; d=json.load(open(sys.argv[1]))
+assert d['refused'] and d['problems'] and all(p.startswith('version skew: ') for p in d['problems']), d['problems']" "$WORK/skew.json" ||
+  fail "skew problems: $(cat "$WORK/skew.json")"
+
 pass "plan: exit 0/2/1/3 as documented, writes nothing, gen prints the same summary"
