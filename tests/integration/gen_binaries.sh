@@ -51,6 +51,10 @@ w0=$(stat -c %s "$WORK/b/worker-0.kbundle"); w1=$(stat -c %s "$WORK/b/worker-1.k
 cp "$WORK/b/control-1.kbundle" "$WORK/c1.before"
 "$KBUNDLE" gen --topology "$EXAMPLE" --state "$WORK/state" --out "$WORK/b" --cache "$C" >/dev/null
 cmp -s "$WORK/b/control-1.kbundle" "$WORK/c1.before" || fail "re-run with binaries not byte-identical"
+# kbundle plan (docs/plan.md) with binaries: nothing to change; without them every binary goes.
+"$KBUNDLE" plan --topology "$EXAMPLE" --state "$WORK/state" --cache "$C" > "$WORK/plan.log" || fail "plan with binaries: $(cat "$WORK/plan.log")"
+rc=0; "$KBUNDLE" plan --no-binaries --topology "$EXAMPLE" --state "$WORK/state" > "$WORK/plan.log" || rc=$?
+[ $rc = 2 ] && grep -q "^  - binary /usr/local/bin/etcd " "$WORK/plan.log" || fail "plan --no-binaries: exit $rc, $(cat "$WORK/plan.log")"
 "$KBUNDLE" gen --no-binaries --topology "$EXAMPLE" --state "$WORK/state" --out "$WORK/b" >/dev/null
 [ -z "$(entries control-1)" ] || fail "--no-binaries still bundled binaries"
 pass "binaries per role from the cache (0755, source URLs), images on workers, shared frames, deterministic"
