@@ -3,6 +3,7 @@
 # nothing would change, 2 when something would, 1 for a damaged state, 3 for an invalid topology;
 # `gen` prints the same summary when it writes.
 source "$(dirname "$0")/lib.bash"
+need tar zstd python3
 S=$WORK/state O=$WORK/out
 # Every path under the state with its mode, size, mtime and content hash: plan must change none.
 hash_dir() { [ -e "$1" ] || { echo absent; return; }; (cd "$1" && find . -printf '%p %m %s %T@\n' | sort && find . -type f -exec sha256sum {} + | sort) | sha256sum; }
@@ -24,6 +25,12 @@ expect 2 "6 new" plan --topology "$EXAMPLE"
 expect 0 "kbundle: changes: cluster kthw: 0 changed, 6 new" gen --topology "$EXAMPLE"
 [ "$(ls "$S/manifests")" = "$(printf '%s.json\n' control-0 control-1 control-2 worker-0 worker-1 worker-2)" ] || fail "manifests: $(ls "$S/manifests")"
 [ "$(stat -c %a "$S/manifests")" = 700 ] && [ "$(stat -c %a "$S/manifests/worker-0.json")" = 600 ] || fail "manifest modes"
+# Each is the signed manifest of the bundle, byte for byte (plus a newline).
+for n in control-0 worker-2; do
+  tar --zstd -xOf "$O/$n.kbundle" kbundle/manifest.json > "$WORK/m.json" || fail "cannot read $n's manifest"
+  echo >> "$WORK/m.json"
+  cmp -s "$WORK/m.json" "$S/manifests/$n.json" || fail "$S/manifests/$n.json is not $n.kbundle's manifest"
+done
 
 # 3. Nothing changed: plan exit 0 and writes nothing; gen says so in one line.
 before=$(hash_dir "$S"); out_before=$(hash_dir "$O")
@@ -112,7 +119,9 @@ PY
 rc=0; plan --topology "$WORK/shrink.yaml" --json > "$WORK/shrink.json" || rc=$?
 [ $rc = 2 ] && [ "$(status_of "$WORK/shrink.json")" = "worker-2=removed" ] || fail "drop a node: exit $rc, $(status_of "$WORK/shrink.json")"
 expect 0 "no changes (1 node as before)" plan --topology "$WORK/shrink.yaml" --node worker-0
-# gen drops its manifest; the next plan is empty.
+# gen --node removes nothing; gen without it drops the manifest; the next plan is empty.
+expect 0 "no changes (1 node as before)" gen --topology "$WORK/shrink.yaml" --node worker-0
+[ -e "$S/manifests/worker-2.json" ] || fail "gen --node worker-0 dropped worker-2's manifest"
 expect 0 "node worker-2 (worker): removed" gen --topology "$WORK/shrink.yaml"
 [ ! -e "$S/manifests/worker-2.json" ] || fail "gen kept the dropped node's manifest"
 expect 0 "no changes (5 nodes as before)" plan --topology "$WORK/shrink.yaml"
