@@ -76,10 +76,15 @@ TEST_CASE("health runs every installed check, writes nothing, exit 0 only when a
     CHECK(j["error"].get<std::string>().find("health check etcd failed: HTTP 503") != std::string::npos);
     CHECK(snapshot(root, "", true) == before);
   }
-  SECTION("--no-systemd is refused: a gate must never pass without looking") {
-    Result r = health_run(options(root), all_ok);
-    CHECK(r.code == ExitCode::Usage);
-    CHECK(r.err.find("--no-systemd") != std::string::npos);
+  SECTION("--no-systemd skips the checks and says so, as apply's gate does") {
+    asked.clear();
+    Options o = options(root);
+    o.json = true;
+    Result r = health_run(o, all_ok);
+    CHECK(r.code == ExitCode::Ok);
+    CHECK(asked.empty());
+    CHECK(r.err.find("health checks skipped (--no-systemd)") != std::string::npos);
+    CHECK(nlohmann::json::parse(r.out)["skipped"] == true);
   }
   SECTION("an interrupted apply is reported, not recovered (health writes nothing)") {
     Journal jn;
