@@ -441,8 +441,6 @@ void publish_ssh(const PublishOptions& o, const PublishSet& set, nlohmann::json&
     throw PublishUsageError("--host-fingerprint and --accept-new exclude each other");
 
   const bool rollout = o.to == "ssh";
-  if (o.max_unavailable != 0 && !(o.apply && rollout))
-    throw PublishUsageError("--max-unavailable is for a rolling apply: --to ssh --apply");
   std::vector<SshTarget> targets;
   std::optional<Topology> topology;
   if (o.to == "ssh") {
