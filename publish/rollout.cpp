@@ -187,7 +187,9 @@ RolloutReport run_rollout(const std::vector<std::vector<std::string>>& order,
     if (batch.size() != 1 || !is_cp(batch[0])) break;
     leading_cps.push_back(batch[0]);
   }
-  if (leading_cps.size() > 1) {
+  // Only a run over the whole control plane can be a first install: a subset (--node) of a cluster
+  // whose other members run is joining them, one at a time.
+  if (leading_cps.size() > 1 && leading_cps.size() == control_plane.size()) {
     bool any_installed = false;
     for (const std::string& cp : leading_cps) {
       NodeRollout& n = node_of(cp);

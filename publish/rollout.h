@@ -71,8 +71,9 @@ ApplyOutput parse_apply_output(const std::string& output);
 // The last `n` non-empty lines of `output`, each escaped (node output never reaches a terminal raw).
 std::vector<std::string> last_lines(const std::vector<std::string>& lines, size_t n);
 
-// Runs the rollout: says the order, finds a first install (no control-plane node has anything
-// installed: they are applied together, since etcd answers its health check only with a quorum),
+// Runs the rollout: says the order, finds a first install (the run covers every control-plane node
+// and none has anything installed: they are applied together, since etcd answers its health check
+// only with a quorum),
 // then each batch: upload and apply every node (at once within a batch); a control-plane node passes
 // when its apply exits 0 and `health` then passes on it and on every control-plane node done earlier
 // in this run. Stops at the first failure: later nodes are never contacted. Progress goes to `out`.

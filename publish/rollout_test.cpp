@@ -215,6 +215,13 @@ TEST_CASE("first install: a never-installed control plane is applied together, t
     CHECK(r2.order == kOrder);
     CHECK(g.count_with("cp3") == 3);  // never probed: cp2 already settled it
   }
+  SECTION("a subset of the control plane (--node) is never a first install, and never probed") {
+    FakeNodes g;
+    kb::RolloutReport r2 = kb::run_rollout({{"cp2"}, {"cp3"}}, kCps, g, out);
+    CHECK_FALSE(r2.first_install);
+    CHECK(r2.order == Batches{{"cp2"}, {"cp3"}});
+    CHECK(g.calls.front() == "upload cp2");
+  }
   SECTION("a single control-plane node is never probed") {
     FakeNodes g;
     kb::RolloutReport r2 = kb::run_rollout({{"cp1"}, {"w1"}}, {"cp1"}, g, out);
