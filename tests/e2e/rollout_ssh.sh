@@ -16,7 +16,9 @@
 #      step 3): control-0 is applied, control-1's apply fails its health gate (exit 4, rolled back),
 #      the rollout stops there: exit 1, --json says which node failed with what and that the rest
 #      did not start; control-2 and the workers keep serial 2 and were never contacted (no new SSH
-#      login in their sshd journal, their uploaded bundle unchanged); the cluster stays healthy.
+#      login in their sshd journal, their uploaded bundle unchanged); the cluster stays healthy;
+#   4. control-1's bundle made again (good) and the same command: control-0 "nothing to do", the
+#      other four applied, serial 3 everywhere, etcd healthy with every member.
 source "$(dirname "$0")/../integration/lib.bash"
 source "$(dirname "$0")/nspawn.bash"
 nspawn_require
@@ -174,6 +176,16 @@ done
 cmp -s "$WORK/etcd.service.good" <(node control-1 cat /etc/systemd/system/etcd.service) || fail "control-1: etcd.service not rolled back"
 nspawn_etcd_healthy || { show_failure "${names[@]}"; fail "the cluster is not healthy after the stopped rollout"; }
 lap "3. gen 3 stopped at control-1 (exit 4, rolled back); 3 nodes untouched"
+
+# 4. The fix (control-1's bundle made again, good) and the same command: the rollout carries on.
+rm "$WORK/gen3/control-1.kbundle"
+rebundle "$WORK/gen2" "$WORK/gen3" control-1
+publish "$WORK/gen3" fixed
+[ "$rc" -eq 0 ] || { cat "$WORK/fixed.err" "$WORK/fixed.json" >&2; show_failure "${names[@]}"; fail "the fixed rollout exit $rc"; }
+py "$WORK/fixed.json" '[n["result"] for n in j["rollout"]["nodes"]] == ["unchanged", "applied", "applied", "applied", "applied"]'
+for n in "${all[@]}"; do [ "$(serial "$n")" = 3 ] || fail "$n: serial $(serial "$n") after the fixed rollout, not 3"; done
+nspawn_etcd_check
+lap "4. fixed gen 3: control-0 nothing to do, the other 4 applied"
 
 for n in "${all[@]}"; do nspawn_stop "$n"; done
 lap "nodes stopped and removed"
