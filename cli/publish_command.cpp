@@ -36,7 +36,11 @@ CLI::App* add_publish_command(CLI::App& app, PublishOptions& o) {
   cmd->add_option("--remote-dir", o.remote_dir, "ssh: directory on the node (created 0700)")->capture_default_str();
   cmd->add_option("--remote-installer", o.remote_installer, "ssh: where the node's command installs kbundle-installer")
       ->capture_default_str();
-  cmd->add_flag("--apply", o.apply, "ssh: run the installer on each node after its upload (stops at the first failure)");
+  cmd->add_flag("--apply", o.apply,
+                "ssh: apply on each node after its upload; --to ssh rolls out in order: control-plane nodes one at a "
+                "time, each health-gated, then workers (docs/rollout.md); stops at the first failure");
+  cmd->add_option("--max-unavailable", o.max_unavailable, "ssh --apply: workers applied at once (default 1)")
+      ->check(CLI::Range(1, 5000));
   cmd->add_option("--apply-flags", o.apply_flags, "ssh: extra `kbundle-installer apply` flags, {node} = node name (e.g. --dry-run)");
   return cmd;
 }

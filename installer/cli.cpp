@@ -23,6 +23,7 @@ const char* kUsage =
     "  reset --yes      stop the units and remove every file kbundle installed (--purge: etcd data too)\n"
     "  recover          finish or undo an interrupted apply (run at boot by kbundle-recover.service)\n"
     "  bootstrap        apply the installed bundle's bootstrap objects now, unless already applied\n"
+    "  health           run the installed bundle's health checks now (all of them; exit 0 when all pass)\n"
     "flags:\n"
     "  --root DIR  --no-systemd  --dry-run  --json  --trust-key FILE  --trust-fingerprint HEX\n"
     "  --bootstrap-deadline SECONDS (how long the bootstrap objects' apply retries; default 300)\n"
@@ -101,6 +102,7 @@ int run_cli(int argc, char** argv, const Hooks& hooks, std::ostream& out, std::o
     if (cmd == "reset") return static_cast<int>(reset(opt, hooks, io));
     if (cmd == "recover") return static_cast<int>(recover(opt, hooks, io));
     if (cmd == "bootstrap") return static_cast<int>(bootstrap(opt, hooks, io));
+    if (cmd == "health") return static_cast<int>(health(opt, hooks, io));
     throw UsageError{"unknown command " + cmd};
   } catch (const UsageError& e) {
     err << "kbundle-installer: error: " << e.what << "\n" << kUsage;

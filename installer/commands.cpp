@@ -184,18 +184,47 @@ ExitCode status(const Options& opt, const Hooks& hooks, Io io) {
   });
 }
 
-std::string health_gate(Run& r, const Manifest& m, bool no_systemd) {
+std::string health_gate(Run& r, const Manifest& m, bool no_systemd, nlohmann::json* results) {
   if (no_systemd) {
     r.say("health checks skipped (--no-systemd)");
     return "";
   }
+  std::string first_failure;
   for (const auto& check : m.health_checks) {
     HealthResult res = r.hooks.health ? r.hooks.health(check, r.opt.root, r.services()) : HealthResult{false, "no health checker"};
-    std::string name = check.value("name", check.value("target", std::string("?")));
+    std::string name = check.is_object() ? check.value("name", check.value("target", std::string("?"))) : "?";
     r.say("health " + name + ": " + (res.ok ? "ok" : "FAILED") + " (" + res.detail + ")");
-    if (!res.ok) return "health check " + name + " failed: " + res.detail;
+    if (results)
+      results->push_back({{"name", name}, {"kind", check.is_object() ? check.value("kind", "") : ""}, {"ok", res.ok},
+                          {"detail", res.detail}});
+    if (!res.ok && first_failure.empty()) first_failure = "health check " + name + " failed: " + res.detail;
+    if (!first_failure.empty() && !results) break;
   }
-  return "";
+  return first_failure;
+}
+
+ExitCode health(const Options& opt, const Hooks& hooks, Io io) {
+  return guarded(opt, hooks, io, "health", [&](Run& r) {
+    // Read-only: an interrupted apply is reported, not recovered (recover, or apply, finishes it).
+    if (auto j = read_journal(r.layout))
+      throw InstallerError(ExitCode::Failure, "an interrupted " + j->op + " of serial " + std::to_string(j->serial) +
+                                                  " is pending (run kbundle-installer recover); health not checked");
+    Installed inst = need_installed(r);
+    const Manifest& m = inst.manifest;
+    r.report["serial"] = m.serial;
+    r.report["node"] = m.node_name;
+    // As apply's gate: --no-systemd (a scratch root) has no services to ask, and says so.
+    r.report["skipped"] = opt.no_systemd;
+    nlohmann::json checks = nlohmann::json::array();
+    std::string why = health_gate(r, m, opt.no_systemd, &checks);
+    r.report["checks"] = checks;
+    if (opt.no_systemd) return ExitCode::Ok;
+    r.report["healthy"] = why.empty();
+    if (!why.empty()) throw InstallerError(ExitCode::Failure, "node " + m.node_name + ", serial " + std::to_string(m.serial) + ": " + why);
+    r.say("node " + m.node_name + ", serial " + std::to_string(m.serial) + ": all " + std::to_string(checks.size()) +
+          " health checks pass");
+    return ExitCode::Ok;
+  });
 }
 
 ExitCode rollback(const Options& opt, const Hooks& hooks, Io io) {

@@ -70,6 +70,10 @@ ExitCode rollback(const Options& opt, const Hooks& hooks, Io io);
 ExitCode reset(const Options& opt, const Hooks& hooks, Io io);
 // Finishes or undoes an interrupted apply/rollback from the journal; nothing to do is success.
 ExitCode recover(const Options& opt, const Hooks& hooks, Io io);
+// Runs the installed generation's health checks now, every one of them (no restart, nothing written);
+// Ok when all pass, Failure when one fails or nothing is installed; with --no-systemd skipped and said
+// so, as apply's gate does. `kbundle publish --apply` gates on it.
+ExitCode health(const Options& opt, const Hooks& hooks, Io io);
 // Applies the installed bundle's bootstrap objects now, unless already applied (docs/bootstrap.md).
 ExitCode bootstrap(const Options& opt, const Hooks& hooks, Io io);
 

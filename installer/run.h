@@ -52,7 +52,8 @@ void remove_journal(const Layout& layout);
 
 // Runs the manifest's health checks in order, saying each result; stops at the first failure
 // and returns "health check NAME failed: DETAIL", or "" when all pass. Skipped (and said so)
-// with --no-systemd.
-std::string health_gate(Run& r, const Manifest& m, bool no_systemd);
+// with --no-systemd. With `results`, every check runs (the `health` command reports them all) and
+// each is appended as {"name", "kind", "ok", "detail"}; the first failure is still returned.
+std::string health_gate(Run& r, const Manifest& m, bool no_systemd, nlohmann::json* results = nullptr);
 
 }  // namespace kb::installer

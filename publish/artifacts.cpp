@@ -100,6 +100,11 @@ std::string default_installer_path(const std::string& self_exe) {
   return {};
 }
 
+std::string node_flags(std::string flags, const std::string& node) {
+  for (size_t at = 0; (at = flags.find("{node}", at)) != std::string::npos; at += node.size()) flags.replace(at, 6, node);
+  return flags;
+}
+
 std::string node_command(const PublishSet& set, const Artifact& bundle, const std::string& dir,
                          const std::string& download, const std::string& installer, const std::string& apply_flags) {
   std::string cmd = "mkdir -p " + shell_quote(dir) + " && cd " + shell_quote(dir) + " && ";
@@ -108,8 +113,7 @@ std::string node_command(const PublishSet& set, const Artifact& bundle, const st
   std::istringstream lines(set.public_key_pem);
   for (std::string line; std::getline(lines, line);)
     if (!line.empty()) cmd += " " + shell_quote(line);
-  std::string flags = apply_flags;
-  for (size_t at; (at = flags.find("{node}")) != std::string::npos;) flags.replace(at, 6, bundle.node);
+  const std::string flags = node_flags(apply_flags, bundle.node);
   const bool plain = std::all_of(installer.begin(), installer.end(), [](char c) {
     return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("/._-").find(c) != std::string_view::npos;
   });

@@ -37,6 +37,9 @@ PublishSet collect_artifacts(const std::string& out_dir, const std::vector<std::
 // <build>/installer/kbundle-installer), or empty.
 std::string default_installer_path(const std::string& self_exe);
 
+// `flags` with every "{node}" replaced by the node's name (--apply-flags).
+std::string node_flags(std::string flags, const std::string& node);
+
 // The one-line shell command that installs `bundle` on its node once the bundle is in `dir`:
 // checks its sha256, writes the public key beside it and applies it pinned to the signing key's
 // fingerprint. `download` is the command that fetches the bundle into `dir` (may be empty);

@@ -36,3 +36,10 @@ TEST_CASE("progress: bar rendering", "[artifacts]") {
   CHECK(Progress::render("a.kbundle", 524288, 1048576, 10) == "  a.kbundle [#####.....]  50%  0.5/1.0 MiB");
   CHECK(Progress::render("a.kbundle", 2097152, 1048576, 10) == "  a.kbundle [##########] 100%  1.0/1.0 MiB");
 }
+
+TEST_CASE("node_flags: every {node} replaced, nothing else touched", "[artifacts]") {
+  CHECK(kb::node_flags("--root /r/{node} --node {node}", "cp-1") == "--root /r/cp-1 --node cp-1");
+  CHECK(kb::node_flags("", "cp-1").empty());
+  CHECK(kb::node_flags("{node}{node}", "{node}") == "{node}{node}");  // a name holding the marker: no loop
+  CHECK(kb::node_flags("{nod} {node", "x") == "{nod} {node");
+}

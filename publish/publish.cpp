@@ -18,6 +18,8 @@ int run_publish(const PublishOptions& o, std::ostream& out, std::ostream& err) {
         err << "kbundle: note: no kbundle-installer found beside this kbundle; not publishing it "
                "(--installer PATH to publish one, --no-installer to silence this)\n";
     }
+    if (o.max_unavailable != 0 && !(o.apply && o.to == "ssh"))
+      throw PublishUsageError("--max-unavailable is for a rolling apply: --to ssh --apply");
     const bool s3 = o.to.starts_with("s3://");
     const bool ssh = o.to == "ssh" || o.to.starts_with("scp://") || o.to.starts_with("sftp://");
     if (!s3 && !ssh)

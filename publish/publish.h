@@ -43,6 +43,7 @@ struct PublishOptions {
   std::string remote_installer = "/usr/local/bin/kbundle-installer";  // where the installer goes on a node
   bool apply = false;              // run the node's command over SSH (libssh2) after the upload
   std::string apply_flags;         // extra `kbundle-installer apply` flags, {node} replaced (e.g. --dry-run)
+  int max_unavailable = 0;         // --to ssh --apply: workers applied at once (0: not given, 1)
 
   std::string self_exe;            // this program's path, for the installer's default location
 };

@@ -5,15 +5,20 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
+#include <mutex>
 #include <ostream>
+#include <sstream>
 
 #include "base/text_escape.h"
 #include "base/atomic_file.h"
 #include "base/error.h"
 #include "base/hash.h"
 #include "curl/easy.h"
+#include "topology/apply_order.h"
 #include "topology/topology.h"
 #include "publish/progress.h"
+#include "publish/rollout.h"
 #include "publish/ssh_exec.h"
 #include "publish/ssh_target.h"
 #include "publish/targets.h"
@@ -154,6 +159,9 @@ class SftpSession {
     send(d, "." + a.name + ".sha256", digest.size(), false, err);
   }
 
+  // Whether `path` exists on the host (SFTP stat; nothing written).
+  bool exists(const std::string& path) { return remote_size(path) >= 0; }
+
   int retries() const { return retries_; }
   std::string where() const { return t_.user + "@" + known_hosts_name(t_) + ":"; }
 
@@ -278,6 +286,150 @@ class SftpSession {
   int retries_ = 0;
 };
 
+// With --accept-new, the key a host just presented (and the transfer accepted) goes into known_hosts
+// once. Serialised: a worker batch uploads to several hosts at once.
+void remember_new_host(const PublishOptions& o, const SftpSession& session, const SshTarget& t, HostKeyCheck& check,
+                       std::ostream& err) {
+  if (check.result != HostKeyCheck::Result::Missing || !o.accept_new) return;
+  static std::mutex mu;
+  std::lock_guard<std::mutex> lock(mu);
+  add_known_host(session.known_hosts(), known_hosts_name(t) + " " + check.type + " " + check.blob_b64);
+  err << "kbundle: added " << known_hosts_name(t) << " (" << check.type << " " << check.fingerprint << ") to "
+      << session.known_hosts() << "\n";
+  check.result = HostKeyCheck::Result::Ok;
+}
+
+// Uploads `files` to t (skipping what it already holds unless --force): one line each to `out`
+// (unless --json) and one record each in the returned list.
+nlohmann::json upload_files(const PublishOptions& o, const SshTarget& t, SftpSession& session, HostKeyCheck& check,
+                            const std::vector<const Artifact*>& files, bool progress, std::ostream& out,
+                            std::ostream& err) {
+  nlohmann::json uploaded = nlohmann::json::array();
+  for (const Artifact* a : files) {
+    auto start = std::chrono::steady_clock::now();
+    if (!o.force && session.holds(*a)) {
+      uploaded.push_back({{"name", a->name}, {"size", a->size}, {"sha256", a->sha256}, {"status", "unchanged"}});
+      if (!o.json) out << "unchanged  " << session.where() << t.dir << "/" << a->name << "\n";
+    } else {
+      session.upload(*a, progress, err);
+      double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      uploaded.push_back({{"name", a->name}, {"size", a->size}, {"sha256", a->sha256}, {"seconds", seconds}, {"status", "uploaded"}});
+      if (!o.json) {
+        char line[96];
+        std::snprintf(line, sizeof line, " (%llu bytes, 0600, %.2f s, size verified)",
+                      static_cast<unsigned long long>(a->size), seconds);
+        out << "uploaded   " << session.where() << t.dir << "/" << a->name << line << "\n";
+      }
+    }
+    remember_new_host(o, session, t, check, err);
+  }
+  return uploaded;
+}
+
+// What goes to a node: its bundle (every bundle for an scp:// target), the key, the installer.
+std::vector<const Artifact*> files_for(const PublishSet& set, const SshTarget& t) {
+  std::vector<const Artifact*> files;
+  for (const auto& b : set.bundles)
+    if (t.node.empty() || b.node == t.node) files.push_back(&b);
+  files.push_back(&set.trust_key);
+  if (set.installer) files.push_back(&*set.installer);
+  return files;
+}
+
+// The installer as the node command runs it: the published one, installed at --remote-installer.
+std::string node_installer(const PublishOptions& o, const PublishSet& set) {
+  return set.installer ? o.remote_installer : "kbundle-installer";
+}
+std::string install_step(const PublishOptions& o, const PublishSet& set) {
+  return set.installer ? "install -D -m 0755 kbundle-installer " + shell_quote(o.remote_installer) : "";
+}
+
+// Where the installer keeps the installed generation's manifest (installer/layout.h): its presence
+// is what "installed" means to the rollout's first-install probe.
+constexpr const char* kInstalledManifest = "/var/lib/kbundle/current/manifest.json";
+
+// The rollout's nodes over SSH: SFTP (libcurl) for the probe and the upload, libssh2 for the
+// installer, pinned to the host key the SFTP connection verified.
+class SshRolloutNodes : public RolloutNodes {
+ public:
+  SshRolloutNodes(const PublishOptions& o, const PublishSet& set, const std::vector<SshTarget>& targets,
+                  nlohmann::json& list, std::ostream& out, std::ostream& err)
+      : o_(o), set_(set), list_(list), out_(out), err_(err) {
+    for (const auto& t : targets) nodes_[t.node].target = t;
+  }
+
+  bool installed(const std::string& node) override {
+    Node& n = nodes_.at(node);
+    HostKeyCheck check;
+    check.accept_new = o_.accept_new;
+    SftpSession session(o_, n.target, check);
+    bool found = session.exists(kInstalledManifest);
+    remember(n, session, check);
+    return found;
+  }
+
+  void upload(const std::string& node) override {
+    Node& n = nodes_.at(node);
+    HostKeyCheck check;
+    check.accept_new = o_.accept_new;
+    SftpSession session(o_, n.target, check);
+    std::ostringstream lines;
+    nlohmann::json j{{"node", node}, {"host", n.target.host}, {"port", n.target.port}, {"user", n.target.user},
+                     {"dir", n.target.dir}};
+    j["files"] = upload_files(o_, n.target, session, check, files_for(set_, n.target), false, lines, err_);
+    j["retries"] = session.retries();
+    remember(n, session, check);
+    std::lock_guard<std::mutex> lock(mu_);
+    out_ << lines.str() << std::flush;
+    list_.push_back(j);
+  }
+
+  ExecResult apply(const std::string& node) override {
+    Node& n = nodes_.at(node);
+    const Artifact* bundle = nullptr;
+    for (const auto& b : set_.bundles)
+      if (b.node == node) bundle = &b;
+    if (!bundle) throw Error(node + ": no bundle");
+    // --json: the installer's last line says "unchanged" for nothing to do, and its error.
+    const std::string flags = "--json" + (o_.apply_flags.empty() ? "" : " " + o_.apply_flags);
+    const std::string cmd = node_command(set_, *bundle, n.target.dir, install_step(o_, set_), node_installer(o_, set_), flags);
+    return ssh_exec(n.target, n.identity, fingerprint(n), cmd, std::chrono::seconds(600));
+  }
+
+  ExecResult health(const std::string& node) override {
+    Node& n = nodes_.at(node);
+    // --apply-flags select the installation apply used (--root, --no-systemd, --node): health looks at that one.
+    const std::string flags = node_flags(o_.apply_flags, node);
+    return ssh_exec(n.target, n.identity, fingerprint(n),
+                    shell_quote(node_installer(o_, set_)) + " health" + (flags.empty() ? "" : " " + flags),
+                    std::chrono::seconds(600));
+  }
+
+ private:
+  struct Node {
+    SshTarget target;
+    std::string identity, fingerprint;  // set once SFTP has verified the host
+  };
+  void remember(Node& n, const SftpSession& session, const HostKeyCheck& check) {
+    n.identity = session.identity();
+    if (!check.fingerprint.empty()) n.fingerprint = check.fingerprint;
+  }
+  std::string fingerprint(const Node& n) const {
+    // The host key the upload just verified, and no other.
+    std::string fp = !o_.host_fingerprint.empty() ? o_.host_fingerprint : n.fingerprint;
+    if (fp.empty()) throw Error("ssh " + known_hosts_name(n.target) + ": --apply: the host key was not recorded");
+    return fp;
+  }
+
+  const PublishOptions& o_;
+  const PublishSet& set_;
+  nlohmann::json& list_;
+  std::ostream& out_;
+  std::ostream& err_;
+  std::map<std::string, Node> nodes_;  // filled before any thread starts; each thread uses its own entry
+  std::mutex mu_;
+};
+
 }  // namespace
 
 void publish_ssh(const PublishOptions& o, const PublishSet& set, nlohmann::json& summary, std::ostream& out,
@@ -288,13 +440,16 @@ void publish_ssh(const PublishOptions& o, const PublishSet& set, nlohmann::json&
   if (!o.host_fingerprint.empty() && o.accept_new)
     throw PublishUsageError("--host-fingerprint and --accept-new exclude each other");
 
+  const bool rollout = o.to == "ssh";
   std::vector<SshTarget> targets;
+  std::optional<Topology> topology;
   if (o.to == "ssh") {
     if (o.topology_path.empty()) throw PublishUsageError("--to ssh needs --topology (the nodes' addresses)");
     TopologyResult t = load_topology(o.topology_path);
     for (const auto& d : t.diagnostics) err << d.format() << "\n";
     if (!t.ok()) throw Error(o.topology_path + ": invalid (see above)");
-    targets = ssh_targets_from_topology(*t.topology, set, o);
+    topology = std::move(t.topology);
+    targets = ssh_targets_from_topology(*topology, set, o);
   } else {
     targets.push_back(parse_scp_url(o.to, o.ssh_user, o.remote_dir));
   }
@@ -304,48 +459,38 @@ void publish_ssh(const PublishOptions& o, const PublishSet& set, nlohmann::json&
 
   summary["target"] = o.to;
   auto& list = summary["targets"] = nlohmann::json::array();
+  if (o.apply && rollout) {
+    // A rolling apply (docs/rollout.md): the topology's order, gates, stop at the first failure.
+    std::vector<std::string> names;
+    for (const auto& b : set.bundles) names.push_back(b.node);
+    const auto order = apply_order(*topology, static_cast<size_t>(o.max_unavailable > 0 ? o.max_unavailable : 1), names);
+    std::set<std::string> control_plane;
+    for (const auto& n : topology->nodes)
+      if (n.is_control_plane()) control_plane.insert(n.name);
+    SshRolloutNodes nodes(o, set, targets, list, o.json ? err : out, err);
+    RolloutReport report = run_rollout(order, control_plane, nodes, o.json ? err : out);
+    summary["rollout"] = report.to_json();
+    if (!o.json) report.print(out);
+    if (!report.ok()) {
+      if (o.json) out << summary.dump(2) << "\n";
+      throw Error("rollout stopped at " + report.failure +
+                  " (the nodes after it were not contacted; see docs/rollout.md)");
+    }
+    return;
+  }
   for (const auto& t : targets) {
     HostKeyCheck check;
     check.accept_new = o.accept_new;
     SftpSession session(o, t, check);
-    std::vector<const Artifact*> files;
-    for (const auto& b : set.bundles)
-      if (t.node.empty() || b.node == t.node) files.push_back(&b);
-    files.push_back(&set.trust_key);
-    if (set.installer) files.push_back(&*set.installer);
+    std::vector<const Artifact*> files = files_for(set, t);
     nlohmann::json j{{"node", t.node}, {"host", t.host}, {"port", t.port}, {"user", t.user}, {"dir", t.dir}};
-    auto& uploaded = j["files"] = nlohmann::json::array();
-    for (const Artifact* a : files) {
-      auto start = std::chrono::steady_clock::now();
-      if (!o.force && session.holds(*a)) {
-        uploaded.push_back({{"name", a->name}, {"size", a->size}, {"sha256", a->sha256}, {"status", "unchanged"}});
-        if (!o.json) out << "unchanged  " << session.where() << t.dir << "/" << a->name << "\n";
-      } else {
-        session.upload(*a, progress, err);
-        double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-        uploaded.push_back({{"name", a->name}, {"size", a->size}, {"sha256", a->sha256}, {"seconds", seconds}, {"status", "uploaded"}});
-        if (!o.json) {
-          char line[96];
-          std::snprintf(line, sizeof line, " (%llu bytes, 0600, %.2f s, size verified)",
-                        static_cast<unsigned long long>(a->size), seconds);
-          out << "uploaded   " << session.where() << t.dir << "/" << a->name << line << "\n";
-        }
-      }
-      if (check.result == HostKeyCheck::Result::Missing && o.accept_new) {
-        add_known_host(session.known_hosts(), known_hosts_name(t) + " " + check.type + " " + check.blob_b64);
-        err << "kbundle: added " << known_hosts_name(t) << " (" << check.type << " " << check.fingerprint << ") to "
-            << session.known_hosts() << "\n";
-        check.result = HostKeyCheck::Result::Ok;
-      }
-    }
+    j["files"] = upload_files(o, t, session, check, files, progress, out, err);
     j["retries"] = session.retries();
     // What to run there: check, pin and apply (the installer copied beside the bundle).
     std::vector<nlohmann::json> commands;
     for (const Artifact* a : files) {
       if (a->node.empty()) continue;
-      std::string install = set.installer ? "install -D -m 0755 kbundle-installer " + shell_quote(o.remote_installer) : "";
-      std::string cmd = node_command(set, *a, t.dir, install, set.installer ? o.remote_installer : "kbundle-installer",
-                                     o.apply_flags);
+      std::string cmd = node_command(set, *a, t.dir, install_step(o, set), node_installer(o, set), o.apply_flags);
       std::string ssh = "ssh " + (t.port != 22 ? "-p " + std::to_string(t.port) + " " : std::string()) + t.user + "@" +
                         t.host + " " + shell_quote(cmd);
       nlohmann::json c{{"node", a->node}, {"serial", a->serial}, {"command", cmd}, {"ssh", ssh}};

@@ -16,6 +16,7 @@
 #   lap TEXT / lap_table            a progress line with the time so far / all laps as a table
 #   nspawn_control_plane_bins ROOT  Debian's etcd and the kube-* stand-ins (with the python API
 #                                   stand-in that serves server-side apply) into a node root
+#   nspawn_sshd NAME IP PUB KNOWN   sshd in the node: its own host key (pinned in KNOWN), key-only login
 #   nspawn_etcd_client NAME IP...   etcdctl from the host (nspawn_etcdctl ARGS...) to those members,
 #                                   with the apiserver's etcd client certificate copied from NAME
 #   nspawn_etcd_healthy / nspawn_etcd_check   waits for every member's health / that, plus every
@@ -28,8 +29,9 @@ NSPAWN_BRIDGE=br-kb
 NSPAWN_NET=10.77.0
 NSPAWN_PREFIX=kb-e2e-  # netns and cgroup names; veths are "kbv-NAME-SUFFIX" shortened below
 # curl runs the first-boot user data; python3 (not python3-minimal: that lacks http.server and
-# json) runs the kube-apiserver stand-in.
-NSPAWN_BASE_PACKAGES=systemd,systemd-sysv,dbus,iproute2,procps,ca-certificates,openssl,curl,python3
+# json) runs the kube-apiserver stand-in; openssh-server lets rollout_ssh.sh reach nodes over SSH (off
+# unless a test gives the node host keys and enables it: nspawn_sshd).
+NSPAWN_BASE_PACKAGES=systemd,systemd-sysv,dbus,iproute2,procps,ca-certificates,openssl,curl,python3,openssh-server
 declare -A NSPAWN_PID=() NSPAWN_PID1=()
 
 nspawn_require() {
@@ -116,6 +118,9 @@ nspawn_base_tar() {
   ln -sf /etc/machine-id "$tmp/var/lib/dbus/machine-id"
   rm -f "$tmp/etc/hostname"
   rm -f "$tmp"/etc/systemd/system/getty.target.wants/* "$tmp"/etc/systemd/system/timers.target.wants/*
+  # No shared SSH host keys and no sshd by default: nspawn_sshd gives one node its own keys and starts it.
+  rm -f "$tmp"/etc/ssh/ssh_host_* "$tmp"/etc/systemd/system/multi-user.target.wants/ssh.service \
+    "$tmp"/etc/systemd/system/sshd.service "$tmp"/etc/systemd/system/sockets.target.wants/ssh.socket
   rm -rf "$tmp"/var/cache/apt/archives/*.deb
   tar -C "$tmp" --numeric-owner -cf "$NSPAWN_BASE_TAR.tmp" . || fail "cannot write $NSPAWN_BASE_TAR"
   mv "$NSPAWN_BASE_TAR.tmp" "$NSPAWN_BASE_TAR"
@@ -201,6 +206,28 @@ nspawn_control_plane_bins() {
     install -m 0755 "$KB_SOURCE_DIR/tests/e2e/kube-standin" "$root/usr/local/bin/$c"
   done
   install -D -m 0644 "$KB_SOURCE_DIR/tests/standins/kube-api-standin.py" "$root/usr/local/lib/kbundle-standin/kube-api-standin.py"
+}
+
+# nspawn_sshd NAME IP AUTHORIZED_KEY KNOWN_HOSTS: the node's own ed25519 host key (made here, before
+# boot), key-only root login, sshd enabled; the host key is pinned as IP in KNOWN_HOSTS.
+nspawn_sshd() {
+  local name=$1 ip=$2 pub=$3 known=$4 root
+  root=$(nspawn_root "$name")
+  mkdir -p "$root/etc/ssh/sshd_config.d" "$root/root/.ssh"
+  ssh-keygen -q -t ed25519 -N '' -C "$name" -f "$root/etc/ssh/ssh_host_ed25519_key" || fail "ssh-keygen for $name"
+  cat >"$root/etc/ssh/sshd_config.d/kbundle-e2e.conf" <<CONF
+HostKey /etc/ssh/ssh_host_ed25519_key
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+AuthenticationMethods publickey
+UseDNS no
+CONF
+  chmod 0700 "$root/root/.ssh"
+  install -m 0600 "$pub" "$root/root/.ssh/authorized_keys"
+  mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
+  ln -sf /usr/lib/systemd/system/ssh.service "$root/etc/systemd/system/multi-user.target.wants/ssh.service"
+  echo "$ip $(cut -d' ' -f1,2 "$root/etc/ssh/ssh_host_ed25519_key.pub")" >>"$known"
 }
 
 nspawn_etcd_client() {

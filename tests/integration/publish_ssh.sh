@@ -134,22 +134,27 @@ expect 1 "REFUSED: the host key is not $OTHER_FP" \
 expect 2 "expected SHA256:<base64>" "${P[@]}" --to "scp://root@127.0.0.1:$port$WORK/r7" --host-fingerprint abc
 expect 1 "login as nobody-here" "${P[@]}" --to "scp://nobody-here@127.0.0.1:$port$WORK/r8" --host-fingerprint "$HOST_FP"
 
-# 5. --apply: each node's command runs over SSH: the real installer, into a scratch root, no systemd.
+# 5. --apply: a rolling apply (control-0, then worker-0) over SSH: the real installer, into a scratch
+# root, no systemd (so the health gate, given the same flags, says it skips); rollout_ssh.sh has the real one.
 A=("${P[@]}" --to ssh --topology "$WORK/topology.yaml" --ssh-port "$port" --remote-dir "$WORK/r9" --node worker-0 --node control-0
    --remote-installer "$WORK/nodebin/kbundle-installer" --apply)
 cp "$WORK/known_hosts.good" "$KH"
 mkdir -p "$WORK/root-worker-0" "$WORK/root-control-0"
 "${A[@]}" --apply-flags "--root $WORK/root-{node} --no-systemd --node {node}" >"$WORK/apply.out" 2>&1 ||
   { cat "$WORK/apply.out" >&2; fail "publish --apply failed"; }
-[ "$(grep -c '^# .*: kbundle-installer exited 0$' "$WORK/apply.out")" = 2 ] || { cat "$WORK/apply.out" >&2; fail "not applied on 2 nodes"; }
+grep -q "^rollout order: control-0, then worker-0$" "$WORK/apply.out" || { cat "$WORK/apply.out" >&2; fail "no rollout order"; }
+grep -q "^rollout: 2 of 2 nodes done$" "$WORK/apply.out" || { cat "$WORK/apply.out" >&2; fail "not applied on 2 nodes"; }
 for n in worker-0 control-0; do
   "$WORK/nodebin/kbundle-installer" status --root "$WORK/root-$n" --no-systemd --json >"$WORK/status.json" 2>&1 ||
     { cat "$WORK/status.json" >&2; fail "$n: installer status failed"; }
   grep -q '"serial": *1' "$WORK/status.json" || fail "$n: not installed at serial 1: $(cat "$WORK/status.json")"
   grep -q "\"fingerprint\":\"$(cat "$WORK/out/bundle-signing.sha256")\"" "$WORK/root-$n/etc/kbundle/trust.json" || fail "$n: another key was pinned"
 done
-# A failing installer stops publish with its exit status and output.
-expect 1 "the installer exited 2" "${A[@]}" --apply-flags "--no-such-flag"
+# A failing installer stops publish with its exit status and output; worker-0 is not started.
+expect 1 "rollout stopped at control-0: apply: kbundle-installer apply exited 2" "${A[@]}" --apply-flags "--no-such-flag"
+grep -q "unknown flag --no-such-flag" "$WORK/out.log" || { cat "$WORK/out.log" >&2; fail "the installer's last lines are not shown"; }
+grep -q "^  worker-0 .*not started" "$WORK/out.log" || { cat "$WORK/out.log" >&2; fail "worker-0 not reported as not started"; }
+expect 2 "--max-unavailable is for a rolling apply" "${P[@]}" --to "scp://root@127.0.0.1:$port$WORK/r10" --max-unavailable 2
 
 printf 'publish_ssh: 6 nodes x 3 files (%s distinct bytes; the installer goes to every node) in %s s\n' "$(cat "$WORK"/out/*.kbundle "$INSTALLER" "$WORK/out/bundle-signing.pub" | wc -c)" \
   "$(python3 -c "print(f'{$end - $start:.2f}')")"
