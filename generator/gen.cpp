@@ -15,6 +15,7 @@
 #include "bundles/signing.h"
 #include "binaries/binary_cache.h"
 #include "generator/bundle_output.h"
+#include "generator/etcd_membership.h"
 #include "generator/output_dir.h"
 #include "generator/parallel.h"
 #include "generator/plan.h"
@@ -119,6 +120,17 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
   OutputDir output(o.out_dir);
   auto state = State::open(o.state_dir, *topology, o.now);
   if (!state->note().empty()) err << "kbundle: note: " << state->note() << "\n";
+  // etcd membership (docs/etcd.md): one member at a time, never below quorum; refused before anything is written.
+  EtcdMembershipChange etcd = plan_etcd_membership(*state, *topology);
+  if (etcd.changed() && !o.nodes.empty())
+    etcd.problems.push_back("a --node run cannot change etcd membership: every control-plane bundle carries it; run gen "
+                            "without --node");
+  if (!etcd.problems.empty()) {
+    for (const auto& line : etcd.describe()) err << "kbundle: " << line << "\n";
+    err << "kbundle: error: " << escape_text(o.topology_path) << ": the etcd membership change is refused ("
+        << etcd.problems.size() << " problem" << (etcd.problems.size() == 1 ? "" : "s") << "); nothing was written\n";
+    return kExitInvalidInput;
+  }
   ClusterPlan plan = make_cluster_plan(*topology, *state, o.nodes);
   if (!o.no_binaries) add_binaries(plan, binaries);
   check_plan_policy(plan, topology->cluster.kubernetes_version);  // before anything is written
@@ -159,6 +171,7 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
 
   // The state first: output that names certs the state does not know would be reissued next time.
   state->commit();
+  write_etcd_record(state->dir(), etcd.record);  // after the state it names; a --node run never changes it
   output.commit();
 
   double seconds = std::chrono::duration<double>(Clock::now() - started).count();
@@ -171,6 +184,7 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
     j["format"] = o.format;
     j["seconds"] = seconds;
     j["signingKeySha256"] = fingerprint;
+    j["etcd"] = {{"epoch", etcd.epoch}, {"changed", etcd.changed()}, {"steps", etcd.describe()}};
     auto& nodes = j["nodes"] = nlohmann::json::array();
     for (size_t i = 0; i < plan.nodes.size(); ++i) {
       const NodePlan& n = plan.nodes[i];
@@ -205,6 +219,7 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
       out << "\n";
     }
   }
+  for (const auto& line : etcd.describe()) out << "kbundle: " << line << "\n";
   char summary[256];
   std::snprintf(summary, sizeof summary, "kbundle: wrote %zu node%s and admin.kubeconfig to %s in %.2f s\n",
                 plan.nodes.size(), plan.nodes.size() == 1 ? "" : "s", o.out_dir.c_str(), seconds);
