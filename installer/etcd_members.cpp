@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <arpa/inet.h>
 #include <thread>
+#include <type_traits>
 
 #include "base/error.h"
 #include "base/file_io.h"
@@ -21,6 +22,7 @@ using json = nlohmann::json;
 constexpr size_t kMaxMembershipFile = 64 * 1024;
 constexpr size_t kMaxMembers = 64;
 constexpr auto kPromoteDeadline = std::chrono::seconds(120);
+constexpr auto kRetryDeadline = std::chrono::seconds(60);  // list, add, remove on a transient error
 constexpr auto kFirstPause = milliseconds(250);
 constexpr auto kMaxPause = milliseconds(5000);
 constexpr const char* kEtcdUnit = "etcd.service";
@@ -101,6 +103,24 @@ std::vector<std::string> client_urls_except(const EtcdMembershipSpec& s, const s
 void pause(const Hooks& h, milliseconds d) {
   if (h.sleep) h.sleep(d);
   else std::this_thread::sleep_for(d);
+}
+
+// Runs `call` until it succeeds or fails for good, pausing with back-off after a transient error
+// (etcd refuses membership changes for a few seconds after a member (re)connects).
+template <typename Call>
+auto with_retries(Run& r, const std::string& what, Call call) {
+  const auto start = r.hooks.monotonic();
+  auto wait = kFirstPause;
+  while (true) {
+    auto result = call();
+    const EtcdCallError* e = nullptr;
+    if constexpr (std::is_same_v<decltype(result), std::optional<EtcdCallError>>) e = result ? &*result : nullptr;
+    else e = std::get_if<EtcdCallError>(&result);
+    if (!e || !e->transient() || r.hooks.monotonic() + wait >= start + kRetryDeadline) return result;
+    r.say("etcd: " + what + ": " + e->detail + "; retrying in " + seconds_text(wait));
+    pause(r.hooks, wait);
+    wait = std::min(kMaxPause, wait * 2);
+  }
 }
 
 // Writes the epoch unless etcd already holds this one or a newer one.
@@ -334,7 +354,7 @@ EtcdJoin etcd_join_before_start(Run& r, const Manifest& m) {
   join.active = true;
   const EtcdMembershipSpec& s = join.spec;
   EtcdGateway gw(r.hooks, r.opt.root, client_urls_except(s, s.name));
-  auto listed = gw.list();
+  auto listed = with_retries(r, "member list", [&] { return gw.list(); });
   if (auto* e = std::get_if<EtcdCallError>(&listed))
     throw Error("etcd join of " + s.name + ": cannot list the members through any existing member (" + e->detail +
                 "); nothing was added");
@@ -345,7 +365,7 @@ EtcdJoin etcd_join_before_start(Run& r, const Manifest& m) {
     if (mem.name != s.name || by_peer({mem}, s.peer_url)) continue;
     r.say("etcd: removing the replaced member " + mem.name + " (" + (mem.peer_urls.empty() ? "?" : mem.peer_urls[0]) + ", ID " +
           mem.id + ") before adding " + s.peer_url);
-    if (auto e = gw.remove(mem.id))
+    if (auto e = with_retries(r, "remove " + mem.id, [&] { return gw.remove(mem.id); }))
       throw Error("etcd join of " + s.name + ": cannot remove the replaced member " + mem.id + " (" + e->detail + "); nothing was added");
     members.erase(std::remove_if(members.begin(), members.end(), [&](const EtcdMemberInfo& x) { return x.id == mem.id; }),
                   members.end());
@@ -386,7 +406,7 @@ EtcdJoin etcd_join_before_start(Run& r, const Manifest& m) {
                 "expects [" + list(want) + "] besides this node; apply the previous generation on every control-plane node "
                 "first (a removal it lists may not have run), then apply this bundle again; nothing was added");
   }
-  auto added = gw.add_learner(s.peer_url);
+  auto added = with_retries(r, "member add", [&] { return gw.add_learner(s.peer_url); });
   if (auto* e = std::get_if<EtcdCallError>(&added))
     throw Error("etcd join of " + s.name + ": member add (learner) failed: " + e->detail + "; nothing was added");
   join.added = true;
@@ -470,7 +490,7 @@ ExitCode etcd_remove_after_commit(Run& r, const Manifest& m) {
     r.report["etcd_remove"] = why;
     return ExitCode::EtcdRemoveFailed;
   };
-  auto stored = gw.epoch();
+  auto stored = with_retries(r, "read the epoch", [&] { return gw.epoch(); });
   if (auto* e = std::get_if<EtcdCallError>(&stored)) return fail("cannot read the membership epoch: " + e->detail);
   if (std::get<uint64_t>(stored) > s.epoch) {
     r.say("etcd: the cluster is at membership epoch " + std::to_string(std::get<uint64_t>(stored)) + ", newer than this bundle's " +
@@ -478,7 +498,7 @@ ExitCode etcd_remove_after_commit(Run& r, const Manifest& m) {
     return ExitCode::Ok;
   }
   for (const auto& rm : s.remove) {
-    auto listed = gw.list();
+    auto listed = with_retries(r, "member list", [&] { return gw.list(); });
     if (auto* e = std::get_if<EtcdCallError>(&listed)) return fail("cannot list the members: " + e->detail);
     const auto& members = std::get<std::vector<EtcdMemberInfo>>(listed);
     const EtcdMemberInfo* target = by_peer(members, rm.peer_url);
@@ -496,7 +516,7 @@ ExitCode etcd_remove_after_commit(Run& r, const Manifest& m) {
     if (!target->learner && staying < voters / 2 + 1)
       return fail("not removing " + rm.name + " (" + rm.peer_url + "): " + std::to_string(staying) + " started voting members would "
                   "stay of " + std::to_string(voters) + ", below the quorum of " + std::to_string(voters / 2 + 1));
-    if (auto e = gw.remove(target->id)) return fail("cannot remove member " + rm.name + " (" + rm.peer_url + "): " + e->detail);
+    if (auto e = with_retries(r, "remove " + target->id, [&] { return gw.remove(target->id); })) return fail("cannot remove member " + rm.name + " (" + rm.peer_url + "): " + e->detail);
     r.say("etcd: removed member " + rm.name + " (" + rm.peer_url + ", ID " + target->id + ")");
     r.hooks.faults.reached("etcd-after-member-remove");
   }

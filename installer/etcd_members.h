@@ -67,7 +67,10 @@ struct EtcdMemberInfo {
 // What a gateway call failed with: no answer (every endpoint tried), or etcd's error.
 struct EtcdCallError {
   std::string detail;  // "https://10.0.0.1:2379: HTTP 412: etcdserver: ..." or the transport failure
-  int grpc_code = -1;  // etcd's gRPC code (5 not found, 9 failed precondition), -1 when none
+  int grpc_code = -1;  // etcd's gRPC code (5 not found, 9 failed precondition, 14 unavailable), -1 when none
+  // No answer, or etcd's "unavailable" (no leader yet, or "etcdserver: unhealthy cluster": a member
+  // not connected for the last 5 s, which etcd's strict reconfiguration check refuses): worth a retry.
+  bool transient() const { return grpc_code == -1 || grpc_code == 14; }
 };
 
 // The members' JSON gateway: each call goes to the first endpoint that answers.
