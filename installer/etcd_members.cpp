@@ -359,6 +359,15 @@ EtcdJoin etcd_join_before_start(Run& r, const Manifest& m) {
     throw Error("etcd join of " + s.name + ": cannot list the members through any existing member (" + e->detail +
                 "); nothing was added");
   auto members = std::get<std::vector<EtcdMemberInfo>>(listed);
+  // A stale bundle (a later generation changed membership since) never joins: it could bring back
+  // a member that generation removed.
+  auto stored = with_retries(r, "read the epoch", [&] { return gw.epoch(); });
+  if (auto* e = std::get_if<EtcdCallError>(&stored))
+    throw Error("etcd join of " + s.name + ": cannot read the membership epoch (" + e->detail + "); nothing was added");
+  if (std::get<uint64_t>(stored) > s.epoch)
+    throw Error("etcd join of " + s.name + ": the cluster is at membership epoch " + std::to_string(std::get<uint64_t>(stored)) +
+                ", newer than this bundle's " + std::to_string(s.epoch) + ": the bundle is stale; apply the node's bundle "
+                "from the latest gen; nothing was added");
 
   // A replacement: the same name with another peer URL is the machine this one replaces.
   for (const auto& mem : members) {
