@@ -7,7 +7,8 @@
 #   - refused with exit 3, every problem listed and nothing written (state and output unchanged):
 #     two changes at once (two added, one added and one removed, two replaced), removals below
 #     the recorded quorum (2 -> 1, replacing one of two, the last member), a change in a --node run;
-#   - a damaged STATE/etcd.json is refused by name.
+#   - a damaged STATE/etcd.json is refused by name; a state without one (an older kbundle) counts
+#     as bootstrapped with the control-plane nodes it issued etcd certificates for.
 source "$(dirname "$0")/lib.bash"
 snap() { (cd "$1" && find . -type f ! -name .lock -exec sha256sum {} + | sort); }
 
@@ -49,6 +50,15 @@ done
 [ ! -e "$WORK/out/worker-0/etc/etcd" ] || fail "a worker got etcd files"
 [ "$(stat -c %a "$WORK/state/etcd.json")" = 600 ] || fail "state/etcd.json is not 0600"
 unit control-0 >"$WORK/c0.unit"
+
+# A state made before etcd.json existed (an older kbundle): its generated control-plane nodes count
+# as the bootstrapped members, so nothing changes and the record is written.
+rm "$WORK/state/etcd.json"
+gen "$WORK/t3.yaml"
+[ $rc -eq 0 ] || { cat "$WORK/gen.log" >&2; fail "gen on a state without etcd.json failed"; }
+grep -q "etcd: members unchanged (3:" "$WORK/gen.log" || { cat "$WORK/gen.log" >&2; fail "a state without etcd.json was not read as bootstrapped"; }
+unit control-0 | cmp -s - "$WORK/c0.unit" || fail "a state without etcd.json changed control-0's etcd.service"
+[ -f "$WORK/state/etcd.json" ] || fail "etcd.json was not written"
 
 # 2. Refused changes: exit 3, each problem named, nothing written.
 refused() {  # refused WHAT PATTERN TOPOLOGY [ARGS...]
