@@ -430,3 +430,9 @@ TEST_CASE("etcd membership.json: hostile or malformed files are refused before a
     CHECK(apply_with(root, trust_file(tmp), etcd.hooks(&calls), b).code == ExitCode::BadBundle);
   }
 }
+
+TEST_CASE("etcd membership.json restarts nothing: a member coming or going must not restart every etcd", "[etcd]") {
+  CHECK(units_to_restart({"etcd.service", "kube-apiserver.service"}, {kEtcdMembershipFile}).empty());
+  // Anything else under /etc/etcd still restarts etcd.
+  CHECK(units_to_restart({"etcd.service"}, {kEtcdPeerCertFile}) == std::vector<std::string>{"etcd.service"});
+}

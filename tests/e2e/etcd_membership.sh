@@ -102,6 +102,8 @@ check $C0 $C1 $C2
 lap "step 1: 3 members bootstrapped, healthy"
 
 # 2. Add control-3: it joins as a learner and is promoted; then the others apply.
+etcd_run() { node control-0 systemctl show -p InvocationID --value etcd.service; }  # changes when etcd restarts
+etcd_run_before=$(etcd_run)
 put_key add
 topo "$WORK/t2.yaml" $C0 $C1 $C2 $C3
 gen "$WORK/t2.yaml"
@@ -146,6 +148,7 @@ grep -q "control-3 (https://$N.4:2380) is not in the cluster (already removed)" 
 nspawn_stop control-3
 check $C0 $C1NEW $C2
 lap "step 4: 3 members healthy, every key on every member"
+[ "$(etcd_run)" = "$etcd_run_before" ] || fail "control-0's etcd restarted during the membership changes (its unit must not change)"
 
 # A stale bundle never removes a member added later: re-applying step 4's bundle after etcd's
 # epoch moved on is covered by the installer's unit test; here: re-applying removes nothing more.
