@@ -455,14 +455,19 @@ std::string etcd_join_after_start(Run& r, EtcdJoin& join) {
 }
 
 void etcd_abandon_join(Run& r, const EtcdJoin& join) {
-  if (!join.active || !join.added) return;
-  EtcdGateway gw(r.hooks, r.opt.root, client_urls_except(join.spec, join.spec.name));
-  if (auto e = gw.remove(join.member_id))
-    r.warn("etcd: could not remove the member this apply added (ID " + join.member_id + "): " + e->detail +
-           "; remove it by hand: etcdctl member remove " + join.member_id);
-  else
-    r.say("etcd: removed the member this apply added (ID " + join.member_id + ")");
-  // Its data belongs to the removed member ID: the next join must start from an empty directory.
+  if (!join.active) return;
+  // Only the member this apply added is removed: one found already there (an earlier apply cut
+  // short) stays, and the next apply finds it again.
+  if (join.added) {
+    EtcdGateway gw(r.hooks, r.opt.root, client_urls_except(join.spec, join.spec.name));
+    if (auto e = gw.remove(join.member_id))
+      r.warn("etcd: could not remove the member this apply added (ID " + join.member_id + "): " + e->detail +
+             "; remove it by hand: etcdctl member remove " + join.member_id);
+    else
+      r.say("etcd: removed the member this apply added (ID " + join.member_id + ")");
+  }
+  // The directory was empty when the join began and the rollback must find it so; its data belongs
+  // to a member that is gone or never became a voter: the next join starts from an empty directory.
   try {
     r.services().stop(kEtcdUnit);
   } catch (const std::exception& e) {

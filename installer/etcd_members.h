@@ -111,7 +111,8 @@ EtcdJoin etcd_join_before_start(Run& r, const Manifest& m);
 // After etcd started, before the health gate: promote (bounded back-off) and record the epoch.
 // Returns "" or why it failed.
 std::string etcd_join_after_start(Run& r, EtcdJoin& join);
-// Undo of a failed join: removes the member this apply added, stops etcd, empties its data dir.
+// Undo of a failed join: removes the member this apply added (not one it found), stops etcd and
+// empties the data dir (empty when the join began), so the rollback can remove it.
 void etcd_abandon_join(Run& r, const EtcdJoin& join);
 // After a healthy commit: removes the members the bundle lists (see the header comment).
 // Ok, or EtcdRemoveFailed (nothing is rolled back; apply again retries).

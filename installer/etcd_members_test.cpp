@@ -309,6 +309,30 @@ TEST_CASE("etcd join: a failed join rolls back and removes the learner it added"
   CHECK_FALSE(std::filesystem::exists(root + "/var/lib/etcd"));
 }
 
+TEST_CASE("etcd join: a learner found already there (an earlier apply cut short) is not removed when the promote fails", "[etcd]") {
+  TempDir tmp;
+  std::string root = make_root(tmp), b = tmp / "b.kbundle";
+  etcd_bundle(b, 1, membership("existing").dump());
+  FakeEtcd etcd = FakeEtcd::three();
+  etcd.members.push_back({"104", "", kSelfPeer, "", true});
+  etcd.promote_refusals = 1000;
+  std::vector<std::string> calls;
+  // etcd wrote its data meanwhile: the rollback must still remove the directory it created.
+  auto hooks = etcd.hooks(&calls);
+  auto base = hooks.sleep;
+  hooks.sleep = [&](std::chrono::milliseconds d) {
+    make_dirs(root + "/var/lib/etcd/member/wal", 0700);
+    base(d);
+  };
+  Applied a = apply_with(root, trust_file(tmp), hooks, b);
+  INFO(a.out << a.err);
+  CHECK(a.code == ExitCode::HealthRolledBack);
+  CHECK(etcd.has(kSelfPeer));  // not ours to remove
+  CHECK(etcd.count("/v3/cluster/member/remove") == 0);
+  CHECK_FALSE(std::filesystem::exists(root + "/var/lib/etcd"));
+  CHECK(std::find(calls.begin(), calls.end(), "stop etcd.service") != calls.end());
+}
+
 TEST_CASE("etcd join: refused before any add when the cluster is not what --initial-cluster expects", "[etcd]") {
   TempDir tmp;
   std::string root = make_root(tmp), b = tmp / "b.kbundle";
