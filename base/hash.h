@@ -3,6 +3,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -37,6 +38,8 @@ FileDigest sha256_file(const std::string& path);         // throws kb::Error nam
 
 // Standard base64 with padding, no line breaks (OpenSSL's EVP_EncodeBlock).
 std::string base64_encode(std::string_view bytes);
+// Its inverse; nothing when `text` is not standard padded base64.
+std::optional<std::string> base64_decode(std::string_view text);
 std::string to_hex(const uint8_t* data, size_t len);
 // True when `s` is exactly `n` lowercase hex digits (fingerprints, digests, signatures).
 bool is_lower_hex(std::string_view s, size_t n);

@@ -34,6 +34,16 @@ inline constexpr const char* kBootstrapObjects = "/var/lib/kubernetes/bootstrap/
 inline constexpr const char* kBootstrapCert = "/var/lib/kubernetes/bootstrap/kbundle-bootstrap.crt";
 inline constexpr const char* kBootstrapKey = "/var/lib/kubernetes/bootstrap/kbundle-bootstrap.key";
 
+// etcd membership (docs/etcd.md): every control-plane bundle carries this file for its installer
+// (its own name and peer URL, the members, the members to remove, the epoch); the installer reads
+// it, no unit does, so changing it restarts nothing. The installer reaches the other members'
+// JSON gateway with the node's etcd peer certificate (clientAuth and serverAuth) and etcd's CA.
+inline constexpr const char* kEtcdMembershipFile = "/etc/etcd/membership.json";
+inline constexpr const char* kEtcdCaCertFile = "/etc/etcd/ca.crt";
+inline constexpr const char* kEtcdPeerCertFile = "/etc/etcd/peer.crt";
+inline constexpr const char* kEtcdPeerKeyFile = "/etc/etcd/peer.key";
+inline constexpr const char* kEtcdDataDirPath = "/var/lib/etcd";
+
 // True when `path` is `prefix` or lies below it, compared by path components
 // ("/etc/kubernetesX" is not under "/etc/kubernetes").
 bool path_is_under(const std::string& path, const std::string& prefix);

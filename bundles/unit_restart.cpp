@@ -32,6 +32,8 @@ std::vector<std::string> units_to_restart(const std::vector<std::string>& units,
       // The bootstrap objects are read by the installer only: a new CoreDNS version must not
       // restart the designated node's control plane.
       if (path_is_under(c, kBootstrapDir)) return false;
+      // Likewise etcd's membership file: a member coming or going must not restart every etcd.
+      if (c == kEtcdMembershipFile) return false;
       return std::any_of(prefixes.begin(), prefixes.end(), [&](const std::string& p) { return path_is_under(c, p); });
     });
     if (hit) out.push_back(u);

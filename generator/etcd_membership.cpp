@@ -60,16 +60,18 @@ bool contains(const std::vector<EtcdMember>& v, const EtcdMember& m) {
   return std::find(v.begin(), v.end(), m) != v.end();
 }
 
-// Control-plane nodes a state made before etcd.json has serials for: they were generated, so
-// their etcd was bootstrapped together (the only thing gen could do then).
+// Control-plane nodes a state made before etcd.json was issued an etcd server certificate for
+// (issued.json holds "<node>/etcd-server" for every control-plane node gen ever planned, in either
+// output format): they were generated, so their etcd was bootstrapped together (the only thing gen
+// could do then).
 std::optional<EtcdRecord> legacy_record(const State& state, const Topology& t) {
-  const std::string path = state.dir() + "/serials.json";
+  const std::string path = state.dir() + "/issued.json";
   if (!path_exists(path)) return std::nullopt;
-  json serials = json::parse(read_file(path), nullptr, false);
-  if (!serials.is_object()) return std::nullopt;  // State::open reports a damaged serials.json itself
+  json issued = json::parse(read_file(path), nullptr, false);
+  if (!issued.is_object()) return std::nullopt;  // State::open reports a damaged issued.json itself
   std::vector<EtcdMember> members;
   for (const auto& m : topology_members(t))
-    if (serials.contains(m.name)) members.push_back(m);
+    if (issued.contains(m.name + "/etcd-server")) members.push_back(m);
   if (members.empty()) return std::nullopt;
   EtcdRecord r;
   r.epoch = 1;

@@ -59,7 +59,7 @@ struct EtcdMembershipChange {
 };
 
 // The change from what `state` records to `topology` (reads STATE/etcd.json; a state made before
-// the record existed counts as bootstrapped with the control-plane nodes it has serials for).
+// the record existed counts as bootstrapped with the control-plane nodes it issued etcd certificates for).
 // Throws kb::Error naming the file for a damaged record.
 EtcdMembershipChange plan_etcd_membership(const State& state, const Topology& topology);
 

@@ -116,6 +116,13 @@ std::vector<std::string> skew_problems(const Topology& t, const std::map<std::st
   return version_skew_problems(before, after);
 }
 
+// The etcd membership steps and problems as the change summary shows them (gen and plan alike).
+void add_etcd_inputs(const EtcdMembershipChange& etcd, ChangeInputs& inputs) {
+  for (const auto& line : etcd.describe())
+    if (line.rfind("etcd: refused: ", 0) != 0) inputs.etcd.push_back(line);
+  for (const auto& p : etcd.problems) inputs.problems.push_back("etcd: " + p);
+}
+
 }  // namespace
 
 int run_validate(const std::string& topology_path, bool json, std::ostream& out, std::ostream& err) {
@@ -145,6 +152,17 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
   OutputDir output(o.out_dir);
   auto state = State::open(o.state_dir, *topology, o.now);
   if (!state->note().empty()) err << "kbundle: note: " << state->note() << "\n";
+  // etcd membership (docs/etcd.md): one member at a time, never below quorum; refused before anything is written.
+  EtcdMembershipChange etcd = plan_etcd_membership(*state, *topology);
+  if (etcd.changed() && !o.nodes.empty())
+    etcd.problems.push_back("a --node run cannot change etcd membership: every control-plane bundle carries it; run gen "
+                            "without --node");
+  if (!etcd.problems.empty()) {
+    for (const auto& line : etcd.describe()) err << "kbundle: " << line << "\n";
+    err << "kbundle: error: " << escape_text(o.topology_path) << ": the etcd membership change is refused ("
+        << etcd.problems.size() << " problem" << (etcd.problems.size() == 1 ? "" : "s") << "); nothing was written\n";
+    return kExitInvalidInput;
+  }
   ClusterPlan plan = make_cluster_plan(*topology, *state, o.nodes);
   if (!o.no_binaries) add_binaries(plan, binaries);
   check_plan_policy(plan, topology->cluster.kubernetes_version);  // before anything is written
@@ -189,8 +207,10 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
   if (o.format == "bundle") {
     std::vector<Manifest> manifests;
     for (const auto& b : bundles) manifests.push_back(b.manifest);
+    ChangeInputs inputs;
+    add_etcd_inputs(etcd, inputs);
     changes = make_change_plan(plan.cluster_name, state->previous_manifests(), manifests, state->reissued(),
-                               !o.nodes.empty(), {});
+                               !o.nodes.empty(), std::move(inputs));
     changes->state_created = state->created();
     changes->inputs.order = changed_order(*topology, *changes, 1);
     for (const auto& b : bundles) state->record_manifest(b.manifest);
@@ -205,6 +225,7 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
 
   // The state first: output that names certs the state does not know would be reissued next time.
   state->commit();
+  write_etcd_record(state->dir(), etcd.record);  // after the state it names; a --node run never changes it
   output.commit();
 
   double seconds = std::chrono::duration<double>(Clock::now() - started).count();
@@ -217,6 +238,7 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
     j["format"] = o.format;
     j["seconds"] = seconds;
     j["signingKeySha256"] = fingerprint;
+    j["etcd"] = {{"epoch", etcd.epoch}, {"changed", etcd.changed()}, {"steps", etcd.describe()}};
     auto& nodes = j["nodes"] = nlohmann::json::array();
     for (size_t i = 0; i < plan.nodes.size(); ++i) {
       const NodePlan& n = plan.nodes[i];
@@ -257,6 +279,8 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
       out << "\n";
     }
   }
+  if (!changes)  // the bundle format says them in its change summary
+    for (const auto& line : etcd.describe()) out << "kbundle: " << line << "\n";
   char summary[256];
   std::snprintf(summary, sizeof summary, "kbundle: wrote %zu node%s and admin.kubeconfig to %s in %.2f s\n",
                 plan.nodes.size(), plan.nodes.size() == 1 ? "" : "s", o.out_dir.c_str(), seconds);
@@ -285,9 +309,7 @@ int run_plan(const PlanOptions& o, std::ostream& out, std::ostream& err) {
   ChangeInputs inputs;
   // etcd membership (docs/etcd.md): its steps, and its problems refuse the change.
   EtcdMembershipChange etcd = plan_etcd_membership(*state, *topology);
-  for (const auto& line : etcd.describe())
-    if (line.rfind("etcd: refused: ", 0) != 0) inputs.etcd.push_back(line);
-  for (const auto& p : etcd.problems) inputs.problems.push_back("etcd: " + p);
+  add_etcd_inputs(etcd, inputs);
   for (const auto& p : skew_problems(*topology, state->previous_manifests(), manifests))
     inputs.problems.push_back("version skew: " + p);
   ChangePlan changes = make_change_plan(plan.cluster_name, state->previous_manifests(), manifests, state->reissued(),

@@ -44,12 +44,15 @@ inline constexpr const char* kAuditLog = "/var/log/kubernetes/audit.log";
 
 // etcd: /etc/etcd (certs), /var/lib/etcd (data; never written by apply)
 inline constexpr const char* kEtcdDir = "/etc/etcd";
-inline constexpr const char* kEtcdCaCert = "/etc/etcd/ca.crt";
+// (The CA, peer cert and key, data dir and membership file are in bundles/path_policy.h: the
+// installer's etcd membership step uses them too.)
+inline constexpr const char* kEtcdCaCert = kb::kEtcdCaCertFile;
 inline constexpr const char* kEtcdServerCert = "/etc/etcd/server.crt";
 inline constexpr const char* kEtcdServerKey = "/etc/etcd/server.key";
-inline constexpr const char* kEtcdPeerCert = "/etc/etcd/peer.crt";
-inline constexpr const char* kEtcdPeerKey = "/etc/etcd/peer.key";
-inline constexpr const char* kEtcdDataDir = "/var/lib/etcd";
+inline constexpr const char* kEtcdPeerCert = kb::kEtcdPeerCertFile;
+inline constexpr const char* kEtcdPeerKey = kb::kEtcdPeerKeyFile;
+inline constexpr const char* kEtcdDataDir = kb::kEtcdDataDirPath;
+inline constexpr const char* kEtcdMembership = kb::kEtcdMembershipFile;
 
 // Workers
 inline constexpr const char* kKubeletDir = "/var/lib/kubelet";

@@ -5,6 +5,7 @@
 #include "base/error.h"
 #include "generator/bootstrap_objects.h"
 #include "generator/encryption_config.h"
+#include "generator/etcd_membership.h"
 #include "generator/kubeconfig.h"
 #include "generator/node_paths.h"
 #include "generator/parallel.h"
@@ -32,6 +33,7 @@ struct Context {
   const Topology& topology;
   State& state;
   std::string local_api = "";  // https://127.0.0.1:<port>
+  EtcdMembershipChange etcd;   // the record after this generation gives each member its flags
 };
 
 class NodeBuilder {
@@ -154,6 +156,8 @@ void plan_control_plane(const Context& ctx, const Node& n, NodeBuilder& b) {
   b.add(paths::kEtcdCaCert, FileClass::Config, s.ca(CaName::Etcd).cert_pem);
   b.add_cert(n.name, "etcd-server", CaName::Etcd, etcd, paths::kEtcdServerCert, paths::kEtcdServerKey);
   b.add_cert(n.name, "etcd-peer", CaName::Etcd, etcd, paths::kEtcdPeerCert, paths::kEtcdPeerKey);
+  // For the installer: how this member joins, and which members the cluster drops (docs/etcd.md).
+  b.add(paths::kEtcdMembership, FileClass::Config, render_etcd_membership_file(ctx.etcd, t, n));
 
   // Control-plane components reach their own apiserver on loopback.
   CertRequest cm;
@@ -234,14 +238,15 @@ NodePlan plan_node(const Context& ctx, const Node& n) {
   NodeBuilder b(ctx, n);
   if (n.is_control_plane()) plan_control_plane(ctx, n, b);
   if (n.is_worker()) plan_worker(ctx, n, b);
-  for (auto& f : render_units_and_configs(ctx.topology, n)) b.add(std::move(f));
+  for (auto& f : render_units_and_configs(ctx.topology, n, ctx.etcd.record.find(n.name))) b.add(std::move(f));
   return b.finish();
 }
 
 }  // namespace
 
 ClusterPlan make_cluster_plan(const Topology& topology, State& state, const std::vector<std::string>& only) {
-  Context ctx{topology, state, "https://127.0.0.1:" + std::to_string(topology.cluster.api_port)};
+  Context ctx{topology, state, "https://127.0.0.1:" + std::to_string(topology.cluster.api_port),
+              plan_etcd_membership(state, topology)};
 
   std::vector<const Node*> selected;
   for (const auto& n : topology.nodes)

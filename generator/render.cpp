@@ -59,7 +59,7 @@ std::string in_dir(const char* dir, const std::string& name) { return std::strin
 
 // Everything any template may refer to. Paths come from node_paths.h only, so
 // a flag can never point somewhere the plan does not write.
-MustacheData template_data(const Topology& topology, const Node& node) {
+MustacheData template_data(const Topology& topology, const Node& node, const EtcdRecordMember* etcd) {
   MustacheData d;
   auto set = [&d](const std::string& key, const std::string& value) { d.set(key, value); };
 
@@ -80,7 +80,9 @@ MustacheData template_data(const Topology& topology, const Node& node) {
     initial_cluster.push_back(cp->name + "=https://" + cp->private_ip + ":2380");
     etcd_servers.push_back("https://" + cp->private_ip + ":2379");
   }
-  set("etcd_initial_cluster", join(initial_cluster, ","));
+  // A member keeps the flags it was first started with (etcd ignores them once it has data).
+  set("etcd_initial_cluster", etcd ? etcd->initial_cluster : join(initial_cluster, ","));
+  set("etcd_initial_cluster_state", etcd ? etcd->initial_cluster_state : "new");
   set("etcd_servers", join(etcd_servers, ","));
 
   set("tls_cipher_suites", join(strong_cipher_suites(), ","));
@@ -192,7 +194,8 @@ const std::string& embedded_template(const std::string& name) {
   return it->second;
 }
 
-std::vector<PlannedFile> render_units_and_configs(const Topology& topology, const Node& node) {
+std::vector<PlannedFile> render_units_and_configs(const Topology& topology, const Node& node,
+                                                  const EtcdRecordMember* etcd) {
   // Every node: the unit that finishes or undoes an interrupted apply at boot.
   std::vector<Output> outputs{{"kbundle-recover.service.mustache", in_dir(paths::kSystemdDir, "kbundle-recover.service"), FileClass::Unit}};
   if (node.is_control_plane()) {
@@ -205,7 +208,7 @@ std::vector<PlannedFile> render_units_and_configs(const Topology& topology, cons
     outputs.insert(outputs.end(), w.begin(), w.end());
   }
 
-  const MustacheData data = template_data(topology, node);
+  const MustacheData data = template_data(topology, node, etcd);
   std::vector<PlannedFile> files;
   files.reserve(outputs.size());
   for (const auto& o : outputs) {

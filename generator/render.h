@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "generator/etcd_membership.h"
 #include "generator/plan.h"
 #include "topology/topology.h"
 
@@ -17,6 +18,9 @@ const std::string& embedded_template(const std::string& name);
 // control plane: etcd, kube-apiserver, kube-controller-manager, kube-scheduler units,
 // kube-scheduler.yaml, audit policy, admission control config; workers: containerd, kubelet, kube-proxy units and
 // configs, CNI configs, sysctl and modules-load files. Paths from generator/node_paths.h.
-std::vector<PlannedFile> render_units_and_configs(const Topology& topology, const Node& node);
+// `etcd` is the node's recorded etcd member (generator/etcd_membership.h): its --initial-cluster and
+// --initial-cluster-state; none: every control-plane node of the topology, "new".
+std::vector<PlannedFile> render_units_and_configs(const Topology& topology, const Node& node,
+                                                  const EtcdRecordMember* etcd = nullptr);
 
 }  // namespace kb

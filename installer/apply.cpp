@@ -13,6 +13,7 @@
 #include "bundles/path_policy.h"
 #include "base/hash.h"
 #include "installer/bootstrap.h"
+#include "installer/etcd_members.h"
 #include "installer/fault.h"
 #include "installer/images.h"
 #include "installer/live_fs.h"
@@ -167,6 +168,14 @@ void commit_generation(Run& r, const std::string& manifest_bytes, const std::str
   for (size_t i = 0; i + 2 < gens.size(); ++i) remove_tree(r.layout.generations() + "/" + gens[i].second);
 }
 
+// What runs once the node is committed and healthy: the members its bundle removes from etcd, then
+// the bootstrap objects. Either failing never rolls back; the first failure's exit code wins.
+ExitCode after_commit(Run& r, const Manifest& m) {
+  ExitCode removed = etcd_remove_after_commit(r, m);
+  ExitCode boot = bootstrap_after_apply(r, m);
+  return removed != ExitCode::Ok ? removed : boot;
+}
+
 }  // namespace
 
 bool recover_if_needed(Run& r) {
@@ -271,8 +280,8 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
           reader.read_payload(discard);
           r.say("already at serial " + std::to_string(m.serial) + "; nothing to do");
           r.report["result"] = "unchanged";
-          // A bootstrap that failed or was cut short is finished by applying the same bundle again.
-          return bootstrap_after_apply(r, m);
+          // A bootstrap or an etcd removal that failed or was cut short is finished by applying the same bundle again.
+          return after_commit(r, m);
         }
         // Drift repair: the same transaction as an upgrade, from the verified bundle, touching only
         // the drifted paths and restarting only the units they belong to (G30).
@@ -317,6 +326,7 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
       reader.read_payload(sink);
       // The bootstrap objects are checked now, so a hostile objects.json changes nothing (exit 3).
       check_staged_bootstrap(m, staging + "/files", bundle);
+      check_staged_etcd_membership(m, staging + "/files", bundle);
       r.hooks.faults.reached("after-stage");
       // 7. Transaction: what differs from the live files, and which units that touches.
       tx = make_transaction(L, m, installed ? &installed->manifest : nullptr);
@@ -362,6 +372,23 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
     }
     r.report["changed"] = j.done;
 
+    // 9b. etcd join (docs/etcd.md): a new member is added as a learner before its etcd starts.
+    EtcdJoin join;
+    if (!opt.no_systemd) {
+      try {
+        join = etcd_join_before_start(r, m);
+      } catch (const std::exception& e) {
+        undo_switch(r, j, old_units);
+        throw InstallerError(ExitCode::HealthRolledBack, std::string(e.what()) + "; rolled back to serial " + serial_text(old_serial));
+      }
+    }
+    // A failed apply after the add takes the member out again, so the cluster is as it was.
+    auto roll_back = [&](ExitCode code, const std::string& why) {
+      etcd_abandon_join(r, join);
+      undo_switch(r, j, old_units);
+      return InstallerError(code, why + "; rolled back to serial " + serial_text(old_serial));
+    };
+
     // 10. systemd (G9): reload, enable everything, restart only what changed, in manifest order.
     ServiceManager& sm = r.services();
     j.phase = "services";
@@ -384,25 +411,19 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
         r.hooks.faults.reached("after-restart-" + std::to_string(i));
       }
     } catch (const std::exception& e) {
-      undo_switch(r, j, old_units);
-      throw InstallerError(ExitCode::HealthRolledBack, std::string("service manager: ") + e.what() +
-                                                           "; rolled back to serial " + serial_text(old_serial));
+      throw roll_back(ExitCode::HealthRolledBack, std::string("service manager: ") + e.what());
     }
     r.report["restarted"] = j.restarted;
 
-    // 11. Health checks gate the commit; a failure restores the previous generation.
+    // 11. Health checks gate the commit; a failure restores the previous generation. A joining
+    // etcd member is promoted first: a learner does not answer etcd's health check.
     j.phase = "health";
     r.journal(j);
-    if (std::string why = health_gate(r, m, opt.no_systemd); !why.empty()) {
-      undo_switch(r, j, old_units);
-      throw InstallerError(ExitCode::HealthRolledBack, why + "; rolled back to serial " + serial_text(old_serial));
-    }
+    if (std::string why = etcd_join_after_start(r, join); !why.empty()) throw roll_back(ExitCode::HealthRolledBack, why);
+    if (std::string why = health_gate(r, m, opt.no_systemd); !why.empty()) throw roll_back(ExitCode::HealthRolledBack, why);
     // 11b. The bundle's images into containerd, now that it is up; a failure is a failed health check.
-    if (std::string why = import_images(r, m, j.done); !why.empty()) {
-      undo_switch(r, j, old_units);
-      throw InstallerError(ExitCode::HealthRolledBack,
-                           "health check images failed: " + why + "; rolled back to serial " + serial_text(old_serial));
-    }
+    if (std::string why = import_images(r, m, j.done); !why.empty())
+      throw roll_back(ExitCode::HealthRolledBack, "health check images failed: " + why);
 
     // 12. Commit: the new manifest becomes current, the journal goes, the previous generation stays.
     j.phase = "commit";
@@ -418,9 +439,9 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
       r.say("applied serial " + std::to_string(m.serial) + " for node " + m.node_name);
       r.report["result"] = "applied";
     }
-    // 13. The bootstrap objects, now that the node is committed and healthy; a failure is reported
-    // (exit 6) and never rolls back the control plane.
-    return bootstrap_after_apply(r, m);
+    // 13. etcd removals and the bootstrap objects, now that the node is committed and healthy; a
+    // failure is reported (exit 7, 6) and never rolls back the control plane.
+    return after_commit(r, m);
   });
 }
 

@@ -29,6 +29,8 @@ enum class ExitCode {
   Refused = 5,        // wrong node, lower serial, same serial with other content (G4, G5)
   BootstrapFailed = 6,  // the node is applied and healthy, but its bootstrap objects were not applied
                         // (docs/bootstrap.md): nothing was rolled back; `kbundle-installer bootstrap` retries
+  EtcdRemoveFailed = 7,  // the node is applied and healthy, but an etcd member its bundle removes was not
+                         // removed (docs/etcd.md): nothing was rolled back; applying the same bundle retries
 };
 
 // A refusal or failure with the exit code it maps to; what() is "<what>: <why>".
