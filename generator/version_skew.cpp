@@ -1,0 +1,124 @@
+#include "generator/version_skew.h"
+
+#include <algorithm>
+#include <optional>
+
+#include "base/release_version.h"
+#include "base/text_escape.h"
+
+namespace kb {
+
+namespace {
+
+// Kubelet and kube-proxy may be up to this many minors older than the oldest apiserver (since 1.28).
+constexpr int64_t kMaxKubeletMinorsBehind = 3;
+
+bool runs_apiserver(const std::string& role) { return role == "control-plane" || role == "both"; }
+
+struct Parsed {
+  std::string node;
+  std::string role;
+  ReleaseVersion kubernetes;
+  std::optional<ReleaseVersion> etcd;
+};
+
+}  // namespace
+
+std::vector<std::string> version_skew_problems(const std::map<std::string, NodeVersion>& before,
+                                               const std::map<std::string, NodeVersion>& after) {
+  std::vector<std::string> problems;
+  // An unreadable version is parsed twice (its own step, the cluster rules): said once.
+  auto say = [&](std::string p) {
+    if (std::find(problems.begin(), problems.end(), p) == problems.end()) problems.push_back(std::move(p));
+  };
+  auto parse = [&](const std::string& node, const char* what, const std::string& text) -> std::optional<ReleaseVersion> {
+    auto v = parse_release_version(text);
+    if (!v)
+      say("node " + node + ": " + what + " version '" + escape_text(text) +
+                         "' is not vX.Y.Z; regenerate the node with a supported kubernetesVersion");
+    return v;
+  };
+
+  // 1. Each node against its own previous version.
+  for (const auto& [name, a] : after) {
+    auto b = before.find(name);
+    if (b == before.end()) continue;  // a new node: only the cluster rules below apply
+    auto kb_ = parse(name, "previous Kubernetes", b->second.kubernetes);
+    auto ka = parse(name, "Kubernetes", a.kubernetes);
+    if (kb_ && ka) {
+      int64_t step = ka->minors_after(*kb_);
+      if (step < 0)
+        problems.push_back("node " + name + ": Kubernetes " + kb_->str() + " -> " + ka->str() + " downgrades the minor version (" +
+                           kb_->minor_string() + " -> " + ka->minor_string() +
+                           "), which the version skew policy does not support; set cluster.kubernetesVersion to a " +
+                           kb_->minor_string() + ".x release (or newer)");
+      else if (step > 1)
+        problems.push_back("node " + name + ": Kubernetes " + kb_->str() + " -> " + ka->str() +
+                           " skips a minor version; upgrade one minor at a time: first to a v" + std::to_string(kb_->major) +
+                           "." + std::to_string(kb_->minor + 1) + ".x release on every node, then to " + ka->minor_string());
+    }
+    if (!b->second.etcd.empty() && !a.etcd.empty()) {
+      auto eb = parse(name, "previous etcd", b->second.etcd);
+      auto ea = parse(name, "etcd", a.etcd);
+      if (eb && ea) {
+        int64_t step = ea->minors_after(*eb);
+        if (step < 0)
+          problems.push_back("node " + name + ": etcd " + eb->str() + " -> " + ea->str() +
+                             " is a downgrade of an etcd minor, which etcd does not support by replacing the binary; keep a "
+                             "Kubernetes release whose etcd is " + eb->minor_string() + " or newer");
+        else if (step > 1)
+          problems.push_back("node " + name + ": etcd " + eb->str() + " -> " + ea->str() +
+                             " skips an etcd minor; etcd is upgraded one minor at a time: go through a release with etcd v" +
+                             std::to_string(eb->major) + "." + std::to_string(eb->minor + 1) + ".x first");
+      }
+    }
+  }
+
+  // 2. The whole cluster after this gen (nodes not regenerated keep their version).
+  std::vector<Parsed> apiservers, kubelets_only;
+  for (const auto& [name, a] : after) {
+    auto k = parse(name, "Kubernetes", a.kubernetes);
+    if (!k) continue;
+    Parsed p{name, a.role, *k, std::nullopt};
+    if (!a.etcd.empty()) p.etcd = parse(name, "etcd", a.etcd);
+    // A "both" node runs its kubelet beside its own apiserver and is upgraded as a control-plane
+    // node (kubeadm likewise upgrades each control-plane node's kubelet with it).
+    (runs_apiserver(a.role) ? apiservers : kubelets_only).push_back(std::move(p));
+  }
+  if (apiservers.empty()) return problems;
+  const Parsed* oldest = &apiservers.front();
+  const Parsed* newest = &apiservers.front();
+  for (const auto& p : apiservers) {
+    if (p.kubernetes < oldest->kubernetes) oldest = &p;
+    if (p.kubernetes > newest->kubernetes) newest = &p;
+  }
+  if (newest->kubernetes.minors_after(oldest->kubernetes) > 1)
+    problems.push_back("control-plane nodes " + newest->node + " (" + newest->kubernetes.str() + ") and " + oldest->node + " (" +
+                       oldest->kubernetes.str() +
+                       ") are more than one minor apart; the newest and oldest kube-apiserver must be within one minor: "
+                       "upgrade " + oldest->node + " first");
+  for (const auto& w : kubelets_only) {
+    if (w.kubernetes.minors_after(oldest->kubernetes) > 0)
+      problems.push_back("node " + w.node + ": kubelet and kube-proxy " + w.kubernetes.str() + " would be newer than kube-apiserver " +
+                         oldest->kubernetes.str() + " on " + oldest->node +
+                         "; upgrade the control-plane nodes to " + w.kubernetes.minor_string() +
+                         " first (gen them, roll them out), then the workers");
+    else if (newest->kubernetes.minors_after(w.kubernetes) > kMaxKubeletMinorsBehind)
+      problems.push_back("node " + w.node + ": kubelet and kube-proxy " + w.kubernetes.str() + " would be more than " +
+                         std::to_string(kMaxKubeletMinorsBehind) + " minors older than kube-apiserver " +
+                         newest->kubernetes.str() + " on " + newest->node + "; upgrade " + w.node + " first");
+  }
+  const Parsed* etcd_old = nullptr;
+  const Parsed* etcd_new = nullptr;
+  for (const auto& p : apiservers) {
+    if (!p.etcd) continue;
+    if (!etcd_old || *p.etcd < *etcd_old->etcd) etcd_old = &p;
+    if (!etcd_new || *p.etcd > *etcd_new->etcd) etcd_new = &p;
+  }
+  if (etcd_old && etcd_new->etcd->minors_after(*etcd_old->etcd) > 1)
+    problems.push_back("etcd members " + etcd_new->node + " (" + etcd_new->etcd->str() + ") and " + etcd_old->node + " (" +
+                       etcd_old->etcd->str() + ") are more than one etcd minor apart; upgrade " + etcd_old->node + " first");
+  return problems;
+}
+
+}  // namespace kb
