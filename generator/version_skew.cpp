@@ -3,8 +3,10 @@
 #include <algorithm>
 #include <optional>
 
+#include "base/error.h"
 #include "base/release_version.h"
 #include "base/text_escape.h"
+#include "binaries/catalog.h"
 
 namespace kb {
 
@@ -22,7 +24,37 @@ struct Parsed {
   std::optional<ReleaseVersion> etcd;
 };
 
+std::string etcd_of(const std::string& role, const std::string& kubernetes_version) {
+  if (!runs_apiserver(role)) return "";
+  try {
+    return catalog_entry(kubernetes_version).etcd_version;
+  } catch (const Error&) {
+    return "";  // a release this catalog does not know
+  }
+}
+
 }  // namespace
+
+std::map<std::string, NodeVersion> versions_before(const std::map<std::string, Manifest>& previous) {
+  std::map<std::string, NodeVersion> out;
+  for (const auto& [name, m] : previous) out[name] = {m.role, m.kubernetes_version, etcd_of(m.role, m.kubernetes_version)};
+  return out;
+}
+
+std::map<std::string, NodeVersion> versions_after(const Topology& t, const std::vector<std::string>& only,
+                                                  const std::map<std::string, NodeVersion>& before) {
+  std::map<std::string, NodeVersion> out;
+  for (const auto& n : t.nodes) {
+    bool regenerated = only.empty() || std::find(only.begin(), only.end(), n.name) != only.end();
+    if (regenerated) {
+      std::string role = to_string(n.role);
+      out[n.name] = {role, t.cluster.kubernetes_version, etcd_of(role, t.cluster.kubernetes_version)};
+    } else if (auto b = before.find(n.name); b != before.end()) {
+      out[n.name] = b->second;
+    }
+  }
+  return out;
+}
 
 std::vector<std::string> version_skew_problems(const std::map<std::string, NodeVersion>& before,
                                                const std::map<std::string, NodeVersion>& after) {
