@@ -88,12 +88,10 @@ void check_plan_policy(const ClusterPlan& plan, const std::string& kubernetes_ve
                 std::to_string(count) + " place" + (count == 1 ? "" : "s") + "; nothing was written:" + problems);
 }
 
-BundleInfo write_node_bundle(const ClusterPlan& plan, const NodePlan& node, const std::string& kubernetes_version,
-                             State& state, const std::string& out_path, const std::string& now,
-                             const WriteOptions& options) {
-  SigningKey key(state.signing_key_pem());
+Manifest bundle_manifest(const ClusterPlan& plan, const NodePlan& node, const std::string& kubernetes_version,
+                         State& state, const std::string& now) {
   Manifest m = node_manifest(plan, node, kubernetes_version);
-  m.signing_key_sha256 = key.fingerprint();
+  m.signing_key_sha256 = SigningKey(state.signing_key_pem()).fingerprint();
 
   // The content digest: the manifest with serial and time fixed, so that only content counts.
   Manifest probe = m;
@@ -102,6 +100,14 @@ BundleInfo write_node_bundle(const ClusterPlan& plan, const NodePlan& node, cons
   m.serial = state.node_serial(m.node_name, sha256_hex(serialize_manifest(probe)), now);
   m.created_at = state.serial_created_at(m.node_name);
   if (m.created_at.empty()) m.created_at = now;
+  return m;
+}
+
+BundleInfo write_node_bundle(const ClusterPlan& plan, const NodePlan& node, const std::string& kubernetes_version,
+                             State& state, const std::string& out_path, const std::string& now,
+                             const WriteOptions& options) {
+  SigningKey key(state.signing_key_pem());
+  Manifest m = bundle_manifest(plan, node, kubernetes_version, state, now);
 
   BundleWriter writer(m);
   writer.set_rollover(state.rollover_chain());  // lets nodes that pin an older key follow the rotations
@@ -113,7 +119,7 @@ BundleInfo write_node_bundle(const ClusterPlan& plan, const NodePlan& node, cons
       writer.add_file_from_path(file_entry(f), f.source_path);
   }
   Manifest written = writer.write(out_path, key, options);
-  return {written.serial, written.created_at, written.entries.size()};
+  return {written.serial, written.created_at, written.entries.size(), written};
 }
 
 }  // namespace kb

@@ -157,6 +157,18 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
   output.write("admin.kubeconfig", plan.admin_kubeconfig, 0600);
   if (!o.nodes.empty()) output.keep_unwritten_entries();
 
+  // What `kbundle plan` compares the next run against (format bundle only, the manifests nodes verify).
+  if (o.format == "bundle") {
+    for (const auto& b : bundles) state->record_manifest(b.manifest);
+    if (o.nodes.empty()) {
+      std::vector<std::string> gone;
+      for (const auto& [name, m] : state->previous_manifests())
+        if (std::none_of(topology->nodes.begin(), topology->nodes.end(), [&](const Node& n) { return n.name == name; }))
+          gone.push_back(name);
+      for (const auto& name : gone) state->forget_node(name);
+    }
+  }
+
   // The state first: output that names certs the state does not know would be reissued next time.
   state->commit();
   output.commit();

@@ -28,6 +28,7 @@
 #include "base/dir_lock.h"
 #include "base/error.h"
 #include "base/hash.h"
+#include "bundles/bundle_error.h"
 #include "bundles/signing.h"
 
 namespace kb {
@@ -44,6 +45,7 @@ constexpr const char* kLockFile = DirLock::kFileName;
 constexpr const char* kInitMarker = ".init-incomplete";
 constexpr const char* kRolloverFile = "keys/rollover.json";
 constexpr const char* kNextSuffix = ".next";  // a rotation's new files before its commit point
+constexpr const char* kManifestsDir = "manifests";
 
 // Every file whose replacement would silently change whom the cluster trusts: pinned in
 // state.json by its sha256 when it is made (kbundle never adopts a swapped CA or key).
@@ -144,7 +146,8 @@ bool is_leftover(const std::string& name, bool resuming) {
   // The binary cache `kbundle fetch` fills by default (<state>/cache) before any gen or aws up.
   if (name == "cache") return true;
   if (name.size() > 1 && name[0] == '.' && name.find(".tmp-") != std::string::npos) return true;
-  return resuming && (name == "ca" || name == "keys" || name == "issued.json" || name == "serials.json");
+  return resuming && (name == "ca" || name == "keys" || name == "issued.json" || name == "serials.json" ||
+                      name == kManifestsDir);
 }
 
 // Refuses a directory that has no state.json but holds something that is not ours.
@@ -187,6 +190,7 @@ void initialize(const std::string& dir, const Topology& topology, bool resuming,
     remove_tree(dir + "/keys");
     remove_tree(dir + "/issued.json");
     remove_tree(dir + "/serials.json");
+    remove_tree(dir + "/" + kManifestsDir);
   }
   if (::chmod(dir.c_str(), kDirMode) != 0) throw_errno("cannot chmod " + dir);
   make_dirs(dir + "/ca", kDirMode);
@@ -302,9 +306,52 @@ struct State::Impl {
   std::set<std::string> fresh_this_run;  // ids issued by this run
   std::map<std::string, Serial> serials;
   bool issued_dirty = false, serials_dirty = false;
+  std::map<std::string, std::string> reissued;  // id -> reason, this run
+  std::map<std::string, Manifest> manifests;    // by node
+  std::set<std::string> manifests_dirty, manifests_forgotten;
+  bool read_only = false;
 
   void load(const std::string& dir, const Topology& topology, State& s);
+  void load_manifests(const std::string& dir, const std::string& cluster, const std::string& cluster_id);
+  void init_in_memory(const Topology& topology, State& s);
 };
+
+// manifests/<node>.json: each must be a canonical manifest of this cluster, for the node its name says.
+// Temp files of an interrupted atomic write are ignored; anything else there is refused by name.
+void State::Impl::load_manifests(const std::string& dir, const std::string& cluster, const std::string& cluster_id) {
+  const std::string mdir = dir + "/" + kManifestsDir;
+  if (!exists(mdir)) return;
+  std::error_code ec;
+  if (!fs::is_directory(fs::symlink_status(mdir, ec))) damaged(mdir, "is not a directory");
+  std::vector<std::string> names;  // sorted: the same damage is reported the same way every time
+  for (const auto& entry : fs::directory_iterator(mdir, ec)) names.push_back(entry.path().filename().string());
+  if (ec) throw Error(mdir + ": cannot list: " + ec.message());
+  std::sort(names.begin(), names.end());
+  for (const auto& name : names) {
+    const std::string path = mdir + "/" + name;
+    if (name.size() > 1 && name[0] == '.' && name.find(".tmp-") != std::string::npos) continue;
+    const std::string suffix = ".json";
+    if (name.size() <= suffix.size() || name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0 ||
+        !fs::is_regular_file(fs::symlink_status(path, ec)))
+      damaged(path, "is not a manifest kbundle wrote (only manifests/<node>.json files belong there); remove it");
+    const std::string node = name.substr(0, name.size() - suffix.size());
+    std::string text = read_file(path);
+    if (text.size() > kMaxManifestSize) damaged(path, "is larger than any manifest (" + std::to_string(text.size()) + " bytes)");
+    // Written with a trailing newline; the manifest itself is canonical JSON.
+    if (!text.empty() && text.back() == '\n') text.pop_back();
+    Manifest m;
+    try {
+      m = parse_manifest(text);
+    } catch (const BundleError& e) {
+      damaged(path, std::string("is not a valid bundle manifest (") + e.what() + ")");
+    }
+    if (m.cluster_name != cluster || m.cluster_id != cluster_id)
+      damaged(path, "is a manifest of cluster '" + m.cluster_name + "' (id " + m.cluster_id + "), not of this state's '" +
+                        cluster + "' (id " + cluster_id + ")");
+    if (m.node_name != node) damaged(path, "is the manifest of node '" + m.node_name + "', not of '" + node + "'");
+    manifests.emplace(node, std::move(m));
+  }
+}
 
 void State::Impl::load(const std::string& dir, const Topology& topology, State& s) {
   // state.json first: a foreign state is reported as such, not as damage.
@@ -332,7 +379,14 @@ void State::Impl::load(const std::string& dir, const Topology& topology, State& 
   // The pins, before any file is believed: a swapped CA or key is refused here, by name.
   const bool legacy = !state.contains("pins");
   if (!legacy) check_pins_shape(state["pins"], state_path);
-  finish_rotation(dir, legacy ? nullptr : &state["pins"]);
+  if (read_only) {
+    for (const auto& rel : rotated_files())
+      if (exists(dir + "/" + rel + kNextSuffix))
+        throw Error(dir + "/" + rel + kNextSuffix + ": an interrupted `kbundle rotate signing-key` is not finished; "
+                    "`kbundle plan` writes nothing, so run `kbundle gen` (or the rotation again) to finish it first");
+  } else {
+    finish_rotation(dir, legacy ? nullptr : &state["pins"]);
+  }
   if (!legacy) {
     for (const auto& rel : pinned_files()) check_pin(dir, rel, state["pins"], state_path);
     if (state["pins"].contains(kRolloverFile)) check_pin(dir, kRolloverFile, state["pins"], state_path);
@@ -405,7 +459,12 @@ void State::Impl::load(const std::string& dir, const Topology& topology, State& 
     serials.emplace(node, Serial{entry["serial"].get<uint64_t>(), entry["digest"].get<std::string>(), created});
   }
 
+  load_manifests(dir, stored_cluster, s.cluster_id_);
+
   // A state made before pins existed: pin what is there now (it passed every check above).
+  if (legacy && read_only)
+    throw Error(state_path + ": made by an older kbundle without pins; `kbundle plan` writes nothing, so run "
+                "`kbundle gen` once to pin its CA and key files, then plan again");
   if (legacy) {
     json pins = json::object();
     for (const auto& rel : pinned_files()) pins[rel] = sha256_hex(read_file(dir + "/" + rel));
@@ -467,7 +526,71 @@ std::unique_ptr<State> State::open(const std::string& dir_arg, const Topology& t
   return s;
 }
 
+// No state yet (plan before the first gen): what initialize() would make, in memory only.
+void State::Impl::init_in_memory(const Topology& topology, State& s) {
+  const Cluster& c = topology.cluster;
+  for (const auto& spec : kCas) cas[ca_index(spec.which)] = make_ca(spec.name, spec.name, c.key_type, c.ca_validity_days, now);
+  PkeyPtr sa = generate_key(c.key_type);
+  s.sa_key_pem_ = private_key_pem(sa.get());
+  s.sa_pub_pem_ = public_key_pem(sa.get());
+  s.encryption_key_b64_ = base64_encode(random_bytes(32));
+  PkeyPtr signing = generate_ed25519_key();
+  s.signing_key_pem_ = private_key_pem(signing.get());
+  s.signing_pub_pem_ = public_key_pem(signing.get());
+  s.cluster_id_ = new_cluster_id();
+  leaf_key_type = c.key_type;
+  leaf_validity_days = c.leaf_validity_days;
+  renew_before_days = c.renew_before_days;
+}
+
+std::unique_ptr<State> State::open_read_only(const std::string& dir_arg, const Topology& topology, std::time_t now) {
+  std::string dir = dir_arg;
+  while (dir.size() > 1 && dir.back() == '/') dir.pop_back();
+  if (dir.empty()) throw Error("state directory: empty path");
+
+  std::unique_ptr<State> s(new State());
+  s->impl_ = std::make_unique<Impl>();
+  s->impl_->now = now;
+  s->impl_->read_only = true;
+  s->dir_ = dir;
+  // No lock: a lock file would be a write. Every state file is replaced atomically, so each one
+  // read is whole; a gen running at the same time may make this plan stale, never wrong per file.
+  if (exists(dir + "/state.json")) {
+    s->impl_->load(dir, topology, *s);
+  } else {
+    if (exists(dir)) check_fresh(dir);  // a foreign directory is refused as open() would
+    s->impl_->init_in_memory(topology, *s);
+    s->created_ = true;
+  }
+  return s;
+}
+
 State::~State() = default;
+
+const std::map<std::string, Manifest>& State::previous_manifests() const { return impl_->manifests; }
+
+void State::record_manifest(const Manifest& m) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->manifests_forgotten.erase(m.node_name);
+  auto it = impl_->manifests.find(m.node_name);
+  if (it != impl_->manifests.end() && it->second == m) return;  // unchanged: the file stays as it is
+  impl_->manifests[m.node_name] = m;
+  impl_->manifests_dirty.insert(m.node_name);
+}
+
+void State::forget_node(const std::string& node) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->manifests.erase(node);
+  impl_->manifests_dirty.erase(node);
+  impl_->manifests_forgotten.insert(node);
+}
+
+std::map<std::string, std::string> State::reissued() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->reissued;
+}
+
+bool State::read_only() const { return impl_->read_only; }
 
 std::string State::serial_created_at(const std::string& node) const {
   std::lock_guard<std::mutex> lock(impl_->mu);
@@ -527,6 +650,7 @@ IssuedCert State::leaf(const std::string& owner, const std::string& name, CaName
   }
   IssuedCert out{fresh.cert_pem, fresh.key_pem, true, reason};
   impl_->issued[id] = std::move(fresh);
+  impl_->reissued[id] = reason;
   impl_->issued_dirty = true;
   return out;
 }
@@ -569,6 +693,7 @@ RolloverStatement State::rotate_signing_key(const std::string& created_at,
 }
 
 void State::commit() {
+  if (impl_->read_only) throw Error(dir_ + ": internal error: commit() on a state opened read-only (kbundle plan)");
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (impl_->issued_dirty) {
     json j = json::object();
@@ -583,6 +708,20 @@ void State::commit() {
     write_secret(dir_ + "/serials.json", j.dump(2) + "\n");
     impl_->serials_dirty = false;
   }
+  const std::string mdir = dir_ + "/" + kManifestsDir;
+  if (!impl_->manifests_dirty.empty()) make_dirs(mdir, kDirMode);
+  for (const auto& node : impl_->manifests_dirty)
+    write_secret(mdir + "/" + node + ".json", serialize_manifest(impl_->manifests.at(node)) + "\n");
+  bool removed = false;
+  for (const auto& node : impl_->manifests_forgotten) {
+    const std::string path = mdir + "/" + node + ".json";
+    if (!exists(path)) continue;
+    if (::unlink(path.c_str()) != 0) throw_errno("cannot remove " + path);
+    removed = true;
+  }
+  if (removed) fsync_dir(mdir);
+  impl_->manifests_dirty.clear();
+  impl_->manifests_forgotten.clear();
 }
 
 }  // namespace kb

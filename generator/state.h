@@ -22,6 +22,8 @@
 //                                 (bundles/rollover.h), the last one naming the current key
 //   issued.json                   leaf certs and keys by "<owner>/<name>"
 //   serials.json                  per node: bundle serial and the digest of its content
+//   manifests/<node>.json         the canonical manifest of the bundle gen last wrote for the node
+//                                 (format bundle only): what `kbundle plan` compares against
 
 #include <cstdint>
 #include <ctime>
@@ -31,6 +33,7 @@
 #include <optional>
 #include <string>
 
+#include "bundles/manifest.h"
 #include "bundles/rollover.h"
 #include "generator/pki.h"
 #include "topology/topology.h"
@@ -59,6 +62,11 @@ class State {
   // the topology's renewBeforeDays of it.
   // Throws kb::Error naming the file and the fix for a locked, damaged or foreign state.
   static std::unique_ptr<State> open(const std::string& dir, const Topology& topology, std::time_t now);
+  // For `kbundle plan`: the same checks as open(), but never creates, locks or writes anything
+  // (commit() throws). When `dir` has no state yet, the CAs and keys are made in memory only and
+  // created() is true: every node is then new. A pending rotation or an unpinned (older) state is
+  // refused with the command that finishes it, since finishing it would write.
+  static std::unique_ptr<State> open_read_only(const std::string& dir, const Topology& topology, std::time_t now);
   ~State();
 
   const std::string& dir() const { return dir_; }
@@ -99,7 +107,18 @@ class State {
   // Thread-safe.
   IssuedCert leaf(const std::string& owner, const std::string& name, CaName issuer, const CertRequest& request);
 
-  // Writes newly issued leaves and changed serials (atomically). Leaves of owners not seen in this run are kept.
+  // The manifests of the bundles the last gen wrote, by node name (read at open(); a file that does
+  // not parse, or names another cluster or node, is refused naming it, like any damaged state file).
+  const std::map<std::string, Manifest>& previous_manifests() const;
+  void record_manifest(const Manifest& m);        // kept on commit()
+  void forget_node(const std::string& node);      // its manifest is removed on commit()
+
+  // The leaves (re)issued by this run so far, "<owner>/<name>" -> reason ("new", "SAN set changed", ...).
+  std::map<std::string, std::string> reissued() const;
+  bool read_only() const;
+
+  // Writes newly issued leaves, changed serials and manifests (atomically). Leaves of owners not
+  // seen in this run are kept. Throws kb::Error on a read-only State.
   void commit();
 
  private:

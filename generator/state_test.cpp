@@ -829,3 +829,221 @@ TEST_CASE("a state directory holding only the binary cache (kbundle fetch first)
   CHECK(read_file(dir + "/cache/v1.32.3/kubelet") == "binary");
   CHECK(read_signing_public_key(dir, "alpha") == s->signing_public_key_pem());
 }
+
+// ---- previous manifests (contract A of issue 15) ----
+
+namespace {
+
+Manifest manifest_for(const State& s, const std::string& node, uint64_t serial = 1) {
+  Manifest m;
+  m.cluster_name = "alpha";
+  m.cluster_id = s.cluster_id();
+  m.node_name = node;
+  m.role = "worker";
+  m.hostname = node;
+  m.private_ip = "10.0.1.20";
+  m.serial = serial;
+  m.created_at = "2026-11-22T04:56:21Z";
+  m.kubernetes_version = "v1.32.3";
+  m.signing_key_sha256 = std::string(64, 'b');
+  m.units = {"kubelet.service"};
+  ManifestEntry f;
+  f.path = "/var/lib/kubelet/kubelet.crt";
+  f.mode = 0600;
+  f.size = 3;
+  f.sha256 = std::string(64, 'c');
+  f.cls = EntryClass::Secret;
+  m.entries = {f};
+  return m;
+}
+
+}  // namespace
+
+TEST_CASE("previous manifests: recorded on commit, read back on open, 0600 in a 0700 directory", "[state][manifests]") {
+  TempDir tmp;
+  const std::string dir = tmp / "state";
+  Manifest w0, w1;
+  {
+    auto s = State::open(dir, topology(), kNow);
+    CHECK(s->previous_manifests().empty());
+    w0 = manifest_for(*s, "worker-0");
+    w1 = manifest_for(*s, "worker-1", 4);
+    s->record_manifest(w0);
+    s->record_manifest(w1);
+    CHECK(!fs::exists(dir + "/manifests"));  // nothing before commit()
+    s->commit();
+  }
+  CHECK(mode_of(dir + "/manifests") == 0700);
+  CHECK(mode_of(dir + "/manifests/worker-0.json") == 0600);
+  CHECK(read_file(dir + "/manifests/worker-0.json") == serialize_manifest(w0) + "\n");
+  auto s = State::open(dir, topology(), kNow);
+  REQUIRE(s->previous_manifests().size() == 2);
+  CHECK(s->previous_manifests().at("worker-0") == w0);
+  CHECK(s->previous_manifests().at("worker-1") == w1);
+
+  // An unchanged manifest is not rewritten: a re-run leaves the state byte- and inode-identical.
+  ino_t before = inode_of(dir + "/manifests/worker-0.json");
+  s->record_manifest(w0);
+  s->commit();
+  CHECK(inode_of(dir + "/manifests/worker-0.json") == before);
+}
+
+TEST_CASE("previous manifests: a --node subset keeps the others; a dropped node's manifest goes", "[state][manifests]") {
+  TempDir tmp;
+  const std::string dir = tmp / "state";
+  {
+    auto s = State::open(dir, topology(), kNow);
+    s->record_manifest(manifest_for(*s, "worker-0"));
+    s->record_manifest(manifest_for(*s, "worker-1"));
+    s->commit();
+  }
+  {
+    auto s = State::open(dir, topology(), kNow);
+    s->record_manifest(manifest_for(*s, "worker-1", 2));  // only worker-1 regenerated
+    s->commit();
+  }
+  {
+    auto s = State::open(dir, topology(), kNow);
+    CHECK(s->previous_manifests().at("worker-0").serial == 1);
+    CHECK(s->previous_manifests().at("worker-1").serial == 2);
+    s->forget_node("worker-0");
+    CHECK(s->previous_manifests().count("worker-0") == 0);
+    CHECK(fs::exists(dir + "/manifests/worker-0.json"));  // until commit()
+    s->commit();
+  }
+  CHECK(!fs::exists(dir + "/manifests/worker-0.json"));
+  auto s = State::open(dir, topology(), kNow);
+  CHECK(s->previous_manifests().size() == 1);
+}
+
+TEST_CASE("previous manifests: a crash before commit() leaves the old ones", "[state][manifests]") {
+  TempDir tmp;
+  const std::string dir = tmp / "state";
+  Manifest old;
+  {
+    auto s = State::open(dir, topology(), kNow);
+    old = manifest_for(*s, "worker-0");
+    s->record_manifest(old);
+    s->commit();
+  }
+  auto before = snapshot(dir);
+  pid_t pid = ::fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    auto s = State::open(dir, topology(), kNow);
+    s->record_manifest(manifest_for(*s, "worker-0", 9));
+    s->forget_node("worker-0");
+    s->record_manifest(manifest_for(*s, "worker-5", 9));
+    ::raise(SIGKILL);  // dies before commit()
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  REQUIRE(WIFSIGNALED(status));
+  CHECK(snapshot(dir) == before);
+  auto s = State::open(dir, topology(), kNow);
+  REQUIRE(s->previous_manifests().size() == 1);
+  CHECK(s->previous_manifests().at("worker-0") == old);
+}
+
+TEST_CASE("previous manifests: a damaged, foreign or misplaced file is refused naming it, state untouched",
+          "[state][manifests]") {
+  TempDir tmp;
+  const std::string dir = tmp / "state";
+  std::string good;
+  {
+    auto s = State::open(dir, topology(), kNow);
+    s->record_manifest(manifest_for(*s, "worker-0"));
+    s->commit();
+    good = read_file(dir + "/manifests/worker-0.json");
+  }
+  const std::string path = dir + "/manifests/worker-0.json";
+  auto other_id = [&] {
+    auto j = nlohmann::json::parse(good);
+    j["cluster_id"] = "00000000-0000-4000-8000-000000000000";
+    return j.dump() + "\n";
+  };
+  auto other_cluster = [&] {
+    auto j = nlohmann::json::parse(good);
+    j["cluster_name"] = "beta";
+    return j.dump() + "\n";
+  };
+  struct Case {
+    std::string name, file, content, expect;
+  };
+  std::vector<Case> cases = {
+      {"truncated", path, good.substr(0, good.size() / 2), "not a valid bundle manifest"},
+      {"empty", path, "", "not a valid bundle manifest"},
+      {"not JSON", path, "\x01\x02garbage", "not a valid bundle manifest"},
+      {"non-canonical", path, nlohmann::json::parse(good).dump(2), "not a valid bundle manifest"},
+      {"another cluster id", path, other_id(), "not of this state's"},
+      {"another cluster", path, other_cluster(), "cluster 'beta'"},
+      {"swapped between nodes", dir + "/manifests/worker-1.json", good, "node 'worker-0', not of 'worker-1'"},
+      {"a stray file", dir + "/manifests/notes.txt", "hello", "only manifests/<node>.json"},
+  };
+  for (const auto& c : cases) {
+    DYNAMIC_SECTION(c.name) {
+      write_file_atomic(c.file, c.content, 0600);
+      auto before = snapshot(dir);
+      std::string msg = error_of([&] { State::open(dir, topology(), kNow); });
+      CHECK_THAT(msg, Catch::Contains(c.file));
+      CHECK_THAT(msg, Catch::Contains(c.expect));
+      std::string ro = error_of([&] { State::open_read_only(dir, topology(), kNow); });
+      CHECK_THAT(ro, Catch::Contains(c.file));
+      CHECK(snapshot(dir) == before);
+    }
+  }
+  // A symlink in place of a manifest is refused too (it could point anywhere).
+  fs::remove(path);
+  fs::create_symlink("/etc/passwd", path);
+  CHECK_THAT(error_of([&] { State::open(dir, topology(), kNow); }), Catch::Contains("only manifests/<node>.json"));
+}
+
+TEST_CASE("open_read_only: reads, never writes, locks or creates; commit() throws", "[state][manifests]") {
+  TempDir tmp;
+  const std::string dir = tmp / "state";
+  // No state yet: made in memory only, the directory is not even created.
+  {
+    auto s = State::open_read_only(dir, topology(), kNow);
+    CHECK(s->created());
+    CHECK(s->read_only());
+    CHECK(s->previous_manifests().empty());
+    IssuedCert c = s->leaf("worker-0", "kubelet", CaName::Kubernetes, kubelet_request("worker-0", "10.0.1.20"));
+    CHECK(c.reissued);
+    CHECK(s->reissued().at("worker-0/kubelet") == "new");
+    CHECK(s->node_serial("worker-0", "digest") == 1);
+    CHECK_THROWS_AS(s->commit(), Error);
+  }
+  CHECK(!fs::exists(dir));
+  Manifest m;
+  {
+    auto s = State::open(dir, topology(), kNow);
+    m = manifest_for(*s, "worker-0");
+    s->record_manifest(m);
+    s->leaf("worker-0", "kubelet", CaName::Kubernetes, kubelet_request("worker-0", "10.0.1.20"));
+    s->commit();
+  }
+  auto before = snapshot(dir);
+  {
+    // Usable while another run holds the lock: plan reads only.
+    auto writer = State::open(dir, topology(), kNow);
+    auto s = State::open_read_only(dir, topology(), kNow);
+    CHECK(!s->created());
+    CHECK(s->previous_manifests().at("worker-0") == m);
+    IssuedCert same = s->leaf("worker-0", "kubelet", CaName::Kubernetes, kubelet_request("worker-0", "10.0.1.20"));
+    CHECK(!same.reissued);
+    IssuedCert moved = s->leaf("worker-0", "kubelet", CaName::Kubernetes, kubelet_request("worker-0", "10.0.1.99"));
+    CHECK(moved.reissued);
+    CHECK(!s->reissued().at("worker-0/kubelet").empty());
+    s->record_manifest(manifest_for(*s, "worker-0", 2));
+    s->forget_node("worker-0");
+    CHECK_THROWS_AS(s->commit(), Error);
+  }
+  CHECK(snapshot(dir) == before);
+  // A foreign directory is refused before anything else, as open() does.
+  const std::string foreign = tmp / "home";
+  fs::create_directory(foreign);
+  write_file_atomic(foreign + "/precious", "x", 0600);
+  CHECK_THAT(error_of([&] { State::open_read_only(foreign, topology(), kNow); }), Catch::Contains("not empty"));
+  // Another cluster's state.
+  CHECK_THAT(error_of([&] { State::open_read_only(dir, topology("beta"), kNow); }), Catch::Contains("belongs to cluster"));
+}
