@@ -19,6 +19,7 @@
 #include "generator/parallel.h"
 #include "generator/plan.h"
 #include "generator/state.h"
+#include "generator/version_skew.h"
 #include "topology/topology.h"
 
 namespace kb {
@@ -119,6 +120,15 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
   OutputDir output(o.out_dir);
   auto state = State::open(o.state_dir, *topology, o.now);
   if (!state->note().empty()) err << "kbundle: note: " << state->note() << "\n";
+  // Version skew against what the nodes run now (docs/upgrades.md), before anything is written.
+  auto before = versions_before(state->previous_manifests());
+  auto skew = version_skew_problems(before, versions_after(*topology, o.nodes, before));
+  if (!skew.empty()) {
+    for (const auto& p : skew) err << "kbundle: error: version skew: " << escape_text(p) << "\n";
+    err << "kbundle: error: " << skew.size() << " version skew problem" << (skew.size() == 1 ? "" : "s")
+        << " (docs/upgrades.md); nothing was written\n";
+    return kExitInvalidInput;
+  }
   ClusterPlan plan = make_cluster_plan(*topology, *state, o.nodes);
   if (!o.no_binaries) add_binaries(plan, binaries);
   check_plan_policy(plan, topology->cluster.kubernetes_version);  // before anything is written
