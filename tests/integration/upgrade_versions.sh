@@ -87,6 +87,23 @@ assert urls and all('/release/$1/' in u for u in urls), urls
   done
 }
 
+# validate (no state) accepts any patch of a supported minor and refuses anything else, naming them.
+for v in v1.32.4 v1.32.99 v1.33.0; do
+  topology_at $v
+  "$KBUNDLE" validate --topology "$WORK/topology.yaml" >/dev/null || fail "validate $v"
+done
+for bad in v1.31.9 v1.34.0 v1.32.04 v1.32.4-rc.1 "v1.32.4\/..\/x" 1.32.4 v1.32; do
+  topology_at "$bad"
+  expect 3 "cluster.kubernetesVersion: unsupported Kubernetes version" "$KBUNDLE" validate --topology "$WORK/topology.yaml"
+done
+
+# A lock that holds another release than its name says: refused, naming the fetch command.
+mkdir "$WORK/swapped" && cp -r "$C/blobs" "$WORK/swapped/" && cp "$C/lock-$V2.json" "$WORK/swapped/lock-$V1.json"
+topology_at $V1
+expect 1 "holds Kubernetes $V2, not $V1: run .kbundle fetch --version $V1" \
+  "$KBUNDLE" gen --topology "$WORK/topology.yaml" --state "$WORK/swapped-state" --out "$WORK/swapped-out" --cache "$WORK/swapped"
+[ ! -e "$WORK/swapped-state" ] || fail "a gen with a swapped lock wrote a state"
+
 # A version never fetched: refused, naming the command; --no-binaries needs no cache.
 topology_at v1.32.7
 expect 1 "kbundle fetch --version v1.32.7 --cache $C" \
