@@ -144,15 +144,23 @@ CatalogEntry parse_catalog(std::string_view name, std::string_view json_text) {
   return e;
 }
 
-CatalogEntry resolve_catalog(std::string_view name, std::string_view json_text, const std::string& kubernetes_version) {
-  Reader r{std::string(name)};
-  // Checked before anything is substituted: the version lands in URLs.
+namespace {
+
+ReleaseVersion checked_version(const std::string& kubernetes_version) {
   auto v = parse_release_version(kubernetes_version);
   if (!v) throw Error("Kubernetes '" + escape_text(kubernetes_version) + "': not a release version (want vX.Y.Z, e.g. v1.32.4)");
+  return *v;
+}
+
+}  // namespace
+
+CatalogEntry resolve_catalog(std::string_view name, std::string_view json_text, const std::string& kubernetes_version) {
+  Reader r{std::string(name)};
+  const ReleaseVersion v = checked_version(kubernetes_version);  // before it lands in URLs
   json doc = json::parse(json_text, nullptr, false);
   if (doc.is_discarded() || !doc.is_object()) r.fail("(file)", "not a JSON object");
   std::string minor = r.str(doc, "(file)", "kubernetesMinor");
-  if (minor != v->minor_string()) throw Error(std::string(name) + ": is for Kubernetes " + minor + ", not " + kubernetes_version);
+  if (minor != v.minor_string()) throw Error(std::string(name) + ": is for Kubernetes " + minor + ", not " + kubernetes_version);
   if (doc["kubernetesVersion"] != "{version}") r.fail("kubernetesVersion", "a template says \"{version}\"");
   // Every Kubernetes file is checked against the sha256 dl.k8s.io publishes beside it.
   if (doc.contains("artifacts") && doc["artifacts"].is_array())
@@ -207,11 +215,10 @@ std::string catalog_versions() {
 }
 
 CatalogEntry catalog_entry(const std::string& kubernetes_version) {
-  auto v = parse_release_version(kubernetes_version);
-  if (!v) throw Error("Kubernetes '" + escape_text(kubernetes_version) + "': not a release version (want vX.Y.Z, e.g. v1.32.4)");
+  const ReleaseVersion v = checked_version(kubernetes_version);
   for (const auto& t : templates())
-    if (t.minor == v->minor_string()) return resolve_catalog(t.name, t.text, kubernetes_version);
-  throw Error("Kubernetes " + kubernetes_version + ": its minor " + v->minor_string() + " is not in the release catalog (it has " +
+    if (t.minor == v.minor_string()) return resolve_catalog(t.name, t.text, kubernetes_version);
+  throw Error("Kubernetes " + kubernetes_version + ": its minor " + v.minor_string() + " is not in the release catalog (it has " +
               catalog_versions() + ")");
 }
 
