@@ -148,6 +148,17 @@ for f in os.listdir(sys.argv[1]):
 EOF
 refused $V3 "node control-0: Kubernetes v1.31.9 -> $V3 skips a minor version; upgrade one minor at a time: first to a v1.32.x"
 
+# A kit relabelled to another release is refused before anything reaches the cache: its lock's
+# URLs moved to v1.32.3 paths, its catalog entry too, or both (the compiled-in v1.32.4 entry disagrees).
+mkdir "$WORK/kitdir" && tar -xf "$WORK/kit-$V2.tar" -C "$WORK/kitdir"
+for what in lock catalog both; do
+  rm -rf "$WORK/bad-kit" && cp -r "$WORK/kitdir" "$WORK/bad-kit"
+  [ $what = catalog ] || sed -i "s|/release/$V2/|/release/$V1/|g" "$WORK/bad-kit/lock-$V2.json"
+  [ $what = lock ] || sed -i "s|/release/$V2/|/release/$V1/|g" "$WORK/bad-kit/catalog-$V2.json"
+  expect 1 "does not match the release catalog" "$KBUNDLE" fetch --import "$WORK/bad-kit" --cache "$WORK/bad-cache"
+  [ ! -e "$WORK/bad-cache/lock-$V2.json" ] && [ -z "$(ls -A "$WORK/bad-cache/blobs/sha256")" ] || fail "a relabelled kit ($what) reached the cache"
+done
+
 # The kit imported into a fresh cache (the server is gone) and used by a gen.
 "$KBUNDLE" fetch --import "$WORK/kit-$V2.tar" --cache "$WORK/offline" >"$WORK/imp" 2>&1 || { cat "$WORK/imp" >&2; fail "import $V2"; }
 tar -xOf "$WORK/kit-$V2.tar" "catalog-$V2.json" | grep -q "dl.k8s.io/release/$V2/bin/linux/amd64/kubelet.sha256" ||
