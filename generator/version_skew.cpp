@@ -24,19 +24,32 @@ struct Parsed {
   std::optional<ReleaseVersion> etcd;
 };
 
-std::string etcd_of(const std::string& role, const std::string& kubernetes_version) {
-  if (!runs_apiserver(role)) return "";
-  try {
-    return catalog_entry(kubernetes_version).etcd_version;
-  } catch (const Error&) {
-    return "";  // a release this catalog does not know
+// Resolving a catalog entry parses its template: once per release, not once per node.
+class EtcdOf {
+ public:
+  const std::string& operator()(const std::string& role, const std::string& kubernetes_version) {
+    static const std::string none;
+    if (!runs_apiserver(role)) return none;
+    auto it = known_.find(kubernetes_version);
+    if (it != known_.end()) return it->second;
+    std::string etcd;
+    try {
+      etcd = catalog_entry(kubernetes_version).etcd_version;
+    } catch (const Error&) {
+      // a release this catalog does not know: no etcd rule for it
+    }
+    return known_.emplace(kubernetes_version, etcd).first->second;
   }
-}
+
+ private:
+  std::map<std::string, std::string> known_;
+};
 
 }  // namespace
 
 std::map<std::string, NodeVersion> versions_before(const std::map<std::string, Manifest>& previous) {
   std::map<std::string, NodeVersion> out;
+  EtcdOf etcd_of;
   for (const auto& [name, m] : previous) out[name] = {m.role, m.kubernetes_version, etcd_of(m.role, m.kubernetes_version)};
   return out;
 }
@@ -44,6 +57,7 @@ std::map<std::string, NodeVersion> versions_before(const std::map<std::string, M
 std::map<std::string, NodeVersion> versions_after(const Topology& t, const std::vector<std::string>& only,
                                                   const std::map<std::string, NodeVersion>& before) {
   std::map<std::string, NodeVersion> out;
+  EtcdOf etcd_of;
   for (const auto& n : t.nodes) {
     bool regenerated = only.empty() || std::find(only.begin(), only.end(), n.name) != only.end();
     if (regenerated) {
