@@ -5,7 +5,7 @@
 # skew problems (a skipped minor, a downgrade, a worker before the control plane) are refused
 # with exit 3 and nothing written; a file that does not match its .sha256 is refused; an offline
 # kit of v1.32.4 is imported and used with no network.
-# To extend (e.g. the rollout order): each step leaves its bundles in $OUT, see upgrade_to.
+# To extend (e.g. the rollout order): each step leaves its bundles in $OUT and calls on_upgraded.
 source "$(dirname "$0")/lib.bash"
 source "$(dirname "$0")/fetch_lib.bash"
 need tar zstd
@@ -61,11 +61,15 @@ topology_at() { sed "s/^  kubernetesVersion: .*/  kubernetesVersion: $1/" "$EXAM
 # (state/.lock is the flock file: it holds the last holder's pid, not state.)
 snapshot() { (cd "$WORK" && find state out -type f ! -name .lock -exec sha256sum {} + 2>/dev/null | sort) >"$WORK/snap.$1"; }
 manifest_py() { "$KBUNDLE" inspect --json "$OUT/$1.kbundle" | python3 -c "import json,sys; m=json.load(sys.stdin); $2"; }
+# on_upgraded VERSION [gen args]: called after each successful step with the bundles in $OUT; a
+# place for more checks (e.g. applying them in the rollout order and checking that order).
+on_upgraded() { :; }
 # upgrade_to VERSION [gen args]: gen with binaries from the cache into $STATE and $OUT.
 upgrade_to() {
   topology_at "$1"
   "$KBUNDLE" gen --topology "$WORK/topology.yaml" --state "$STATE" --out "$OUT" --cache "$C" "${@:2}" >"$WORK/gen.log" 2>&1 ||
     { cat "$WORK/gen.log" >&2; fail "gen $1 ${*:2}"; }
+  on_upgraded "$@"
 }
 # refused VERSION PATTERN [gen args]: gen exits 3 naming PATTERN, and the state and output are unchanged.
 refused() {
