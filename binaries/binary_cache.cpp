@@ -35,6 +35,7 @@ json entry_json(const LockEntry& e, bool image) {
   j["component"] = e.component;
   j["nodePath"] = e.node_path;
   j["url"] = e.url;
+  j["checksumUrl"] = e.checksum_url.empty() ? json(nullptr) : json(e.checksum_url);
   if (image) {
     j["ref"] = e.ref;
     j["manifestDigest"] = e.manifest_digest;
@@ -69,6 +70,7 @@ struct LockReader {
     e.component = str(o, at, "component");
     e.node_path = str(o, at, "nodePath");
     e.url = str(o, at, "url");
+    e.checksum_url = str(o, at, "checksumUrl", true);  // absent in locks of older kbundles: they no longer match the catalog
     if (image) {
       e.ref = str(o, at, "ref");
       e.manifest_digest = str(o, at, "manifestDigest");
@@ -128,7 +130,7 @@ std::vector<CachedBinary> verified(const std::string& cache_dir, const std::stri
     if (actual != e->sha256)
       throw Error(path + ": " + component + " does not match the lock file (want sha256 " + e->sha256 + ", file has " + actual +
                   "): run `" + command + "`");
-    out.push_back({e->component, e->node_path, path, e->url, e->sha256, e->mode});
+    out.push_back({e->component, e->node_path, path, e->url, e->checksum_url, e->sha256, e->mode});
   }
   return out;
 }
@@ -150,6 +152,7 @@ LockEntry node_file_entry(const CatalogItem& item) {
 LockEntry lock_entry_for(const CatalogArtifact& artifact, const CatalogFile& file) {
   LockEntry e = node_file_entry(file);
   e.url = artifact.url;
+  e.checksum_url = artifact.checksum_url;
   e.member = file.member;
   return e;
 }
@@ -205,9 +208,10 @@ void check_lock_matches_catalog(const LockFile& lock, const CatalogEntry& entry,
       ++wanted;
       const LockEntry* e = find_component(lock.binaries, f.component);
       if (!e) throw Error(where + ": " + f.component + ": missing");
-      if (e->node_path != f.node_path || e->url != art.url || e->member != f.member || e->mode != f.mode ||
-          e->control_plane != f.control_plane || e->worker != f.worker)
-        throw Error(where + ": " + f.component + ": does not match the release catalog (node path, URL, member, mode or roles)");
+      if (e->node_path != f.node_path || e->url != art.url || e->checksum_url != art.checksum_url || e->member != f.member ||
+          e->mode != f.mode || e->control_plane != f.control_plane || e->worker != f.worker)
+        throw Error(where + ": " + f.component +
+                    ": does not match the release catalog (node path, URL, checksum URL, member, mode or roles)");
     }
   }
   if (lock.binaries.size() != wanted) throw Error(where + ": lists files that are not in the release catalog");
@@ -239,7 +243,8 @@ std::vector<CachedBinary> binaries_for(const std::string& cache_dir, const std::
   for (const auto& b : out) {
     for (const auto& art : entry.artifacts)
       for (const auto& f : art.files)
-        if (f.component == b.component && (f.node_path != b.node_path || f.mode != b.mode || art.url != b.url))
+        if (f.component == b.component &&
+            (f.node_path != b.node_path || f.mode != b.mode || art.url != b.url || art.checksum_url != b.checksum_url))
           throw Error(lock_path(cache_dir, kubernetes_version) + ": " + b.component + " was fetched for another catalog: run `" + command + "`");
   }
   return out;

@@ -23,6 +23,7 @@ struct CachedBinary {
   std::string node_path;   // "/usr/local/bin/kubelet"
   std::string cache_path;  // the verified file in the cache (blobs/sha256/<sha256>)
   std::string url;         // where it came from (upstream URL; for an image, the mirror URL)
+  std::string checksum_url;  // the published checksum it was verified against
   std::string sha256;      // of the node file
   unsigned mode;           // 0755 for binaries, 0644 for image archives
 };
@@ -31,9 +32,10 @@ struct CachedBinary {
 struct LockEntry {
   std::string component, node_path;
   std::string url;              // binaries: the upstream URL (mirror-independent); images: the URL fetched
+  std::string checksum_url;     // where artifact_sha256 was published (upstream; images: the mirror's URL + ".sha256")
   std::string member;           // archive member; empty for a plain download or an image
   std::string ref;              // images only: "registry.k8s.io/pause:3.10"
-  std::string artifact_sha256;  // of the download, as its published checksum says
+  std::string artifact_sha256;  // of the download, as the published checksum at checksum_url says
   std::string sha256;           // of the node file (== artifact_sha256 for a plain download)
   std::string manifest_digest;  // images only: "sha256:..." of the image manifest in the archive
   uint64_t size = 0;

@@ -203,3 +203,36 @@ TEST_CASE("a missing or changed binary names the fetch command", "[binary_cache]
   CHECK_THAT(error_of([&] { binaries_for(tmp.path, "v1.33.3", false, true); }),
              Catch::Contains("`kbundle fetch --version v1.33.3 --cache " + tmp.path + "`"));
 }
+
+TEST_CASE("the lock records where each file's sha256 was published; a lock without it is fetched again", "[binary_cache]") {
+  TempDir tmp;
+  LockFile lock = fill_cache(tmp.path, "v1.32.4", false);
+  for (const auto& e : lock.binaries) {
+    INFO(e.component);
+    if (e.url.starts_with("https://dl.k8s.io/")) {
+      CHECK(e.url.find("/v1.32.4/") != std::string::npos);
+      CHECK(e.checksum_url == e.url + ".sha256");
+    }
+  }
+  LockFile back = parse_lock(lock_to_json(lock), "lock");
+  CHECK(back.binaries[0].checksum_url == lock.binaries[0].checksum_url);
+  CHECK(lock_to_json(lock).find("\"checksumUrl\": \"https://dl.k8s.io/release/v1.32.4/bin/linux/amd64/kubelet.sha256\"") !=
+        std::string::npos);
+  CHECK(binaries_for(tmp.path, "v1.32.4", false, true).size() == 11);
+  // Another patch of the same minor is another lock: named with its own fetch command.
+  CHECK_THAT(error_of([&] { binaries_for(tmp.path, "v1.32.5", false, true); }),
+             Catch::Contains("`kbundle fetch --version v1.32.5 --cache " + tmp.path + "`"));
+  // A lock written before checksum URLs were recorded (or naming another one) does not match the catalog.
+  for (const std::string& sum : {std::string(), std::string("https://evil.example/kubelet.sha256")}) {
+    LockFile old = lock;
+    for (auto& e : old.binaries)
+      if (e.component == "kubelet") e.checksum_url = sum;
+    write_lock(tmp.path, old);
+    std::string text = read_file(lock_path(tmp.path, "v1.32.4"));
+    CHECK_NOTHROW(parse_lock(text, "lock"));
+    CHECK_THROWS_WITH(check_lock_matches_catalog(parse_lock(text, "lock"), catalog_entry("v1.32.4"), "lock"),
+                      Catch::Contains("kubelet: does not match the release catalog"));
+    CHECK_THAT(error_of([&] { binaries_for(tmp.path, "v1.32.4", false, true); }),
+               Catch::Contains("fetched for another catalog") && Catch::Contains("`kbundle fetch --version v1.32.4"));
+  }
+}

@@ -5,6 +5,8 @@
 
 #include "base/error.h"
 #include "base/embedded_file.h"
+#include "base/release_version.h"
+#include "base/text_escape.h"
 
 namespace kb {
 
@@ -29,7 +31,15 @@ struct Reader {
   std::string url(const json& obj, const std::string& where, const char* key) const {
     std::string u = str(obj, where, key);
     if (!u.starts_with("https://") && !u.starts_with("http://")) fail(where + "." + key, "'" + u + "' is not an http(s) URL");
+    if (u.find_first_of("{}") != std::string::npos) fail(where + "." + key, "'" + u + "' has a placeholder left; not a resolved entry");
     return u;
+  }
+
+  ReleaseVersion version(const json& obj, const std::string& where, const char* key) const {
+    std::string v = str(obj, where, key);
+    auto parsed = parse_release_version(v);
+    if (!parsed) fail(where + "." + key, "'" + escape_text(v) + "' is not a release version vX.Y.Z");
+    return *parsed;
   }
 
   unsigned mode(const json& obj, const std::string& where, unsigned fallback) const {
@@ -68,7 +78,13 @@ CatalogEntry parse_catalog(std::string_view name, std::string_view json_text) {
   if (doc.is_discarded() || !doc.is_object()) r.fail("(file)", "not a JSON object");
   CatalogEntry e;
   e.source = std::string(json_text);
-  e.kubernetes_version = r.str(doc, "(file)", "kubernetesVersion");
+  ReleaseVersion k8s = r.version(doc, "(file)", "kubernetesVersion");
+  e.kubernetes_version = k8s.str();
+  if (doc.contains("kubernetesMinor") && doc["kubernetesMinor"] != k8s.minor_string())
+    r.fail("kubernetesVersion", e.kubernetes_version + " is not a release of kubernetesMinor " + doc["kubernetesMinor"].dump());
+  const json& versions = doc.contains("versions") ? doc["versions"] : json();
+  if (!versions.is_object()) r.fail("versions", "missing or not an object");
+  e.etcd_version = r.version(versions, "versions", "etcd").str();
   std::set<std::string> components, node_paths;
   auto claim = [&](const std::string& where, const std::string& component, const std::string& path) {
     if (!components.insert(component).second) r.fail(where + ".component", "'" + component + "' appears twice");
@@ -128,10 +144,65 @@ CatalogEntry parse_catalog(std::string_view name, std::string_view json_text) {
   return e;
 }
 
+namespace {
+
+ReleaseVersion checked_version(const std::string& kubernetes_version) {
+  auto v = parse_release_version(kubernetes_version);
+  if (!v) throw Error("Kubernetes '" + escape_text(kubernetes_version) + "': not a release version (want vX.Y.Z, e.g. v1.32.4)");
+  return *v;
+}
+
+}  // namespace
+
+CatalogEntry resolve_catalog(std::string_view name, std::string_view json_text, const std::string& kubernetes_version) {
+  Reader r{std::string(name)};
+  const ReleaseVersion v = checked_version(kubernetes_version);  // before it lands in URLs
+  json doc = json::parse(json_text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) r.fail("(file)", "not a JSON object");
+  std::string minor = r.str(doc, "(file)", "kubernetesMinor");
+  if (minor != v.minor_string()) throw Error(std::string(name) + ": is for Kubernetes " + minor + ", not " + kubernetes_version);
+  if (doc["kubernetesVersion"] != "{version}") r.fail("kubernetesVersion", "a template says \"{version}\"");
+  // Every Kubernetes file is checked against the sha256 dl.k8s.io publishes beside it.
+  if (doc.contains("artifacts") && doc["artifacts"].is_array())
+    for (size_t i = 0; i < doc["artifacts"].size(); ++i) {
+      const json& a = doc["artifacts"][i];
+      std::string url = a.is_object() && a.contains("url") && a["url"].is_string() ? a["url"].get<std::string>() : "";
+      if (url.find("{version}") != std::string::npos && a.value("checksumUrl", json()) != url + ".sha256")
+        r.fail("artifacts[" + std::to_string(i) + "].checksumUrl", "want the per-file checksum beside the file: " + url + ".sha256");
+    }
+  std::string text(json_text);
+  for (size_t at = 0; (at = text.find("{version}", at)) != std::string::npos; at += kubernetes_version.size())
+    text.replace(at, 9, kubernetes_version);
+  return parse_catalog(name, text);
+}
+
+namespace {
+
+struct Template {
+  std::string name, minor, text;
+};
+
+const std::vector<Template>& templates() {
+  static const std::vector<Template> all = [] {
+    std::vector<Template> v;
+    for (const auto& f : embedded_catalog_files()) {
+      json doc = json::parse(f.text, nullptr, false);
+      std::string minor = doc.is_object() && doc.contains("kubernetesMinor") && doc["kubernetesMinor"].is_string()
+                              ? doc["kubernetesMinor"].get<std::string>() : "";
+      if (std::string(f.name) != minor + ".json") throw Error(std::string(f.name) + ": kubernetesMinor must name the file (" + minor + ")");
+      v.push_back({std::string(f.name), minor, std::string(f.text)});
+    }
+    return v;
+  }();
+  return all;
+}
+
+}  // namespace
+
 const std::vector<CatalogEntry>& catalog_entries() {
   static const std::vector<CatalogEntry> entries = [] {
     std::vector<CatalogEntry> v;
-    for (const auto& f : embedded_catalog_files()) v.push_back(parse_catalog(f.name, f.text));
+    for (const auto& t : templates()) v.push_back(resolve_catalog(t.name, t.text, t.minor + ".0"));
     return v;
   }();
   return entries;
@@ -139,14 +210,16 @@ const std::vector<CatalogEntry>& catalog_entries() {
 
 std::string catalog_versions() {
   std::string s;
-  for (const auto& e : catalog_entries()) s += (s.empty() ? "" : ", ") + e.kubernetes_version;
+  for (const auto& t : templates()) s += (s.empty() ? "" : ", ") + t.minor + ".x";
   return s;
 }
 
-const CatalogEntry& catalog_entry(const std::string& kubernetes_version) {
-  for (const auto& e : catalog_entries())
-    if (e.kubernetes_version == kubernetes_version) return e;
-  throw Error("Kubernetes " + kubernetes_version + ": not in the release catalog (it has " + catalog_versions() + ")");
+CatalogEntry catalog_entry(const std::string& kubernetes_version) {
+  const ReleaseVersion v = checked_version(kubernetes_version);
+  for (const auto& t : templates())
+    if (t.minor == v.minor_string()) return resolve_catalog(t.name, t.text, kubernetes_version);
+  throw Error("Kubernetes " + kubernetes_version + ": its minor " + v.minor_string() + " is not in the release catalog (it has " +
+              catalog_versions() + ")");
 }
 
 std::string mirror_url(const std::string& mirror, const std::string& url) {

@@ -1,8 +1,9 @@
 #pragma once
-// The release catalog (catalog/*.json, compiled in): for each supported Kubernetes
-// version, every node binary's upstream URL, its published checksum file, the archive
-// member it comes from, where it goes on the node and which roles need it; plus the
-// container images a node needs offline, as OCI archives. docs/fetch.md describes it.
+// The release catalog (catalog/v<minor>.json, compiled in): for each supported Kubernetes
+// minor, a template of every node binary's upstream URL ("{version}" stands for the patch
+// release asked for, so any published vX.Y.Z of the minor resolves), its published checksum
+// file, the archive member it comes from, where it goes on the node and which roles need it;
+// plus the container images a node needs offline, as OCI archives. docs/fetch.md describes it.
 
 #include <string>
 #include <string_view>
@@ -37,24 +38,32 @@ struct CatalogImage {
   bool worker = false;
 };
 
+// One catalog file resolved for one Kubernetes release.
 struct CatalogEntry {
   std::string kubernetes_version;  // "v1.32.3"
-  std::string source;              // the catalog file's text, as embedded (goes into air-gap kits)
+  std::string etcd_version;        // "v3.5.21": the etcd this release ships with (fixed per minor)
+  std::string source;              // the resolved entry's text (goes into air-gap kits as catalog-<V>.json)
   std::vector<CatalogArtifact> artifacts;
   std::vector<CatalogImage> images;
 };
 
-// Parses one catalog file; `name` prefixes every error ("v1.32.json: artifacts[3].url: ...").
+// Parses one resolved catalog entry (no "{version}" left; what an air-gap kit carries); `name`
+// prefixes every error ("v1.32.json: artifacts[3].url: ...").
 CatalogEntry parse_catalog(std::string_view name, std::string_view json_text);
 
-// The compiled-in entry for `kubernetes_version` (exact match, e.g. "v1.32.3").
-// Throws kb::Error listing the versions the catalog has when there is none.
-const CatalogEntry& catalog_entry(const std::string& kubernetes_version);
+// Resolves the template `json_text` (a catalog/v<minor>.json) for `kubernetes_version`, which
+// must be a vX.Y.Z of the template's kubernetesMinor. A template must give every Kubernetes
+// file (a URL with "{version}") the per-file checksum published beside it (URL + ".sha256").
+CatalogEntry resolve_catalog(std::string_view name, std::string_view json_text, const std::string& kubernetes_version);
 
-// Every compiled-in entry, in file order.
+// The compiled-in entry for any release `kubernetes_version` ("v1.32.9") of a supported minor.
+// Throws kb::Error naming the minors the catalog has when there is none.
+CatalogEntry catalog_entry(const std::string& kubernetes_version);
+
+// One compiled-in entry per minor, resolved at its first patch (vX.Y.0), in file order.
 const std::vector<CatalogEntry>& catalog_entries();
 
-// "v1.32.3, v1.33.3"
+// "v1.32.x, v1.33.x"
 std::string catalog_versions();
 
 // The mirror rule: https://HOST/PATH -> MIRROR/HOST/PATH (and http:// likewise); an empty

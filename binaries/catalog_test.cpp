@@ -21,12 +21,50 @@ const CatalogFile* find_file(const CatalogEntry& e, const std::string& component
 
 }  // namespace
 
-TEST_CASE("the compiled-in catalog has v1.32.3 first and a v1.33 entry", "[catalog]") {
+TEST_CASE("the compiled-in catalog has a template per minor: v1.32 first, then v1.33", "[catalog]") {
   const auto& entries = catalog_entries();
   REQUIRE(entries.size() >= 2);
-  CHECK(entries[0].kubernetes_version == "v1.32.3");
-  CHECK(entries[1].kubernetes_version.starts_with("v1.33."));
-  CHECK(catalog_versions().starts_with("v1.32.3, v1.33."));
+  CHECK(entries[0].kubernetes_version == "v1.32.0");
+  CHECK(entries[1].kubernetes_version == "v1.33.0");
+  CHECK(catalog_versions().starts_with("v1.32.x, v1.33.x"));
+  for (const auto& e : entries) CHECK(e.etcd_version == "v3.5.21");
+}
+
+TEST_CASE("any patch release of a supported minor resolves; the Kubernetes files carry the version", "[catalog]") {
+  for (const char* version : {"v1.32.3", "v1.32.4", "v1.32.9", "v1.32.10", "v1.33.0", "v1.33.7"}) {
+    INFO(version);
+    CatalogEntry e = catalog_entry(version);
+    CHECK(e.kubernetes_version == version);
+    size_t kube = 0;
+    for (const auto& a : e.artifacts) {
+      if (a.url.starts_with("https://dl.k8s.io/")) {
+        ++kube;
+        CHECK(a.url.starts_with(std::string("https://dl.k8s.io/release/") + version + "/bin/linux/amd64/"));
+        CHECK(a.checksum_url == a.url + ".sha256");  // the per-file sha256 published beside it
+      } else {
+        // etcd, containerd...: fixed per minor, the same URL for every patch release.
+        bool same = false;
+        for (const auto& other : catalog_entry(e.kubernetes_version.substr(0, e.kubernetes_version.rfind('.')) + ".77").artifacts)
+          same = same || other.url == a.url;
+        CHECK(same);
+      }
+    }
+    CHECK(kube == 6);
+    // What a kit carries is the resolved entry: it parses alone, to the same thing.
+    CHECK(e.source.find("{version}") == std::string::npos);
+    CatalogEntry again = parse_catalog("kit", e.source);
+    CHECK(again.kubernetes_version == version);
+    CHECK(again.artifacts.size() == e.artifacts.size());
+    CHECK(again.artifacts[0].url == e.artifacts[0].url);
+  }
+  // Components fixed per minor differ between minors.
+  const CatalogArtifact* a32 = nullptr;
+  const CatalogArtifact* a33 = nullptr;
+  CatalogEntry e32 = catalog_entry("v1.32.4"), e33 = catalog_entry("v1.33.3");
+  find_file(e32, "containerd", &a32);
+  find_file(e33, "containerd", &a33);
+  CHECK(a32->url.find("/v2.0.4/") != std::string::npos);
+  CHECK(a33->url.find("/v2.1.4/") != std::string::npos);
 }
 
 TEST_CASE("every catalog entry lists every node component with its place and roles", "[catalog]") {
@@ -83,26 +121,77 @@ TEST_CASE("every catalog entry lists every node component with its place and rol
   }
 }
 
-TEST_CASE("an unknown version names the ones the catalog has", "[catalog]") {
-  try {
-    catalog_entry("v1.31.0");
-    FAIL("no error");
-  } catch (const Error& e) {
-    CHECK_THAT(e.what(), Catch::Contains("v1.31.0") && Catch::Contains("v1.32.3"));
+TEST_CASE("an unknown minor names the ones the catalog has; a malformed version never reaches a URL", "[catalog]") {
+  for (const char* v : {"v1.31.0", "v1.34.0", "v2.32.0"}) {
+    INFO(v);
+    try {
+      catalog_entry(v);
+      FAIL("no error");
+    } catch (const Error& e) {
+      CHECK_THAT(e.what(), Catch::Contains(v) && Catch::Contains("v1.32.x, v1.33.x"));
+    }
   }
+  for (const char* v : {"", "1.32.4", "v1.32", "v1.32.4-rc.1", "v1.32.4/../../evil", "v1.32.4?x=1", "v1.32.4\"", "v1.32.04",
+                        "v1.32.{version}", "v1.32.4 "}) {
+    INFO(v);
+    try {
+      catalog_entry(v);
+      FAIL("no error");
+    } catch (const Error& e) {
+      CHECK_THAT(e.what(), Catch::Contains("not a release version (want vX.Y.Z"));
+    }
+  }
+}
+
+TEST_CASE("templates: a Kubernetes file must use the checksum beside it; the minor must match", "[catalog]") {
+  const std::string good = R"({"kubernetesMinor":"v1.32","kubernetesVersion":"{version}","versions":{"etcd":"v3.5.21"},
+    "artifacts":[{"url":"https://dl.k8s.io/release/{version}/kubelet","checksumUrl":"https://dl.k8s.io/release/{version}/kubelet.sha256",
+    "files":[{"component":"kubelet","nodePath":"/usr/local/bin/kubelet","roles":["worker"]}]}]})";
+  CatalogEntry e = resolve_catalog("t.json", good, "v1.32.9");
+  CHECK(e.artifacts[0].url == "https://dl.k8s.io/release/v1.32.9/kubelet");
+  auto refused = [&](std::string text, const std::string& version, const std::string& want) {
+    INFO(text);
+    try {
+      resolve_catalog("t.json", text, version);
+      FAIL("accepted");
+    } catch (const Error& err) {
+      CHECK_THAT(err.what(), Catch::Contains(want));
+    }
+  };
+  refused(good, "v1.33.0", "is for Kubernetes v1.32, not v1.33.0");
+  std::string other_sum = good;
+  other_sum.replace(other_sum.find("kubelet.sha256"), 14, "SHA256SUMS");
+  refused(other_sum, "v1.32.4", "artifacts[0].checksumUrl: want the per-file checksum beside the file");
+  std::string fixed = good;
+  fixed.replace(fixed.find("\"kubernetesVersion\":\"{version}\""), 31, "\"kubernetesVersion\":\"v1.32.3\"");
+  refused(fixed, "v1.32.4", "kubernetesVersion");
+  std::string no_etcd = good;
+  no_etcd.replace(no_etcd.find("\"etcd\""), 6, "\"etc\"");
+  refused(no_etcd, "v1.32.4", "versions.etcd");
+  // A resolved entry with a placeholder left, or of another minor than it says, is refused.
+  CHECK_THROWS_WITH(parse_catalog("kit", good), Catch::Contains("kubernetesVersion"));
+  std::string half = good;
+  half.replace(half.find("{version}\""), 10, "v1.32.4\"");
+  CHECK_THROWS_WITH(parse_catalog("kit", half), Catch::Contains("placeholder"));
+  std::string wrong_minor = half;
+  for (size_t at; (at = wrong_minor.find("{version}")) != std::string::npos;) wrong_minor.replace(at, 9, "v1.32.4");
+  wrong_minor.replace(wrong_minor.find("\"v1.32\""), 7, "\"v1.33\"");
+  CHECK_THROWS_WITH(parse_catalog("kit", wrong_minor), Catch::Contains("not a release of kubernetesMinor"));
 }
 
 TEST_CASE("broken catalog files are refused with the file and the field", "[catalog]") {
   const std::string art = R"({"url":"https://x.example/a","checksumUrl":"https://x.example/a.sha256","files":[FILES]})";
   const std::string file = R"({"component":"a","nodePath":"/usr/local/bin/a","mode":"0755","roles":["worker"]})";
   auto doc = [&](const std::string& arts, const std::string& images = "[]") {
-    return R"({"kubernetesVersion":"v1.32.3","artifacts":[)" + arts + R"(],"images":)" + images + "}";
+    return R"({"kubernetesVersion":"v1.32.3","versions":{"etcd":"v3.5.21"},"artifacts":[)" + arts + R"(],"images":)" + images + "}";
   };
   auto with = [&](std::string a, const std::string& files) { return a.replace(a.find("FILES"), 5, files); };
   CHECK_NOTHROW(parse_catalog("t.json", doc(with(art, file))));
   const std::vector<std::pair<std::string, std::string>> cases = {
       {"not json", "not a JSON object"},
       {R"({"artifacts":[]})", "kubernetesVersion"},
+      {R"({"kubernetesVersion":"v1.32.3","artifacts":[]})", "versions"},
+      {R"({"kubernetesVersion":"1.32.3","versions":{"etcd":"v3.5.21"}})", "kubernetesVersion: '1.32.3' is not a release version"},
       {doc(""), "artifacts: missing or empty"},
       {doc(R"({"url":"ftp://x/a","checksumUrl":"https://x/a.sha256","files":[)" + file + "]}"), "artifacts[0].url"},
       {doc(with(art, "")), "files: missing or empty"},

@@ -151,7 +151,14 @@ std::pair<std::string, uint64_t> extract_member(const std::string& cache_dir, co
 // Returns the verified sha256.
 std::string fetch_verified(const std::string& cache_dir, const std::string& url, const std::string& sum_url,
                            const std::string& asset, const DownloadOptions& download) {
-  std::string expected = published_sha256(download_text(sum_url, download), asset, sum_url);
+  std::string sums;
+  try {
+    sums = download_text(sum_url, download);
+  } catch (const Error& e) {
+    // Any vX.Y.Z resolves to URLs; only a published release (present on the mirror) has them.
+    throw Error(std::string(e.what()) + " (is this a published release, and does the mirror hold it?)");
+  }
+  std::string expected = published_sha256(sums, asset, sum_url);
   if (blob_ok(cache_dir, expected)) {
     if (download.log) *download.log << "fetch: " << url << ": already cached (sha256 " << expected << ")\n";
     return expected;
@@ -242,6 +249,7 @@ LockFile fetch_into_cache(const std::string& cache_dir, const CatalogEntry& entr
       if (old) {
         log << "fetch: " << img.ref << ": cached and intact\n";
         e.url = old->url;
+        e.checksum_url = old->checksum_url;
         e.sha256 = old->sha256;
         e.manifest_digest = old->manifest_digest;
         e.artifact_sha256 = old->artifact_sha256;
@@ -250,6 +258,7 @@ LockFile fetch_into_cache(const std::string& cache_dir, const CatalogEntry& entr
         std::string url = image_mirror_url(mirror, img.ref);
         e.sha256 = fetch_verified(cache_dir, url, url + ".sha256", base_name(url), download);
         e.url = url;
+        e.checksum_url = url + ".sha256";
         e.manifest_digest = verify_oci_archive(blob_path(cache_dir, e.sha256));
         e.artifact_sha256 = e.sha256;
         e.size = file_size(blob_path(cache_dir, e.sha256));

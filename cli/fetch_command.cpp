@@ -13,7 +13,7 @@ namespace kb {
 
 CLI::App* add_fetch_command(CLI::App& app, FetchOptions& o) {
   auto* cmd = app.add_subcommand("fetch", "Download and verify the node binaries and images into the offline cache; move it across an air gap");
-  cmd->add_option("--version", o.version, "Kubernetes version (" + catalog_versions() + ")")->capture_default_str();
+  cmd->add_option("--version", o.version, "Kubernetes version: any published patch release of " + catalog_versions())->capture_default_str();
   cmd->add_option("--mirror", o.mirror, "Internal mirror: https://HOST/PATH is fetched as MIRROR/HOST/PATH (images need one)");
   cmd->add_option("--cache", o.cache_dir, "Cache directory (default: <state>/cache)");
   cmd->add_option("--state", o.state_dir, "State directory")->capture_default_str();

@@ -103,17 +103,11 @@ std::vector<std::vector<std::string>> changed_order(const Topology& t, const Cha
   return apply_order(t, max_unavailable, changed);
 }
 
-// The Kubernetes version of every node before (its recorded manifest) and after this run (the
-// topology's, for the nodes this run generates; the others keep theirs). etcd's version is left out:
-// it comes from the release catalog (docs/upgrades.md).
-std::vector<std::string> skew_problems(const Topology& t, const std::map<std::string, Manifest>& previous,
-                                       const std::vector<Manifest>& next) {
-  std::map<std::string, NodeVersion> before, after;
-  for (const auto& [name, m] : previous) before[name] = {m.role, m.kubernetes_version, ""};
-  for (const auto& n : t.nodes)
-    if (auto it = before.find(n.name); it != before.end()) after[n.name] = it->second;
-  for (const auto& m : next) after[m.node_name] = {m.role, m.kubernetes_version, ""};
-  return version_skew_problems(before, after);
+// The version skew problems of this run (docs/upgrades.md): what each node runs now against what it
+// will run once this run's bundles are applied.
+std::vector<std::string> skew_problems(const Topology& t, const State& state, const std::vector<std::string>& only) {
+  auto before = versions_before(state.previous_manifests());
+  return version_skew_problems(before, versions_after(t, only, before));
 }
 
 // The etcd membership steps and problems as the change summary shows them (gen and plan alike).
@@ -152,7 +146,13 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
   OutputDir output(o.out_dir);
   auto state = State::open(o.state_dir, *topology, o.now);
   if (!state->note().empty()) err << "kbundle: note: " << state->note() << "\n";
-  // etcd membership (docs/etcd.md): one member at a time, never below quorum; refused before anything is written.
+  // Refused before anything is written: a version skew the upgrade policy forbids (docs/upgrades.md) and
+  // an etcd membership change of more than one member or below quorum (docs/etcd.md).
+  auto skew = skew_problems(*topology, *state, o.nodes);
+  for (const auto& p : skew) err << "kbundle: error: version skew: " << escape_text(p) << "\n";
+  if (!skew.empty())
+    err << "kbundle: error: " << skew.size() << " version skew problem" << (skew.size() == 1 ? "" : "s")
+        << " (docs/upgrades.md); nothing was written\n";
   EtcdMembershipChange etcd = plan_etcd_membership(*state, *topology);
   if (etcd.changed() && !o.nodes.empty())
     etcd.problems.push_back("a --node run cannot change etcd membership: every control-plane bundle carries it; run gen "
@@ -161,8 +161,8 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
     for (const auto& line : etcd.describe()) err << "kbundle: " << line << "\n";
     err << "kbundle: error: " << escape_text(o.topology_path) << ": the etcd membership change is refused ("
         << etcd.problems.size() << " problem" << (etcd.problems.size() == 1 ? "" : "s") << "); nothing was written\n";
-    return kExitInvalidInput;
   }
+  if (!skew.empty() || !etcd.problems.empty()) return kExitInvalidInput;
   ClusterPlan plan = make_cluster_plan(*topology, *state, o.nodes);
   if (!o.no_binaries) add_binaries(plan, binaries);
   check_plan_policy(plan, topology->cluster.kubernetes_version);  // before anything is written
@@ -310,7 +310,7 @@ int run_plan(const PlanOptions& o, std::ostream& out, std::ostream& err) {
   // etcd membership (docs/etcd.md): its steps, and its problems refuse the change.
   EtcdMembershipChange etcd = plan_etcd_membership(*state, *topology);
   add_etcd_inputs(etcd, inputs);
-  for (const auto& p : skew_problems(*topology, state->previous_manifests(), manifests))
+  for (const auto& p : skew_problems(*topology, *state, o.nodes))
     inputs.problems.push_back("version skew: " + p);
   ChangePlan changes = make_change_plan(plan.cluster_name, state->previous_manifests(), manifests, state->reissued(),
                                         !o.nodes.empty(), std::move(inputs));

@@ -7,6 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "bundles/manifest.h"
+#include "topology/topology.h"
+
 namespace kb {
 
 struct NodeVersion {
@@ -22,5 +25,16 @@ struct NodeVersion {
 // one etcd minor at a time. Each problem names the node and the fix.
 std::vector<std::string> version_skew_problems(const std::map<std::string, NodeVersion>& before,
                                                const std::map<std::string, NodeVersion>& after);
+
+// What each node runs now, from the manifests of the bundles gen last wrote (State::previous_manifests()):
+// its role and kubernetes_version, and for etcd members the etcd of that release in the catalog
+// ("" when this kbundle's catalog no longer has its minor: the etcd rules are then skipped).
+std::map<std::string, NodeVersion> versions_before(const std::map<std::string, Manifest>& previous);
+
+// What each node of `t` runs once this gen's bundles are applied: the regenerated nodes (`only`, or
+// every node when empty) at t's kubernetesVersion, the others as in `before` (a node never generated
+// and not regenerated now runs nothing and is left out).
+std::map<std::string, NodeVersion> versions_after(const Topology& t, const std::vector<std::string>& only,
+                                                  const std::map<std::string, NodeVersion>& before);
 
 }  // namespace kb

@@ -2,6 +2,7 @@
 
 #include <string_view>
 
+#include "base/release_version.h"
 #include "base/text_escape.h"
 
 namespace kb {
@@ -78,11 +79,9 @@ std::string Diagnostic::format() const {
 }
 
 bool is_supported_kubernetes_version(const std::string& version) {
-  for (std::string_view minor : {"v1.32.", "v1.33."}) {
-    if (version.starts_with(minor))
-      return parse_plain_decimal(std::string_view(version).substr(minor.size()), 4).has_value();
-  }
-  return false;
+  // Any patch release of a supported minor (the release catalog resolves its URLs).
+  auto v = parse_release_version(version);
+  return v && (v->minor_string() == "v1.32" || v->minor_string() == "v1.33");
 }
 
 std::string supported_kubernetes_versions() { return "v1.32.x, v1.33.x"; }

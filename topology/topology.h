@@ -123,7 +123,8 @@ inline constexpr size_t kMaxDiagnostics = 1000;
 TopologyResult parse_topology(const std::string& yaml_text, const std::string& file_name);
 TopologyResult load_topology(const std::string& path);
 
-// Versions this release can generate for ("v1.32.x", "v1.33.x").
+// Versions this release can generate for: any vX.Y.Z of v1.32 and v1.33 (binaries/catalog has
+// one template per minor; generator/catalog_minors_test.cpp keeps the two lists equal).
 bool is_supported_kubernetes_version(const std::string& version);
 std::string supported_kubernetes_versions();  // for messages: "v1.32.x, v1.33.x"
 

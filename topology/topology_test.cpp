@@ -364,6 +364,8 @@ TEST_CASE("unsupported versions name the supported ones", "[topology]") {
   CHECK_FALSE(kb::is_supported_kubernetes_version("v1.32"));
   CHECK_FALSE(kb::is_supported_kubernetes_version("v1.32.x"));
   CHECK_FALSE(kb::is_supported_kubernetes_version("v1.32.3-rc.1"));
+  CHECK_FALSE(kb::is_supported_kubernetes_version("v1.32.03"));  // the catalog puts it in URLs: one spelling only
+  CHECK_FALSE(kb::is_supported_kubernetes_version("v1.32.3/../x"));
   CHECK(kb::supported_kubernetes_versions() == "v1.32.x, v1.33.x");
 
   auto r = parse_topology(

@@ -9,7 +9,7 @@ done
 
 # make_mirror DIR: the catalog's artifacts, checksum files and images under DIR.
 make_mirror() {
-  python3 "$KB_SOURCE_DIR/tests/integration/fetch_mirror.py" "$KB_SOURCE_DIR/binaries/catalog/v1.32.json" "$1" ||
+  python3 "$KB_SOURCE_DIR/tests/integration/fetch_mirror.py" "$KB_SOURCE_DIR/binaries/catalog/v1.32.json" "$1" $FETCH_VERSION ||
     fail "cannot build the test mirror"
 }
 
