@@ -389,3 +389,30 @@ TEST_CASE("G30: applying the installed serial again repairs drift, restarts only
     CHECK(verify_all().code == ExitCode::Failure);
   }
 }
+
+TEST_CASE("G9: a failed first apply sets aside a directory it made that a service filled", "[apply]") {
+  // etcd's first start writes its member data into /var/lib/etcd, which the bundle made: the rollback
+  // cannot rmdir it, and must neither fail nor delete that data nor leave it for the next start.
+  Fixture f;
+  auto opt = options(f.root, f.key);
+  opt.no_systemd = false;
+  auto filling = [&](const nlohmann::json&, const std::string&, ServiceManager&) {
+    make_dirs(f.root + "/var/lib/etcd/member/wal", 0700);
+    write_file_atomic(f.root + "/var/lib/etcd/member/wal/0.wal", "wal", 0600);
+    return HealthResult{false, "no leader (after 120 s)"};
+  };
+  auto r = apply_bundle(opt, f.b1, filling);
+  INFO(r.err);
+  CHECK(r.code == ExitCode::HealthRolledBack);
+  CHECK(inspect(f.root + "/var/lib/etcd", false).kind == LiveState::Kind::Absent);
+  CHECK(inspect(f.root + "/etc/etcd", false).kind == LiveState::Kind::Absent);
+  std::vector<std::string> kept;
+  for (const auto& e : std::filesystem::directory_iterator(f.root + "/" + kState + "/discarded")) kept.push_back(e.path());
+  REQUIRE(kept.size() == 1);
+  CHECK(kept[0].find("-var_lib_etcd") != std::string::npos);
+  CHECK(read_file(kept[0] + "/member/wal/0.wal") == "wal");
+  // The next apply starts from an empty /var/lib/etcd again.
+  auto ok = apply_bundle(opt, f.b1, [](const nlohmann::json&, const std::string&, ServiceManager&) { return HealthResult{true, "ok"}; });
+  CHECK(ok.code == ExitCode::Ok);
+  CHECK(std::filesystem::is_empty(f.root + "/var/lib/etcd"));
+}

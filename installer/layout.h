@@ -32,6 +32,8 @@ struct Layout {
   std::string created_dirs() const { return state() + "/created-dirs.json"; }
   std::string bootstrap_record() const { return state() + "/bootstrap.json"; }
   std::string generations() const { return state() + "/generations"; }
+  // Directories a rolled-back generation made and its services filled (transaction.cpp), kept for the operator.
+  std::string discarded() const { return state() + "/discarded"; }
   std::string staging(uint64_t serial) const { return state() + "/staging-" + std::to_string(serial); }
   std::string generation(const std::optional<uint64_t>& serial) const {
     return generations() + "/" + (serial ? std::to_string(*serial) : std::string("none"));

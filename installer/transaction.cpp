@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <ctime>
 #include <fcntl.h>
 #include <map>
 #include <set>
@@ -10,6 +11,7 @@
 
 #include "base/atomic_file.h"
 #include "base/error.h"
+#include "base/file_io.h"
 #include "bundles/path_policy.h"
 #include "installer/fault.h"
 
@@ -206,6 +208,20 @@ std::vector<BackupRecord> read_backups(const std::string& dir) {
   return out;
 }
 
+// Moves `live` (a directory) to <state>/discarded/<seconds>-<path with '/' as '_'>[.N]; throws when it cannot.
+void discard_dir(const Layout& layout, const std::string& live) {
+  const std::string into = layout.discarded();
+  make_dirs(into, 0700);
+  std::string rel = live.substr(layout.live("/").size() - 1);
+  std::replace(rel.begin(), rel.end(), '/', '_');
+  const std::string base = into + "/" + std::to_string(std::time(nullptr)) + "-" + rel.substr(1);
+  std::string to = base;
+  for (int n = 1; inspect(to, false).kind != LiveState::Kind::Absent; ++n) to = base + "." + std::to_string(n);
+  if (::rename(live.c_str(), to.c_str()) != 0)
+    throw_errno("cannot remove " + live + " (it did not exist before, and what services wrote into it cannot be moved to " + to + ")");
+  fsync_dir(into);
+}
+
 std::vector<std::string> restore_backups(const Layout& layout, const std::string& dir,
                                          const std::vector<BackupRecord>& records, const FaultPoints& faults) {
   std::vector<std::string> changed;
@@ -246,6 +262,13 @@ std::vector<std::string> restore_backups(const Layout& layout, const std::string
     LiveState s = inspect(live, false);
     if (s.kind == LiveState::Kind::Absent) continue;
     int rc = s.kind == LiveState::Kind::Dir ? ::rmdir(live.c_str()) : ::unlink(live.c_str());
+    if (rc != 0 && s.kind == LiveState::Kind::Dir && (errno == ENOTEMPTY || errno == EEXIST)) {
+      // A service of the new generation wrote into a directory that generation made (etcd's first
+      // start fills /var/lib/etcd): that data is not ours to delete, and must not greet the next
+      // start either, so it is set aside whole under the installer's state.
+      discard_dir(layout, live);
+      rc = 0;
+    }
     if (rc != 0) throw_errno("cannot remove " + live + " (it did not exist before)");
     fsync_dir(parent_dir(live));
     done(it->path);
