@@ -61,12 +61,40 @@ topology_at() { sed "s/^  kubernetesVersion: .*/  kubernetesVersion: $1/" "$EXAM
 # (state/.lock is the flock file: it holds the last holder's pid, not state.)
 snapshot() { (cd "$WORK" && find state out -type f ! -name .lock -exec sha256sum {} + 2>/dev/null | sort) >"$WORK/snap.$1"; }
 manifest_py() { "$KBUNDLE" inspect --json "$OUT/$1.kbundle" | python3 -c "import json,sys; m=json.load(sys.stdin); $2"; }
-# on_upgraded VERSION [gen args]: called after each successful step with the bundles in $OUT; a
-# place for more checks (e.g. applying them in the rollout order and checking that order).
-on_upgraded() { :; }
+# plan_order [gen args]: before a step, `kbundle plan` exits 2 and orders the changed nodes as the
+# skew policy wants them applied: each control-plane node alone in topology order, then the workers
+# in batches of --max-unavailable (2 here); every changed node appears once.
+plan_order() {
+  local rc=0
+  "$KBUNDLE" plan --json --max-unavailable 2 --topology "$WORK/topology.yaml" --state "$STATE" --cache "$C" "$@" \
+    >"$WORK/plan.json" 2>"$WORK/plan.err" || rc=$?
+  [ "$rc" = 2 ] || { cat "$WORK/plan.err" >&2; fail "plan before the upgrade ($*): exit $rc, expected 2"; }
+  python3 - "$WORK/plan.json" <<'PY' || fail "plan's apply order breaks the skew policy: $(cat "$WORK/plan.order")"
+import json, sys
+p = json.load(open(sys.argv[1]))
+order = p["order"]
+open(sys.argv[1].replace("plan.json", "plan.order"), "w").write(json.dumps(order))
+role = {n["name"]: n["role"] for n in p["nodes"]}
+changed = [n["name"] for n in p["nodes"] if n["status"] in ("new", "changed")]
+flat = [n for batch in order for n in batch]
+assert sorted(flat) == sorted(changed) and len(flat) == len(set(flat)), (flat, changed)
+cp = [b for b in order if role[b[0]] != "worker"]
+assert all(len(b) == 1 for b in cp), order                       # control plane one at a time
+assert order[:len(cp)] == cp, order                               # ... and before every worker
+assert [b[0] for b in cp] == [n for n in changed if role[n] != "worker"], order  # in topology order
+assert all(len(b) <= 2 and all(role[n] == "worker" for n in b) for b in order[len(cp):]), order
+PY
+}
+# on_upgraded VERSION [gen args]: called after each successful step with the bundles in $OUT: a plan
+# right after the gen has nothing left to do.
+on_upgraded() {
+  "$KBUNDLE" plan --topology "$WORK/topology.yaml" --state "$STATE" --cache "$C" "${@:2}" >"$WORK/plan.after" 2>&1 ||
+    { cat "$WORK/plan.after" >&2; fail "plan right after gen $*: not exit 0"; }
+}
 # upgrade_to VERSION [gen args]: gen with binaries from the cache into $STATE and $OUT.
 upgrade_to() {
   topology_at "$1"
+  [ ! -e "$STATE/state.json" ] || plan_order "${@:2}"
   "$KBUNDLE" gen --topology "$WORK/topology.yaml" --state "$STATE" --out "$OUT" --cache "$C" "${@:2}" >"$WORK/gen.log" 2>&1 ||
     { cat "$WORK/gen.log" >&2; fail "gen $1 ${*:2}"; }
   on_upgraded "$@"
