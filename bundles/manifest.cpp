@@ -422,4 +422,10 @@ json manifest_listing_json(const Manifest& m) {
   return manifest_to_json(m);
 }
 
+const ManifestEntry* find_file_entry(const Manifest& m, const std::string& path) {
+  for (const auto& e : m.entries)
+    if (e.path == path && e.type == EntryType::File) return &e;
+  return nullptr;
+}
+
 }  // namespace kb

@@ -73,6 +73,9 @@ std::string serialize_manifest(const Manifest& m);
 // Throws BundleError: BadManifest, UnsupportedVersion or UnsafePath.
 Manifest parse_manifest(std::string_view bytes);
 
+// The file entry at `path` (never a directory), or nullptr.
+const ManifestEntry* find_file_entry(const Manifest& m, const std::string& path);
+
 // Checks every rule of FORMAT.md on an in-memory manifest. Throws BundleError.
 void validate_manifest(const Manifest& m);
 

@@ -59,12 +59,6 @@ bool clean_node_path(const std::string& p) {
   return true;
 }
 
-const ManifestEntry* entry_of(const Manifest& m, const std::string& path) {
-  for (const auto& e : m.entries)
-    if (e.path == path && e.type == EntryType::File) return &e;
-  return nullptr;
-}
-
 std::string string_field(const nlohmann::json& j, const char* key, const std::string& where, const std::string& place) {
   auto it = j.find(key);
   if (it == j.end()) refuse(where, place + key, "missing; add it (docs/bootstrap.md)");
@@ -323,7 +317,7 @@ BootstrapSpec parse_bootstrap_objects(const std::string& bytes, const std::strin
   for (FileField f : {FileField{"ca_file", &s.ca_file}, FileField{"cert_file", &s.cert_file}, FileField{"key_file", &s.key_file}}) {
     *f.out = string_field(j, f.key, where, "");
     if (!clean_node_path(*f.out)) refuse(where, f.key, "'" + escape_text(*f.out) + "' is not a clean absolute path");
-    const ManifestEntry* e = entry_of(m, *f.out);
+    const ManifestEntry* e = find_file_entry(m, *f.out);
     if (!e) refuse(where, f.key, *f.out + " is not a file this bundle installs; name one of its files (the installer reads nothing else)");
     if (std::string(f.key) == "key_file" && (e->mode & 077) != 0)
       refuse(where, f.key, *f.out + " is installed with mode " + mode_string(e->mode) + "; a private key must be 0600");
@@ -415,7 +409,7 @@ namespace {
 
 // objects.json of a bundle being applied or verified, with the refusal's last words.
 void check_bundle_objects(const Manifest& m, const std::function<std::string()>& bytes, const std::string& bundle) {
-  const ManifestEntry* e = entry_of(m, kBootstrapObjects);
+  const ManifestEntry* e = find_file_entry(m, kBootstrapObjects);
   if (!e) return;
   if (e->size > kMaxBootstrapFile)
     refuse(bundle + ": " + kBootstrapObjects, "the file", "larger than " + std::to_string(kMaxBootstrapFile) + " bytes; refused, nothing was changed");
@@ -437,7 +431,7 @@ void BootstrapCheckSink::check(const Manifest& m, const std::string& bundle) con
 }
 
 ExitCode bootstrap_after_apply(Run& r, const Manifest& m) {
-  const ManifestEntry* e = entry_of(m, kBootstrapObjects);
+  const ManifestEntry* e = find_file_entry(m, kBootstrapObjects);
   if (!e) return ExitCode::Ok;
   if (already_applied(r, *e)) return ExitCode::Ok;
   if (r.opt.no_systemd) {
@@ -455,7 +449,7 @@ ExitCode bootstrap_after_apply(Run& r, const Manifest& m) {
 }
 
 ExitCode bootstrap_installed(Run& r, const Manifest& m) {
-  const ManifestEntry* e = entry_of(m, kBootstrapObjects);
+  const ManifestEntry* e = find_file_entry(m, kBootstrapObjects);
   if (!e) {
     r.say("serial " + std::to_string(m.serial) + " of node " + m.node_name +
           " carries no bootstrap objects (only the first control-plane node's bundle does); nothing to do");
@@ -467,7 +461,7 @@ ExitCode bootstrap_installed(Run& r, const Manifest& m) {
 }
 
 void bootstrap_status(Run& r, const Manifest& m) {
-  const ManifestEntry* e = entry_of(m, kBootstrapObjects);
+  const ManifestEntry* e = find_file_entry(m, kBootstrapObjects);
   if (!e) {
     r.report["bootstrap"] = nullptr;
     return;

@@ -64,15 +64,9 @@ std::string seconds_text(std::chrono::steady_clock::duration d) {
   return buf;
 }
 
-const ManifestEntry* entry_of(const Manifest& m, const std::string& path) {
-  for (const auto& e : m.entries)
-    if (e.path == path && e.type == EntryType::File) return &e;
-  return nullptr;
-}
-
 // The spec of the installed file, checked against its manifest entry; nullopt when the bundle has none.
 std::optional<EtcdMembershipSpec> live_spec(Run& r, const Manifest& m) {
-  const ManifestEntry* e = entry_of(m, kEtcdMembershipFile);
+  const ManifestEntry* e = find_file_entry(m, kEtcdMembershipFile);
   if (!e) return std::nullopt;
   const std::string path = r.layout.live(kEtcdMembershipFile);
   std::string bytes = read_file(path);
@@ -199,12 +193,12 @@ EtcdMembershipSpec parse_etcd_membership(const std::string& bytes, const std::st
   }
   // The TLS files the gateway calls use must be files this bundle installs.
   for (const char* f : {kEtcdCaCertFile, kEtcdPeerCertFile, kEtcdPeerKeyFile})
-    if (!entry_of(m, f)) refuse(where, "the bundle", std::string(f) + " is not a file it installs (the etcd membership step needs it)");
+    if (!find_file_entry(m, f)) refuse(where, "the bundle", std::string(f) + " is not a file it installs (the etcd membership step needs it)");
   return s;
 }
 
 void check_staged_etcd_membership(const Manifest& m, const std::string& staged_files, const std::string& bundle) {
-  if (!entry_of(m, kEtcdMembershipFile)) return;
+  if (!find_file_entry(m, kEtcdMembershipFile)) return;
   parse_etcd_membership(read_file(staged_files + kEtcdMembershipFile), bundle + ": " + kEtcdMembershipFile, m);
 }
 
