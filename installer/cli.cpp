@@ -32,7 +32,8 @@ const char* kUsage =
     "exit codes: 0 ok, 1 failure, 2 usage, 3 bundle refused (verification/trust), 4 health check (or image\n"
     "  import) failed and rolled back, 5 refused (wrong node or instance, lower serial, same serial with\n"
     "  other content), 6 applied and healthy but the bootstrap objects were not applied (nothing rolled\n"
-    "  back; see status, then run bootstrap)\n";
+    "  back; see status, then run bootstrap), 7 applied and healthy but an etcd member the bundle removes\n"
+    "  was not removed (nothing rolled back; apply the same bundle again once etcd is healthy)\n";
 
 struct UsageError {
   std::string what;
