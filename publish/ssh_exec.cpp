@@ -15,6 +15,15 @@
 
 namespace kb {
 
+void append_output(ExecResult& r, std::string_view data, size_t cap) {
+  r.output.append(data);
+  if (r.output.size() > 2 * cap) {  // trimmed in steps of `cap`, so a flood costs linear time
+    size_t drop = r.output.size() - cap;
+    r.output.erase(0, drop);
+    r.dropped += drop;
+  }
+}
+
 #ifndef KB_HAVE_LIBSSH2
 
 ExecResult ssh_exec(const SshTarget&, const std::string&, const std::string&, const std::string&, std::chrono::seconds) {
@@ -95,7 +104,7 @@ ExecResult ssh_exec(const SshTarget& t, const std::string& identity, const std::
     char buf[16384];
     for (;;) {
       ssize_t got = libssh2_channel_read(ch, buf, sizeof buf);
-      if (got > 0) r.output.append(buf, static_cast<size_t>(got));
+      if (got > 0) append_output(r, std::string_view(buf, static_cast<size_t>(got)));
       else if (got == 0) break;  // EOF
       else throw Error(where + ": reading the output: " + session_error(s));
     }
