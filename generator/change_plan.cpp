@@ -207,7 +207,7 @@ std::string change_plan_text(const ChangePlan& plan) {
   for (const auto& c : plan.shared_certs) out += "shared certificate " + c.owner + "/" + c.name + " " + cert_text(c) + "\n";
   if (!plan.inputs.etcd.empty()) {
     out += "etcd membership:\n";
-    for (const auto& l : plan.inputs.etcd) out += "  " + l + "\n";
+    for (const auto& l : plan.inputs.etcd) out += "  " + (l.rfind("etcd: ", 0) == 0 ? l.substr(6) : l) + "\n";
   }
   if (!plan.inputs.problems.empty()) {
     out += "refused (nothing may be written until these are fixed):\n";

@@ -183,7 +183,7 @@ cp4 = cp3.replace("control-3", "control-4").replace("10.0.1.13", "10.0.1.14").re
 open(sys.argv[3], "w").write(text[:at] + cp3 + cp4 + text[at:])
 PY
 before=$(hash_dir "$S")
-expect 2 "etcd: add member control-3 (https://10.0.1.13:2380)" plan --topology "$WORK/cp4.yaml"
+expect 2 "^  add member control-3 (https://10.0.1.13:2380)" plan --topology "$WORK/cp4.yaml"
 grep -q "node control-3 (control-plane): new" "$WORK/out.log" || fail "control-3 not new: $(cat "$WORK/out.log")"
 grep -q "apply order: control-0, .*control-3$" "$WORK/out.log" || fail "order: $(cat "$WORK/out.log")"
 expect 3 "REFUSED" plan --topology "$WORK/cp5.yaml"
