@@ -12,6 +12,8 @@ echo; echo "== kbundle validate --topology examples/aws-ha.yaml"
 echo; echo "== (config-only bundles: binaries need \`kbundle fetch\`, which needs a network or an air-gap kit)"
 echo "== kbundle gen --no-binaries --topology examples/aws-ha.yaml --state demo/state --out demo/bundles"
 "$kbundle" gen --no-binaries --topology examples/aws-ha.yaml --state demo/state --out demo/bundles
+echo; echo "== kbundle plan --no-binaries --topology examples/aws-ha.yaml --state demo/state (offline; exit 0: nothing left to change)"
+"$kbundle" plan --no-binaries --topology examples/aws-ha.yaml --state demo/state
 echo; echo "== kbundle inspect demo/bundles/worker-0.kbundle (no CA key, no etcd or service-account key)"
 "$kbundle" inspect demo/bundles/worker-0.kbundle
 echo; echo "== the same files as trees: kbundle gen ... --format dir --out demo/tree"
