@@ -20,7 +20,7 @@
 #include "bundles/bundle_reader.h"
 #include "bundles/manifest.h"
 #include "bundles/path_policy.h"
-#include "installer/http_client.h"
+#include "https/http_client.h"
 #include "installer/run.h"
 
 namespace kb::installer {

@@ -16,8 +16,9 @@
 #include <unistd.h>
 
 #include "installer/health.h"
-#include "installer/http_client.h"
+#include "https/http_client.h"
 
+using namespace kb;
 using namespace kb::installer;
 using Clock = std::chrono::steady_clock;
 

@@ -15,7 +15,7 @@
 
 #include "installer/fault.h"
 #include "installer/health.h"
-#include "installer/http_client.h"
+#include "https/http_client.h"
 #include "installer/service_manager.h"
 
 namespace kb::installer {

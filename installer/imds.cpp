@@ -7,7 +7,7 @@
 #include <variant>
 
 #include "base/error.h"
-#include "installer/http_client.h"
+#include "https/http_client.h"
 
 namespace kb::installer {
 

@@ -22,11 +22,12 @@ RULES = {
     "topology": {"base"},
     "templates": {"base"},
     "curl": {"base"},
+    "https": {"base"},
     "binaries": {"base", "curl"},
     "aws": {"base", "curl"},
     "generator": {"base", "bundles", "topology", "templates", "binaries"},
     "publish": {"base", "bundles", "topology", "aws", "curl"},
-    "installer": {"base", "bundles"},
+    "installer": {"base", "bundles", "https"},
     "cli": {"base", "bundles", "topology", "templates", "binaries", "curl", "aws", "generator", "publish"},
 }
 # Test, benchmark and fuzz code may use any library folder, but never cli/.

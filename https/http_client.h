@@ -18,7 +18,7 @@
 
 typedef struct ssl_ctx_st SSL_CTX;
 
-namespace kb::installer {
+namespace kb {
 
 // An IP address and port. The installer resolves no names (no NSS in a static binary).
 struct HttpAddress {
@@ -144,4 +144,4 @@ std::string ascii_lower(std::string s);
 // `error` is set when it never will be.
 std::optional<HttpResponse> parse_http_response(const std::string& raw, bool at_eof, std::string* error, int* status);
 
-}  // namespace kb::installer
+}  // namespace kb

@@ -1,4 +1,4 @@
-#include "installer/http_client.h"
+#include "https/http_client.h"
 
 #include <algorithm>
 #include <arpa/inet.h>
@@ -21,7 +21,7 @@
 #include "base/error.h"
 #include "base/unique_fd.h"
 
-namespace kb::installer {
+namespace kb {
 
 namespace {
 
@@ -448,4 +448,4 @@ HttpResult http_exchange(const HttpTarget& target, const std::string& request, c
   return read_response(ssl.get(), fd.get(), limits);
 }
 
-}  // namespace kb::installer
+}  // namespace kb
