@@ -5,14 +5,19 @@
 // failures the user cannot fix by editing the input are thrown as kb::Error (exit 1).
 
 #include <ctime>
+#include <functional>
 #include <iosfwd>
 #include <string>
+
+#include "generator/rotation.h"
 
 namespace CLI {
 class App;
 }
 
 namespace kb {
+
+class State;
 
 // `kbundle aws up|plan|status|down` (cli/aws_command.cpp): the cluster's AWS infrastructure, from
 // the topology's `aws` section. The AWS side lives in aws/; this turns the topology into an
@@ -63,12 +68,33 @@ int run_inspect(const std::string& bundle_path, const std::string& pubkey_path, 
 
 // `kbundle rotate signing-key` (cli/rotate_command.cpp): a new bundle-signing key and a rollover
 // statement signed by the old one, kept in the state (generator/state.h); docs/trust.md.
+// `kbundle rotate ca|...` (docs/rotation.md): the phased rotations of generator/rotation.h, one shape
+// for every kind: no flag starts, --advance moves on (completes after the last phase), --abort drops
+// it in phase 1.
 struct RotateOptions {
-  std::string what;  // "signing-key"
+  std::string what;  // "signing-key", "ca", ...
   std::string topology_path;
   std::string state_dir = "state";
+  std::string ca;        // rotate ca: kubernetes-ca, etcd-ca or front-proxy-ca
+  bool advance = false;  // phased rotations: move to the next phase
+  bool abort = false;    // phased rotations: drop it (phase 1 only)
+  bool json = false;     // phased rotations: machine-readable result
 };
 CLI::App* add_rotate_command(CLI::App& app, RotateOptions& options);
+// What one kind of phased rotation does at its ends; the phases between only move the record.
+// run_phased_rotation() does the rest the same way for every kind: refusals (exit 3, nothing
+// written), the commit, the report (text or --json) and the next command to run.
+struct PhasedRotation {
+  RotationKind kind;
+  std::string name;     // the record's name: "etcd-ca", "encryption-key", ...
+  std::string command;  // how the user names it: "kbundle rotate ca --ca etcd-ca"
+  std::function<void(State&)> start;     // puts the new material in the state (rotation files)
+  // The new material becomes long-lived, the old one goes; returns one line for the report.
+  std::function<std::string(State&)> complete;
+  std::function<void(State&)> abort;  // drops the new material (phase 1)
+};
+int run_phased_rotation(const RotateOptions& options, const PhasedRotation& rotation, State& state, std::time_t now,
+                        std::ostream& out, std::ostream& err);
 int run_rotate(const RotateOptions& options, std::time_t now, std::ostream& out, std::ostream& err);
 
 struct PublishOptions;

@@ -119,6 +119,26 @@ std::string cert_text(const CertChange& c) { return c.reason == "new" ? "issued 
 
 json cert_json(const CertChange& c) { return {{"owner", c.owner}, {"name", c.name}, {"reason", c.reason}}; }
 
+// What `kbundle rotate ... --advance` does from the rotation's current phase.
+std::string advancing(const Rotation& r) {
+  if (r.phase < last_phase(r.kind))
+    return "phase " + std::to_string(r.phase + 1) + ": " + phase_title(r.kind, r.phase + 1);
+  return "completes it: the new " + std::string(r.kind == RotationKind::Ca ? "CA" : "key") +
+         " becomes the long-lived one and the old one leaves the state";
+}
+
+std::string rotations_text(const std::vector<Rotation>& rotations) {
+  std::string out;
+  for (const auto& r : rotations) {
+    const std::string phase = std::to_string(r.phase) + "/" + std::to_string(last_phase(r.kind));
+    out += "rotation " + r.name + ": phase " + phase + " (" + (r.generated ? "generated" : "not generated yet") +
+           "): " + phase_title(r.kind, r.phase) + "\n";
+    out += r.generated ? "  once every node has applied it, --advance: " + advancing(r) + "\n"
+                       : "  next: gen writes this phase's bundles; apply them on every node before --advance\n";
+  }
+  return out;
+}
+
 }  // namespace
 
 bool ChangePlan::changes() const {
@@ -169,7 +189,7 @@ std::string no_changes_line(const ChangePlan& plan) {
 }
 
 std::string change_plan_text(const ChangePlan& plan) {
-  if (!plan.changes() && !plan.refused()) return no_changes_line(plan) + "\n";
+  if (!plan.changes() && !plan.refused()) return no_changes_line(plan) + "\n" + rotations_text(plan.inputs.rotations);
   std::string out = "cluster " + plan.cluster + ": " + std::to_string(plan.count("changed")) + " changed, " +
                     std::to_string(plan.count("new")) + " new, " + std::to_string(plan.count("removed")) + " removed, " +
                     std::to_string(plan.count("unchanged")) + " unchanged";
@@ -216,7 +236,7 @@ std::string change_plan_text(const ChangePlan& plan) {
   if (!plan.inputs.order.empty() && plan.changes()) {
     out += "apply order: " + describe_apply_order(plan.inputs.order) + "\n";
   }
-  return out;
+  return out + rotations_text(plan.inputs.rotations);
 }
 
 json change_plan_json(const ChangePlan& plan) {
@@ -256,6 +276,16 @@ json change_plan_json(const ChangePlan& plan) {
   j["etcd"] = plan.inputs.etcd;
   j["problems"] = plan.inputs.problems;
   j["order"] = plan.inputs.order;
+  auto& rotations = j["rotations"] = json::array();
+  for (const auto& r : plan.inputs.rotations)
+    rotations.push_back({{"name", r.name},
+                         {"kind", to_string(r.kind)},
+                         {"phase", r.phase},
+                         {"lastPhase", last_phase(r.kind)},
+                         {"phaseTitle", phase_title(r.kind, r.phase)},
+                         {"phaseStartedAt", r.phase_started_at},
+                         {"generated", r.generated},
+                         {"advance", advancing(r)}});
   return j;
 }
 

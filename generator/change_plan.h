@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bundles/manifest.h"
+#include "generator/rotation.h"
 
 namespace kb {
 
@@ -47,6 +48,7 @@ struct ChangeInputs {
   std::vector<std::string> etcd;      // one line per membership step, in order
   std::vector<std::string> problems;  // non-empty: the change is refused
   std::vector<std::vector<std::string>> order;  // batches of node names
+  std::vector<Rotation> rotations;    // in progress (generator/rotation.h): shown, never a change by itself
 };
 
 struct ChangePlan {
@@ -71,6 +73,7 @@ ChangePlan make_change_plan(const std::string& cluster, const std::map<std::stri
 
 // The human summary: a header line with the totals, one block per changed node, shared certificates,
 // etcd membership, problems, then the apply order; the no_changes_line() alone when nothing changes.
+// Rotations in progress follow either, one block each.
 // The caller puts its own prefix ("kbundle plan: ") before it.
 std::string change_plan_text(const ChangePlan& plan);
 // One line for a run that changes nothing: "cluster kthw: no changes (6 nodes as before)".

@@ -191,7 +191,7 @@ TEST_CASE("change plan: nodes removed (not with --node), shared certificates, pr
   Manifest gone = control_plane(7);
   gone.node_name = gone.hostname = "control-9";
   std::map<std::string, Manifest> previous = {{"control-0", cp}, {"control-9", gone}};
-  ChangeInputs in{{"remove member control-9 (https://10.0.1.19:2380)"}, {}, {{"control-0"}}};
+  ChangeInputs in{{"remove member control-9 (https://10.0.1.19:2380)"}, {}, {{"control-0"}}, {}};
   ChangePlan p = make_change_plan("kthw", previous, {cp}, {{"cluster/admin", "expires in 3 days"}}, false, in);
   REQUIRE(p.nodes.size() == 2);
   CHECK(p.nodes[1].status == "removed");
@@ -211,7 +211,7 @@ TEST_CASE("change plan: nodes removed (not with --node), shared certificates, pr
   CHECK(!subset.changes());
 
   // Problems refuse the change, and say why.
-  ChangePlan refused = make_change_plan("kthw", previous, {cp}, {}, true, {{}, {"worker-0: kubelet v1.34 is newer than the apiserver"}, {}});
+  ChangePlan refused = make_change_plan("kthw", previous, {cp}, {}, true, {{}, {"worker-0: kubelet v1.34 is newer than the apiserver"}, {}, {}});
   CHECK(refused.refused());
   CHECK_THAT(change_plan_text(refused), Catch::Contains("REFUSED: 1 problem"));
   CHECK_THAT(change_plan_text(refused), Catch::Contains("  worker-0: kubelet v1.34 is newer than the apiserver\n"));

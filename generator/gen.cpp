@@ -223,6 +223,10 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
     }
   }
 
+  // A full gen has written the bundles of every rotation's current phase (`kbundle rotate --advance`
+  // waits for it); a --node run has not.
+  if (o.nodes.empty()) state->mark_rotations_generated();
+  if (changes) changes->inputs.rotations = state->rotations();
   // The state first: output that names certs the state does not know would be reissued next time.
   state->commit();
   write_etcd_record(state->dir(), etcd.record);  // after the state it names; a --node run never changes it
@@ -312,6 +316,7 @@ int run_plan(const PlanOptions& o, std::ostream& out, std::ostream& err) {
   add_etcd_inputs(etcd, inputs);
   for (const auto& p : skew_problems(*topology, *state, o.nodes))
     inputs.problems.push_back("version skew: " + p);
+  inputs.rotations = state->rotations();
   ChangePlan changes = make_change_plan(plan.cluster_name, state->previous_manifests(), manifests, state->reissued(),
                                         !o.nodes.empty(), std::move(inputs));
   changes.state_created = state->created();

@@ -11,6 +11,8 @@ namespace kb::paths {
 inline constexpr const char* kKubernetesDir = "/var/lib/kubernetes";
 inline constexpr const char* kCaCert = "/var/lib/kubernetes/ca.crt";  // kubernetes-ca (also on workers)
 inline constexpr const char* kCaKey = "/var/lib/kubernetes/ca.key";   // controller-manager signs CSRs
+// During a kubernetes-ca rotation only: the one cert matching kCaKey (kCaCert then holds two CAs).
+inline constexpr const char* kCaSigningCert = "/var/lib/kubernetes/ca-signing.crt";
 inline constexpr const char* kApiserverCert = "/var/lib/kubernetes/kube-apiserver.crt";
 inline constexpr const char* kApiserverKey = "/var/lib/kubernetes/kube-apiserver.key";
 inline constexpr const char* kApiserverKubeletClientCert = "/var/lib/kubernetes/apiserver-kubelet-client.crt";

@@ -10,6 +10,7 @@
 #include "generator/node_paths.h"
 #include "generator/parallel.h"
 #include "generator/render.h"
+#include "generator/rotation.h"
 #include "generator/state.h"
 
 namespace kb {
@@ -69,7 +70,7 @@ class NodeBuilder {
   }
 
   void add_kubeconfig(const char* path, const std::string& server, const std::string& user, const IssuedCert& cert) {
-    KubeconfigSpec k{ctx_.topology.cluster.name, server, ctx_.state.ca(CaName::Kubernetes).cert_pem, user,
+    KubeconfigSpec k{ctx_.topology.cluster.name, server, trust_bundle(ctx_.state, CaName::Kubernetes), user,
                      cert.cert_pem, cert.key_pem};
     add(path, FileClass::Secret, render_kubeconfig(k));
   }
@@ -108,11 +109,14 @@ void plan_control_plane(const Context& ctx, const Node& n, NodeBuilder& b) {
   const Cluster& c = t.cluster;
   State& s = ctx.state;
 
-  // Kubernetes CA: cert and key (kube-controller-manager signs kubelet CSRs with it).
-  b.add(paths::kCaCert, FileClass::Config, s.ca(CaName::Kubernetes).cert_pem);
-  b.add(paths::kCaKey, FileClass::Secret, s.ca(CaName::Kubernetes).key_pem);
-  b.add(paths::kEtcdCaCertForApiserver, FileClass::Config, s.ca(CaName::Etcd).cert_pem);
-  b.add(paths::kFrontProxyCaCert, FileClass::Config, s.ca(CaName::FrontProxy).cert_pem);
+  // Kubernetes CA: cert and key (kube-controller-manager signs kubelet CSRs with it). The trust
+  // files hold both CAs during a rotation (generator/rotation.h); the signing pair is one CA's.
+  b.add(paths::kCaCert, FileClass::Config, trust_bundle(s, CaName::Kubernetes));
+  b.add(paths::kCaKey, FileClass::Secret, signing_ca(s, CaName::Kubernetes).key_pem);
+  if (s.rotation(ca_name(CaName::Kubernetes)))
+    b.add(paths::kCaSigningCert, FileClass::Config, signing_ca(s, CaName::Kubernetes).cert_pem);
+  b.add(paths::kEtcdCaCertForApiserver, FileClass::Config, trust_bundle(s, CaName::Etcd));
+  b.add(paths::kFrontProxyCaCert, FileClass::Config, trust_bundle(s, CaName::FrontProxy));
   b.add(paths::kServiceAccountKey, FileClass::Secret, s.service_account_key_pem());
   b.add(paths::kServiceAccountPub, FileClass::Config, s.service_account_public_pem());
   b.add(paths::kEncryptionConfig, FileClass::Secret,
@@ -153,7 +157,7 @@ void plan_control_plane(const Context& ctx, const Node& n, NodeBuilder& b) {
   etcd.server_auth = etcd.client_auth = true;
   etcd.dns_names = unique_sorted({n.name, n.hostname, "localhost"});
   etcd.ip_addresses = unique_sorted({n.private_ip, "127.0.0.1"});
-  b.add(paths::kEtcdCaCert, FileClass::Config, s.ca(CaName::Etcd).cert_pem);
+  b.add(paths::kEtcdCaCert, FileClass::Config, trust_bundle(s, CaName::Etcd));
   b.add_cert(n.name, "etcd-server", CaName::Etcd, etcd, paths::kEtcdServerCert, paths::kEtcdServerKey);
   b.add_cert(n.name, "etcd-peer", CaName::Etcd, etcd, paths::kEtcdPeerCert, paths::kEtcdPeerKey);
   // For the installer: how this member joins, and which members the cluster drops (docs/etcd.md).
@@ -207,7 +211,7 @@ void plan_control_plane(const Context& ctx, const Node& n, NodeBuilder& b) {
 void plan_worker(const Context& ctx, const Node& n, NodeBuilder& b) {
   const Topology& t = ctx.topology;
   State& s = ctx.state;
-  b.add(paths::kCaCert, FileClass::Config, s.ca(CaName::Kubernetes).cert_pem);
+  b.add(paths::kCaCert, FileClass::Config, trust_bundle(s, CaName::Kubernetes));
 
   CertRequest kubelet;
   kubelet.common_name = "system:node:" + n.name;
@@ -238,7 +242,9 @@ NodePlan plan_node(const Context& ctx, const Node& n) {
   NodeBuilder b(ctx, n);
   if (n.is_control_plane()) plan_control_plane(ctx, n, b);
   if (n.is_worker()) plan_worker(ctx, n, b);
-  for (auto& f : render_units_and_configs(ctx.topology, n, ctx.etcd.record.find(n.name))) b.add(std::move(f));
+  const char* signing_cert = ctx.state.rotation(ca_name(CaName::Kubernetes)) ? paths::kCaSigningCert : nullptr;
+  for (auto& f : render_units_and_configs(ctx.topology, n, ctx.etcd.record.find(n.name), signing_cert))
+    b.add(std::move(f));
   return b.finish();
 }
 
@@ -270,7 +276,7 @@ ClusterPlan make_cluster_plan(const Topology& topology, State& state, const std:
   admin.client_auth = true;
   IssuedCert a = state.leaf(kCluster, "admin", CaName::Kubernetes, admin);
   plan.admin_kubeconfig = render_kubeconfig(
-      {topology.cluster.name, topology.api_server_url(), state.ca(CaName::Kubernetes).cert_pem, "admin", a.cert_pem, a.key_pem});
+      {topology.cluster.name, topology.api_server_url(), trust_bundle(state, CaName::Kubernetes), "admin", a.cert_pem, a.key_pem});
   return plan;
 }
 

@@ -59,7 +59,8 @@ std::string in_dir(const char* dir, const std::string& name) { return std::strin
 
 // Everything any template may refer to. Paths come from node_paths.h only, so
 // a flag can never point somewhere the plan does not write.
-MustacheData template_data(const Topology& topology, const Node& node, const EtcdRecordMember* etcd) {
+MustacheData template_data(const Topology& topology, const Node& node, const EtcdRecordMember* etcd,
+                           const char* ca_signing_cert) {
   MustacheData d;
   auto set = [&d](const std::string& key, const std::string& value) { d.set(key, value); };
 
@@ -94,6 +95,7 @@ MustacheData template_data(const Topology& topology, const Node& node, const Etc
   set("bin_dir", paths::kBinDir);
   set("ca_cert", paths::kCaCert);
   set("ca_key", paths::kCaKey);
+  set("ca_signing_cert", ca_signing_cert ? ca_signing_cert : paths::kCaCert);
   set("apiserver_cert", paths::kApiserverCert);
   set("apiserver_key", paths::kApiserverKey);
   set("apiserver_kubelet_client_cert", paths::kApiserverKubeletClientCert);
@@ -195,7 +197,7 @@ const std::string& embedded_template(const std::string& name) {
 }
 
 std::vector<PlannedFile> render_units_and_configs(const Topology& topology, const Node& node,
-                                                  const EtcdRecordMember* etcd) {
+                                                  const EtcdRecordMember* etcd, const char* ca_signing_cert) {
   // Every node: the unit that finishes or undoes an interrupted apply at boot.
   std::vector<Output> outputs{{"kbundle-recover.service.mustache", in_dir(paths::kSystemdDir, "kbundle-recover.service"), FileClass::Unit}};
   if (node.is_control_plane()) {
@@ -208,7 +210,7 @@ std::vector<PlannedFile> render_units_and_configs(const Topology& topology, cons
     outputs.insert(outputs.end(), w.begin(), w.end());
   }
 
-  const MustacheData data = template_data(topology, node, etcd);
+  const MustacheData data = template_data(topology, node, etcd, ca_signing_cert);
   std::vector<PlannedFile> files;
   files.reserve(outputs.size());
   for (const auto& o : outputs) {

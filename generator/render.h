@@ -20,7 +20,10 @@ const std::string& embedded_template(const std::string& name);
 // configs, CNI configs, sysctl and modules-load files. Paths from generator/node_paths.h.
 // `etcd` is the node's recorded etcd member (generator/etcd_membership.h): its --initial-cluster and
 // --initial-cluster-state; none: every control-plane node of the topology, "new".
+// `ca_signing_cert`: kube-controller-manager's --cluster-signing-cert-file; null: the CA file itself
+// (a CA rotation ships the signing cert apart from the two-CA trust bundle: docs/rotation.md).
 std::vector<PlannedFile> render_units_and_configs(const Topology& topology, const Node& node,
-                                                  const EtcdRecordMember* etcd = nullptr);
+                                                  const EtcdRecordMember* etcd = nullptr,
+                                                  const char* ca_signing_cert = nullptr);
 
 }  // namespace kb

@@ -1,6 +1,7 @@
 #include "generator/rotation.h"
 
 #include "base/error.h"
+#include "base/time.h"
 #include "generator/state.h"
 
 namespace kb {
@@ -94,6 +95,30 @@ const CertificateAuthority& signing_ca(const State& state, CaName which) {
   const Rotation* r = state.rotation(ca_name(which));
   if (new_ca && r && r->phase >= 2) return *new_ca;
   return state.ca(which);
+}
+
+void start_ca_rotation(State& state, CaName which, KeyType key_type, int validity_days, std::time_t now) {
+  const std::string name = ca_name(which);
+  CertificateAuthority ca = make_ca(name, name + " " + rfc3339_utc(now), key_type, validity_days, now);
+  state.set_rotation_file(ca_rotation_cert_file(which), ca.cert_pem);
+  state.set_rotation_file(ca_rotation_key_file(which), ca.key_pem);
+}
+
+std::string complete_ca_rotation(State& state, CaName which) {
+  const std::string name = ca_name(which), crt = ca_rotation_cert_file(which), key = ca_rotation_key_file(which);
+  const std::optional<std::string> cert = state.rotation_file(crt), key_pem = state.rotation_file(key);
+  if (!cert || !key_pem) throw Error(state.dir() + "/state.json: internal error: no new CA for " + name);
+  state.replace_pinned_file("ca/" + name + ".crt", *cert);
+  state.replace_pinned_file("ca/" + name + ".key", *key_pem);
+  state.remove_rotation_file(crt);
+  state.remove_rotation_file(key);
+  return "the new CA (sha256 " + cert_fingerprint(parse_cert(*cert, state.dir() + "/rotation/" + crt).get()) +
+         ") is now ca/" + name + ".crt and .key; the old CA left the state";
+}
+
+void abort_ca_rotation(State& state, CaName which) {
+  state.remove_rotation_file(ca_rotation_cert_file(which));
+  state.remove_rotation_file(ca_rotation_key_file(which));
 }
 
 }  // namespace kb

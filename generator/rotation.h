@@ -6,7 +6,10 @@
 // This file says what each phase means; `kbundle rotate` moves between phases, gen marks a
 // phase generated, and plan.cpp asks trust_bundle()/signing_ca() what to ship.
 
+#include <ctime>
 #include <string>
+
+#include "topology/topology.h"
 
 namespace kb {
 
@@ -44,5 +47,15 @@ const CertificateAuthority& signing_ca(const State& state, CaName which);
 // The rotation files a CA rotation keeps below STATE/rotation/: "<name>.crt", "<name>.key".
 std::string ca_rotation_cert_file(CaName which);
 std::string ca_rotation_key_file(CaName which);
+
+// The ends of a CA rotation (`kbundle rotate ca`), kept on the state's commit():
+// start: a new CA (its subject names the time it was made, so no TLS stack confuses the two) in the
+// rotation files; the caller records phase 1.
+void start_ca_rotation(State& state, CaName which, KeyType key_type, int validity_days, std::time_t now);
+// complete: the new CA becomes ca/<name>.crt/.key (pins change), the rotation files go; the caller
+// clears the record. Returns one line saying what changed.
+std::string complete_ca_rotation(State& state, CaName which);
+// abort (phase 1): the rotation files go; the caller clears the record.
+void abort_ca_rotation(State& state, CaName which);
 
 }  // namespace kb
