@@ -16,8 +16,12 @@
 #include "base/error.h"
 #include "base/temp_dir.h"
 #include "generator/state.h"
+#include "generator/state_test_util.h"
 
 using namespace kb;
+using kb::test::error_of;
+using kb::test::put;
+using kb::test::snapshot;
 namespace fs = std::filesystem;
 
 namespace {
@@ -30,27 +34,6 @@ Topology topology() {
   t.cluster.name = "alpha";
   return t;
 }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
-// Every file under `dir` (but the lock) and its bytes.
-std::map<std::string, std::string> snapshot(const std::string& dir) {
-  std::map<std::string, std::string> out;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    if (!e.is_regular_file() || e.path().filename() == ".lock") continue;
-    out[e.path().string()] = read_file(e.path().string());
-  }
-  return out;
-}
-
-void put(const std::string& path, const std::string& content) { write_file_atomic(path, content, 0600); }
 
 int pem_blocks(const std::string& pem) {
   int n = 0;

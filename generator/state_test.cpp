@@ -24,8 +24,12 @@
 #include "base/error.h"
 #include "base/hash.h"
 #include "bundles/signing.h"
+#include "generator/state_test_util.h"
 
 using namespace kb;
+using kb::test::error_of;
+using kb::test::put;
+using kb::test::snapshot;
 namespace fs = std::filesystem;
 
 namespace {
@@ -56,26 +60,7 @@ ino_t inode_of(const std::string& path) {
   return st.st_ino;
 }
 
-// Every file under `dir` (but the lock) and its bytes.
-std::map<std::string, std::string> snapshot(const std::string& dir) {
-  std::map<std::string, std::string> out;
-  for (const auto& e : fs::recursive_directory_iterator(dir)) {
-    if (!e.is_regular_file() || e.path().filename() == ".lock") continue;
-    out[e.path().string()] = read_file(e.path().string());
-  }
-  return out;
-}
-
 std::string fingerprint_of(const std::string& pem) { return cert_fingerprint(parse_cert(pem, "test").get()); }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 CertRequest kubelet_request(const std::string& node, const std::string& ip) {
   CertRequest r;
@@ -592,8 +577,6 @@ TEST_CASE("a leaf is renewed when the clock given to open() nears its expiry", "
 // ---- pins (issue 13, item 3) -------------------------------------------------------------------
 
 namespace {
-
-void put(const std::string& path, const std::string& text) { write_file_atomic(path, text, 0600); }
 
 // Replaces CA `name` with another valid CA (cert and key that match each other).
 void swap_ca(const std::string& dir, const std::string& name) {

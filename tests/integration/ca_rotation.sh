@@ -40,37 +40,37 @@ fp() { openssl x509 -in "$1" -noout -fingerprint -sha256 | cut -d= -f2; }
 # A kubeconfig's base64 field (kbundle writes one per line; kubectl itself reads them below).
 kc_field() { sed -n "s/^ *$2: //p" "$1" | base64 -d; }
 
+kubeconfigs() { find "$1" -name '*kubeconfig*' -type f ! -path '*.kc*' | sort; }
+# kubeconfig_pems DIR FIELD TAG: FIELD of every kubeconfig in DIR as a PEM file (kept in DIR.TAG/), by name.
+kubeconfig_pems() {
+  local dir=$1 field=$2 tag=$3 kc i=0
+  mkdir -p "$dir.$tag"
+  while IFS= read -r kc; do
+    i=$((i + 1))
+    [ -s "$dir.$tag/$i.crt" ] || kc_field "$kc" "$field" >"$dir.$tag/$i.crt"
+    echo "$dir.$tag/$i.crt"
+  done < <(kubeconfigs "$dir")
+}
 # trust_files CA DIR: every file of DIR that is a trust bundle of CA (kubeconfig CA data extracted).
 trust_files() {
-  local ca=$1 dir=$2 i=0
+  local ca=$1 dir=$2
   case $ca in
     kubernetes-ca)
       find "$dir" -path '*/var/lib/kubernetes/ca.crt' | sort
-      mkdir -p "$dir.kcca"
-      while IFS= read -r kc; do
-        i=$((i + 1))
-        [ -s "$dir.kcca/$i.crt" ] || kc_field "$kc" certificate-authority-data >"$dir.kcca/$i.crt"
-        echo "$dir.kcca/$i.crt"
-      done < <(kubeconfigs "$dir")
+      kubeconfig_pems "$dir" certificate-authority-data kcca
       ;;
     etcd-ca) find "$dir" -path '*/etc/etcd/ca.crt' -o -path '*/var/lib/kubernetes/etcd-ca.crt' | sort ;;
     front-proxy-ca) find "$dir" -path '*/var/lib/kubernetes/front-proxy-ca.crt' | sort ;;
   esac
 }
-kubeconfigs() { find "$1" -name '*kubeconfig*' -type f ! -path '*.kc*' | sort; }
 # leaves CA DIR: every certificate CA issued in DIR (kubeconfig client certs extracted).
 leaves() {
-  local ca=$1 dir=$2 i=0
+  local ca=$1 dir=$2
   case $ca in
     kubernetes-ca)
       find "$dir" \( -path '*/var/lib/kubernetes/kube-apiserver.crt' -o -path '*/apiserver-kubelet-client.crt' \
         -o -path '*/kbundle-bootstrap.crt' -o -path '*/var/lib/kubelet/kubelet.crt' \) | sort
-      mkdir -p "$dir.kcleaf"
-      while IFS= read -r kc; do
-        i=$((i + 1))
-        [ -s "$dir.kcleaf/$i.crt" ] || kc_field "$kc" client-certificate-data >"$dir.kcleaf/$i.crt"
-        echo "$dir.kcleaf/$i.crt"
-      done < <(kubeconfigs "$dir")
+      kubeconfig_pems "$dir" client-certificate-data kcleaf
       ;;
     etcd-ca) find "$dir" \( -path '*/etc/etcd/server.crt' -o -path '*/etc/etcd/peer.crt' -o -path '*/apiserver-etcd-client.crt' \) | sort ;;
     front-proxy-ca) find "$dir" -path '*/front-proxy-client.crt' | sort ;;
