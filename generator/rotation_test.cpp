@@ -175,6 +175,25 @@ TEST_CASE("a swapped, missing or unpinned rotation file is refused naming it, st
     fs::remove(key);
     refused("the rotation of etcd-ca is in progress, but its file " + dir + "/rotation/etcd-ca.key is not pinned");
   }
+  SECTION("a symlink in place of a rotation file, or of the directory") {
+    fs::remove(crt);
+    fs::create_symlink(dir + "/ca/etcd-ca.crt", crt);
+    refused(crt + ": damaged state: is not a regular file");
+    fs::remove(crt);
+    fs::rename(dir + "/rotation", dir + "/elsewhere");
+    fs::create_directory_symlink(dir + "/elsewhere", dir + "/rotation");
+    refused(dir + "/rotation: damaged state: is not a directory");
+  }
+  SECTION("a removed-files list naming anything but rotation/<name>") {
+    for (const char* bad : {R"("rotation/x")", R"(["../ca/etcd-ca.key"])", R"(["rotation/../ca/etcd-ca.key"])",
+                            R"(["ca/etcd-ca.key"])", R"([5])", R"(["rotation/"])"}) {
+      INFO(bad);
+      nlohmann::json j = nlohmann::json::parse(read_file(dir + "/state.json"));
+      j["rotationFilesRemoved"] = nlohmann::json::parse(bad);
+      put(dir + "/state.json", j.dump(2) + "\n");
+      refused(dir + "/state.json: damaged state: \"rotationFilesRemoved\" is not a list of rotation/<name> files");
+    }
+  }
   SECTION("a malformed record") {
     for (const char* bad : {R"("x")", R"([{"kind":"ca","name":"etcd-ca"}])",
                             R"([{"kind":"ca","name":"root-ca","phase":1,"phaseStartedAt":"","generated":false}])",

@@ -512,6 +512,13 @@ void State::Impl::load(const std::string& dir, const Topology& topology, State& 
   // The pins, before any file is believed: a swapped CA or key is refused here, by name.
   const bool legacy = !state.contains("pins");
   if (!legacy) check_pins_shape(state["pins"], state_path);
+  if (state.contains(kRotationRemovedKey)) {
+    const json& removed = state[kRotationRemovedKey];
+    if (!removed.is_array() || !std::all_of(removed.begin(), removed.end(), [](const json& r) {
+          return r.is_string() && is_rotation_pin(r.get<std::string>());
+        }))
+      damaged(state_path, std::string("\"") + kRotationRemovedKey + "\" is not a list of rotation/<name> files");
+  }
   if (read_only) {
     for (const auto& rel : rotated_files())
       if (exists(dir + "/" + rel + kNextSuffix))
