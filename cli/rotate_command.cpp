@@ -69,7 +69,9 @@ int rotate_ca(const RotateOptions& o, std::time_t now, std::ostream& out, std::o
   try {
     which = ca_by_name(o.ca);
   } catch (const Error& e) {
-    err << "kbundle: error: --ca " << o.ca << ": " << e.what() << "\n";
+    err << "kbundle: error: --ca " << o.ca << ": " << e.what() << "; nothing was changed\n";
+    if (o.json)
+      out << nlohmann::json{{"rotation", o.ca}, {"kind", "ca"}, {"action", "refused"}, {"error", e.what()}}.dump(2) << "\n";
     return kExitInvalidInput;
   }
   std::optional<Topology> topology;

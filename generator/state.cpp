@@ -283,7 +283,7 @@ void check_pin(const std::string& dir, const std::string& rel, const json& pins,
   if (have != want)
     damaged(path, "replaced or changed: its sha256 is " + have + ", but " + state_path + " pinned " + want +
                       " when it was made; kbundle never adopts a swapped CA or key (every certificate and serial "
-                      "would change), and only `kbundle rotate signing-key` changes a pin");
+                      "would change), and only `kbundle rotate` changes a pin");
 }
 
 // Every file that may have a ".next" beside it after a commit cut short: the pinned files, the

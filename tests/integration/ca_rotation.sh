@@ -151,6 +151,17 @@ kubectl_fails() {
   fi
 }
 
+# Unknown CA names (also with --json), and flags that contradict each other: refused, nothing written.
+gen p0
+for bad in etcd ETCD-CA "etcd-ca " ../etcd-ca kubernetes-ca/x "" signing-key encryption-key $'etcd-ca\n'; do
+  refused "unknown CA" --ca "$bad"
+  refused '"action": "refused"' --ca "$bad" --json --advance
+done
+before=$(state_sum)
+rotate --ca etcd-ca --advance --abort >"$WORK/both.log" 2>&1 && fail "--advance with --abort accepted"
+grep -q "excludes" "$WORK/both.log" || { cat "$WORK/both.log" >&2; fail "--advance --abort: no clear message"; }
+[ "$(state_sum)" = "$before" ] || fail "--advance --abort changed the state"
+
 summary=()
 for ca in kubernetes-ca etcd-ca front-proxy-ca; do
   rm -rf "$S" "$WORK"/p[0-9]*
