@@ -313,3 +313,34 @@ TEST_CASE("change plan: from a real state; secrets are never printed", "[change_
   }
   CHECK(outputs.find("PRIVATE KEY") == std::string::npos);
 }
+
+TEST_CASE("change plan: rotations in progress are shown, never a change by themselves", "[change_plan][rotation]") {
+  Manifest cp = control_plane(3);
+  std::map<std::string, Manifest> previous = {{"control-0", cp}};
+  ChangeInputs in;
+  in.rotations = {{RotationKind::Ca, "etcd-ca", 2, "2026-12-03T11:00:00Z", false},
+                  {RotationKind::Ca, "front-proxy-ca", 3, "2026-12-03T12:00:00Z", true}};
+  ChangePlan p = make_change_plan("kthw", previous, {cp}, {}, false, in);
+  CHECK_FALSE(p.changes());  // plan exits 0: the rotation waits for the operator, not for gen
+  const std::string text = change_plan_text(p);
+  CHECK(text == no_changes_line(p) + "\n" +
+                    "rotation etcd-ca: phase 2/3 (not generated yet): " + phase_title(RotationKind::Ca, 2) + "\n" +
+                    "  next: gen writes this phase's bundles; apply them on every node before --advance\n" +
+                    "rotation front-proxy-ca: phase 3/3 (generated): " + phase_title(RotationKind::Ca, 3) + "\n" +
+                    "  once every node has applied it, --advance: completes it: the new CA becomes the long-lived "
+                    "one and the old one leaves the state\n");
+  nlohmann::json j = change_plan_json(p);
+  REQUIRE(j["rotations"].size() == 2);
+  CHECK(j["rotations"][0] == nlohmann::json{{"name", "etcd-ca"},
+                                            {"kind", "ca"},
+                                            {"phase", 2},
+                                            {"lastPhase", 3},
+                                            {"phaseTitle", phase_title(RotationKind::Ca, 2)},
+                                            {"phaseStartedAt", "2026-12-03T11:00:00Z"},
+                                            {"generated", false},
+                                            {"advance", "phase 3: " + phase_title(RotationKind::Ca, 3)}});
+  // None: the text is exactly as before rotations existed; the JSON key is an empty list.
+  ChangePlan none = make_change_plan("kthw", previous, {cp}, {}, false, {});
+  CHECK(change_plan_text(none) == no_changes_line(none) + "\n");
+  CHECK(change_plan_json(none)["rotations"] == nlohmann::json::array());
+}
