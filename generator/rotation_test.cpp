@@ -14,6 +14,7 @@
 
 #include "base/atomic_file.h"
 #include "base/error.h"
+#include "base/hash.h"
 #include "base/temp_dir.h"
 #include "generator/state.h"
 #include "generator/state_test_util.h"
@@ -193,6 +194,20 @@ TEST_CASE("a swapped, missing or unpinned rotation file is refused naming it, st
       put(dir + "/state.json", j.dump(2) + "\n");
       refused(dir + "/state.json: damaged state: \"rotationFilesRemoved\" is not a list of rotation/<name> files");
     }
+  }
+  SECTION("re-pinned by hand: garbage, or a cert and key that do not belong together") {
+    auto repin = [&](const std::string& rel, const std::string& content) {
+      put(dir + "/" + rel, content);
+      nlohmann::json j = nlohmann::json::parse(read_file(dir + "/state.json"));
+      j["pins"][rel] = sha256_hex(content);
+      put(dir + "/state.json", j.dump(2) + "\n");
+    };
+    repin("rotation/etcd-ca.crt", "-----BEGIN CERTIFICATE-----\ngarbage\n-----END CERTIFICATE-----\n");
+    refused(crt + ": damaged state: is not a valid PEM certificate");
+    repin("rotation/etcd-ca.crt", make_ca("etcd-ca", "other", KeyType::EcdsaP256, 10, kNow).cert_pem);
+    refused(key + ": damaged state: does not match " + crt);
+    repin("rotation/etcd-ca.key", "");
+    refused(key + ": damaged state: is not a valid PEM private key");
   }
   SECTION("a malformed record") {
     for (const char* bad : {R"("x")", R"([{"kind":"ca","name":"etcd-ca"}])",
