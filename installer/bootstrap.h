@@ -21,6 +21,7 @@
 #include "bundles/manifest.h"
 #include "bundles/path_policy.h"
 #include "https/http_client.h"
+#include "installer/hooks.h"
 #include "installer/run.h"
 
 namespace kb::installer {
@@ -35,10 +36,21 @@ struct BootstrapObject {
   std::string kind, name;  // from the object, for messages and the record
 };
 
-struct BootstrapSpec {
+// The node's own API server and the identity to reach it with, as a bundle's request file names
+// them (objects.json here, reencrypt-secrets.json in installer/reencrypt.h).
+struct ApiAccess {
   std::string api_server;
   HttpUrl url;
   std::string ca_file, cert_file, key_file;  // node paths, each a file the manifest installs
+};
+// Reads and checks j's "api_server" (https, a loopback address, no path) and "ca_file", "cert_file",
+// "key_file" (clean absolute paths of files `m` installs; the key 0600). Throws
+// InstallerError(BadBundle) "<where>: <field>: <what is wrong and the fix>".
+ApiAccess parse_api_access(const nlohmann::json& j, const std::string& where, const Manifest& m);
+// A sender to `a` with the live files (the key must be a 0600 file); throws kb::Error naming the file.
+ApiSend api_sender(Run& r, const ApiAccess& a);
+
+struct BootstrapSpec : ApiAccess {
   std::string field_manager;
   std::vector<BootstrapObject> objects;
 };
