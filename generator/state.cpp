@@ -46,6 +46,11 @@ constexpr const char* kInitMarker = ".init-incomplete";
 constexpr const char* kRolloverFile = "keys/rollover.json";
 constexpr const char* kNextSuffix = ".next";  // a rotation's new files before its commit point
 constexpr const char* kManifestsDir = "manifests";
+constexpr const char* kRotationDir = "rotation";  // a rotation's new material (generator/rotation.h)
+constexpr const char* kRotationsKey = "rotations";  // in state.json: the rotations in progress
+// In state.json after a commit that removed rotation files: a crash before their unlink leaves them
+// behind, and this list tells such leftovers from a file put there by hand.
+constexpr const char* kRotationRemovedKey = "rotationFilesRemoved";
 
 // Every file whose replacement would silently change whom the cluster trusts: pinned in
 // state.json by its sha256 when it is made (kbundle never adopts a swapped CA or key).
@@ -56,6 +61,19 @@ const std::vector<std::string>& pinned_files() {
       "keys/encryption.key",       "keys/bundle-signing.key",   "keys/bundle-signing.pub"};
   return files;
 }
+// A rotation file's name below rotation/: [a-z0-9.-]+, starting with a letter or digit (no path,
+// no hidden or temp file, no ".next").
+bool valid_rotation_rel(const std::string& rel) {
+  if (rel.empty() || rel.size() > 64 || rel[0] == '.' || rel[0] == '-') return false;
+  if (rel.size() >= 5 && rel.compare(rel.size() - 5, 5, kNextSuffix) == 0) return false;
+  return std::all_of(rel.begin(), rel.end(),
+                     [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' || c == '-'; });
+}
+bool is_rotation_pin(const std::string& rel) {
+  const std::string prefix = std::string(kRotationDir) + "/";
+  return rel.rfind(prefix, 0) == 0 && valid_rotation_rel(rel.substr(prefix.size()));
+}
+
 // What a rotation replaces (kRolloverFile exists only after the first rotation).
 const std::vector<std::string>& rotated_files() {
   static const std::vector<std::string> files = {"keys/bundle-signing.key", "keys/bundle-signing.pub", kRolloverFile};
@@ -247,7 +265,8 @@ PkeyPtr load_key_pair(const std::string& key_path, const std::string& pub_path, 
 void check_pins_shape(const json& pins, const std::string& state_path) {
   if (!pins.is_object()) damaged(state_path, "\"pins\" is not an object");
   for (const auto& [rel, pin] : pins.items()) {
-    bool known = rel == kRolloverFile || std::find(pinned_files().begin(), pinned_files().end(), rel) != pinned_files().end();
+    bool known = rel == kRolloverFile || is_rotation_pin(rel) ||
+                 std::find(pinned_files().begin(), pinned_files().end(), rel) != pinned_files().end();
     if (!known) damaged(state_path, "\"pins\" names an unknown file \"" + rel + "\"");
     if (!pin.is_string() || !is_lower_hex(pin.get<std::string>(), 64))
       damaged(state_path, "the pin of \"" + rel + "\" is not 64 lowercase hex");
@@ -267,11 +286,32 @@ void check_pin(const std::string& dir, const std::string& rel, const json& pins,
                       "would change), and only `kbundle rotate signing-key` changes a pin");
 }
 
-// An interrupted rotate: a ".next" file that matches its pin was committed (state.json holds its
-// pin), so it replaces the old file; one that does not was never committed and goes.
-void finish_rotation(const std::string& dir, const json* pins) {
-  bool changed = false;
-  for (const auto& rel : rotated_files()) {
+// Every file that may have a ".next" beside it after a commit cut short: the pinned files, the
+// rollover chain, every pinned rotation file and every rotation/<rel>.next there is.
+std::vector<std::string> next_candidates(const std::string& dir, const json* pins) {
+  std::set<std::string> out(pinned_files().begin(), pinned_files().end());
+  out.insert(rotated_files().begin(), rotated_files().end());
+  if (pins)
+    for (const auto& [rel, pin] : pins->items())
+      if (is_rotation_pin(rel)) out.insert(rel);
+  std::error_code ec;
+  const std::string rdir = dir + "/" + kRotationDir;
+  if (exists(rdir))
+    for (const auto& entry : fs::directory_iterator(rdir, ec)) {
+      std::string name = entry.path().filename().string();
+      const size_t n = std::strlen(kNextSuffix);
+      if (name.size() > n && name.compare(name.size() - n, n, kNextSuffix) == 0)
+        out.insert(std::string(kRotationDir) + "/" + name.substr(0, name.size() - n));
+    }
+  return {out.begin(), out.end()};
+}
+
+// An interrupted rotate or rotation commit: a ".next" file that matches its pin was committed
+// (state.json holds its pin), so it replaces the old file; one that does not was never committed
+// and goes. Rotation files the last commit removed (listed in state.json, no longer pinned) go too.
+void finish_rotation(const std::string& dir, const json* pins, const json* removed) {
+  std::set<std::string> dirs;
+  for (const auto& rel : next_candidates(dir, pins)) {
     const std::string path = dir + "/" + rel, next = path + kNextSuffix;
     if (!exists(next)) continue;
     if (pins && pins->contains(rel) && sha256_hex(read_file(next)) == (*pins)[rel].get<std::string>()) {
@@ -279,9 +319,86 @@ void finish_rotation(const std::string& dir, const json* pins) {
     } else if (::unlink(next.c_str()) != 0) {
       throw_errno("cannot remove " + next);
     }
-    changed = true;
+    dirs.insert(fs::path(path).parent_path().string());
   }
-  if (changed) fsync_dir(dir + "/keys");
+  if (removed && removed->is_array())
+    for (const auto& r : *removed) {
+      if (!r.is_string() || !is_rotation_pin(r.get<std::string>())) continue;
+      const std::string rel = r.get<std::string>(), path = dir + "/" + rel;
+      if ((pins && pins->contains(rel)) || !exists(path)) continue;
+      if (::unlink(path.c_str()) != 0) throw_errno("cannot remove " + path);
+      dirs.insert(fs::path(path).parent_path().string());
+    }
+  for (const auto& d : dirs) fsync_dir(d);
+}
+
+// The "rotations" array of state.json: each a known kind and name, its phase in range, no name twice.
+std::vector<Rotation> parse_rotations(const json& state, const std::string& state_path) {
+  std::vector<Rotation> out;
+  if (!state.contains(kRotationsKey)) return out;
+  const json& arr = state[kRotationsKey];
+  if (!arr.is_array()) damaged(state_path, "\"rotations\" is not an array");
+  for (const auto& r : arr) {
+    const std::string where = "\"rotations\"[" + std::to_string(out.size()) + "]";
+    if (!r.is_object() || !r.contains("kind") || !r["kind"].is_string() || !r.contains("name") ||
+        !r["name"].is_string() || !r.contains("phase") || !r["phase"].is_number_integer() ||
+        !r.contains("phaseStartedAt") || !r["phaseStartedAt"].is_string() || !r.contains("generated") ||
+        !r["generated"].is_boolean())
+      damaged(state_path, where + " needs kind, name, phase, phaseStartedAt and generated");
+    Rotation rot;
+    rot.name = r["name"].get<std::string>();
+    try {
+      rot.kind = rotation_kind_of(rot.name);
+    } catch (const Error& e) {
+      damaged(state_path, where + ": " + e.what());
+    }
+    if (r["kind"].get<std::string>() != to_string(rot.kind))
+      damaged(state_path, where + ": kind \"" + r["kind"].get<std::string>() + "\" does not fit name \"" + rot.name + "\"");
+    const int64_t phase = r["phase"].get<int64_t>();
+    if (phase < 1 || phase > last_phase(rot.kind))
+      damaged(state_path, where + ": phase " + std::to_string(phase) + " is not in 1.." +
+                              std::to_string(last_phase(rot.kind)));
+    rot.phase = static_cast<int>(phase);
+    rot.phase_started_at = r["phaseStartedAt"].get<std::string>();
+    rot.generated = r["generated"].get<bool>();
+    for (const auto& o : out)
+      if (o.name == rot.name) damaged(state_path, where + ": a second rotation of \"" + rot.name + "\"");
+    out.push_back(std::move(rot));
+  }
+  return out;
+}
+
+json rotations_json(const std::vector<Rotation>& rotations) {
+  json arr = json::array();
+  for (const auto& r : rotations)
+    arr.push_back({{"kind", to_string(r.kind)},
+                   {"name", r.name},
+                   {"phase", r.phase},
+                   {"phaseStartedAt", r.phase_started_at},
+                   {"generated", r.generated}});
+  return arr;
+}
+
+// A CA made of a cert and key file pair; damage names the file.
+std::unique_ptr<CertificateAuthority> load_ca(const std::string& name, const std::string& crt_path,
+                                              const std::string& crt_pem, const std::string& key_path,
+                                              const std::string& key_pem) {
+  auto ca = std::make_unique<CertificateAuthority>();
+  ca->name = name;
+  ca->cert_pem = crt_pem;
+  ca->key_pem = key_pem;
+  try {
+    ca->cert = parse_cert(ca->cert_pem, crt_path);
+  } catch (const Error&) {
+    damaged(crt_path, "is not a valid PEM certificate");
+  }
+  try {
+    ca->key = parse_private_key(ca->key_pem, key_path);
+  } catch (const Error&) {
+    damaged(key_path, "is not a valid PEM private key");
+  }
+  if (!key_matches_cert(ca->key.get(), ca->cert.get())) damaged(key_path, "does not match " + crt_path);
+  return ca;
 }
 
 }  // namespace
@@ -313,6 +430,18 @@ struct State::Impl {
   std::map<std::string, Manifest> manifests;    // by node
   std::set<std::string> manifests_dirty, manifests_forgotten;
   bool read_only = false;
+
+  // Rotations (generator/rotation.h): the record and the files as this run sees them, and what
+  // commit() has to write ("rotation/<rel>" or a pinned file -> content) or remove.
+  std::vector<Rotation> rotations;
+  std::map<std::string, std::string> rotation_files;  // rel below rotation/ -> content
+  std::map<std::string, std::string> pending_writes;
+  std::set<std::string> pending_removals;  // "rotation/<rel>"
+  bool rotations_dirty = false;
+  std::array<std::unique_ptr<CertificateAuthority>, 3> rotation_cas;  // parsed new CAs, by ca_index
+
+  void load_rotation_files(const std::string& dir, const json& state, const std::string& state_path);
+  void refresh_rotation_cas(const std::string& dir);
 
   void load(const std::string& dir, const Topology& topology, State& s);
   void load_manifests(const std::string& dir, const std::string& cluster, const std::string& cluster_id);
@@ -388,13 +517,20 @@ void State::Impl::load(const std::string& dir, const Topology& topology, State& 
       if (exists(dir + "/" + rel + kNextSuffix))
         throw Error(dir + "/" + rel + kNextSuffix + ": an interrupted `kbundle rotate signing-key` is not finished; "
                     "`kbundle plan` writes nothing, so run `kbundle gen` (or the rotation again) to finish it first");
+    for (const auto& rel : next_candidates(dir, legacy ? nullptr : &state["pins"]))
+      if (exists(dir + "/" + rel + kNextSuffix))
+        throw Error(dir + "/" + rel + kNextSuffix + ": an interrupted commit of `kbundle rotate` or `kbundle gen` is "
+                    "not finished; `kbundle plan` writes nothing, so run `kbundle gen` to finish it first");
   } else {
-    finish_rotation(dir, legacy ? nullptr : &state["pins"]);
+    finish_rotation(dir, legacy ? nullptr : &state["pins"],
+                    state.contains(kRotationRemovedKey) ? &state[kRotationRemovedKey] : nullptr);
   }
   if (!legacy) {
     for (const auto& rel : pinned_files()) check_pin(dir, rel, state["pins"], state_path);
     if (state["pins"].contains(kRolloverFile)) check_pin(dir, kRolloverFile, state["pins"], state_path);
   }
+  rotations = parse_rotations(state, state_path);
+  load_rotation_files(dir, state, state_path);
   if (exists(dir + "/" + kRolloverFile) && (legacy || !state["pins"].contains(kRolloverFile)))
     damaged(dir + "/" + kRolloverFile, std::string("is not pinned in ") + state_path +
                                            ", so it was not made by `kbundle rotate signing-key`; remove it");
@@ -403,21 +539,9 @@ void State::Impl::load(const std::string& dir, const Topology& topology, State& 
   for (const auto& spec : kCas) {
     std::string crt_path = dir + "/ca/" + spec.name + ".crt";
     std::string key_path = dir + "/ca/" + spec.name + ".key";
-    CertificateAuthority& ca = cas[ca_index(spec.which)];
-    ca.name = spec.name;
-    ca.cert_pem = read_required(crt_path);
-    ca.key_pem = read_required(key_path, "is missing, but its certificate " + crt_path + " is there");
-    try {
-      ca.cert = parse_cert(ca.cert_pem, crt_path);
-    } catch (const Error&) {
-      damaged(crt_path, "is not a valid PEM certificate");
-    }
-    try {
-      ca.key = parse_private_key(ca.key_pem, key_path);
-    } catch (const Error&) {
-      damaged(key_path, "is not a valid PEM private key");
-    }
-    if (!key_matches_cert(ca.key.get(), ca.cert.get())) damaged(key_path, "does not match " + crt_path);
+    std::string crt_pem = read_required(crt_path);
+    std::string key_pem = read_required(key_path, "is missing, but its certificate " + crt_path + " is there");
+    cas[ca_index(spec.which)] = std::move(*load_ca(spec.name, crt_path, crt_pem, key_path, key_pem));
   }
 
   load_key_pair(dir + "/keys/service-account.key", dir + "/keys/service-account.pub", s.sa_key_pem_, s.sa_pub_pem_);
@@ -437,6 +561,8 @@ void State::Impl::load(const std::string& dir, const Topology& topology, State& 
       damaged(path, "its last statement names key sha256:" + s.rollover_.back().new_key_sha256 +
                         ", not the signing key in keys/bundle-signing.key");
   }
+
+  refresh_rotation_cas(dir);
 
   const std::string enc_path = dir + "/keys/encryption.key";
   s.encryption_key_b64_ = trim(read_required(enc_path));
@@ -482,6 +608,68 @@ void State::Impl::load(const std::string& dir, const Topology& topology, State& 
   leaf_key_type = topology.cluster.key_type;
   leaf_validity_days = topology.cluster.leaf_validity_days;
   renew_before_days = topology.cluster.renew_before_days;
+}
+
+// rotation/: every file there is pinned and matches its pin; every pinned one is there. Leftovers of
+// a commit cut short were dealt with by finish_rotation() (plan, which may not remove them, skips them).
+void State::Impl::load_rotation_files(const std::string& dir, const json& state, const std::string& state_path) {
+  const std::string rdir = dir + "/" + kRotationDir;
+  const json empty = json::object();
+  const json& pins = state.contains("pins") ? state["pins"] : empty;
+  std::set<std::string> removed;
+  if (state.contains(kRotationRemovedKey) && state[kRotationRemovedKey].is_array())
+    for (const auto& r : state[kRotationRemovedKey])
+      if (r.is_string()) removed.insert(r.get<std::string>());
+  if (exists(rdir)) {
+    std::error_code ec;
+    if (!fs::is_directory(fs::symlink_status(rdir, ec))) damaged(rdir, "is not a directory");
+    std::vector<std::string> names;
+    for (const auto& entry : fs::directory_iterator(rdir, ec)) names.push_back(entry.path().filename().string());
+    if (ec) throw Error(rdir + ": cannot list: " + ec.message());
+    std::sort(names.begin(), names.end());
+    for (const auto& name : names) {
+      const std::string rel = std::string(kRotationDir) + "/" + name, path = dir + "/" + rel;
+      if (is_temp_file(name)) continue;
+      if (pins.contains(rel)) {
+        if (!fs::is_regular_file(fs::symlink_status(path, ec))) damaged(path, "is not a regular file");
+        continue;
+      }
+      if (removed.count(rel)) continue;  // removed by the last commit (plan cannot unlink it)
+      damaged(path, "is not pinned in " + state_path + ", so no `kbundle rotate` made it (a file put there by "
+                    "hand or a foreign state); remove it, or restore the state from a backup");
+    }
+  }
+  for (const auto& [rel, pin] : pins.items()) {
+    if (!is_rotation_pin(rel)) continue;
+    check_pin(dir, rel, pins, state_path);  // a missing or swapped file is refused by name
+    rotation_files[rel.substr(std::strlen(kRotationDir) + 1)] = read_file(dir + "/" + rel);
+  }
+  // A CA rotation needs its new CA; other kinds check their own files (generator/rotation.h users).
+  for (const auto& r : rotations) {
+    if (r.kind != RotationKind::Ca) continue;
+    for (const std::string& rel : {ca_rotation_cert_file(ca_by_name(r.name)), ca_rotation_key_file(ca_by_name(r.name))})
+      if (!rotation_files.count(rel))
+        damaged(state_path, "the rotation of " + r.name + " is in progress, but its file " + rdir + "/" + rel +
+                                " is not pinned; restore the state from a backup");
+  }
+}
+
+// The new CAs of the CA rotations in progress, parsed from the rotation files (damage names the file).
+void State::Impl::refresh_rotation_cas(const std::string& dir) {
+  for (const auto& spec : kCas) {
+    auto& slot = rotation_cas[ca_index(spec.which)];
+    const std::string crt = ca_rotation_cert_file(spec.which), key = ca_rotation_key_file(spec.which);
+    bool rotating = std::any_of(rotations.begin(), rotations.end(),
+                                [&](const Rotation& r) { return r.kind == RotationKind::Ca && r.name == spec.name; });
+    auto c = rotation_files.find(crt), k = rotation_files.find(key);
+    if (!rotating || c == rotation_files.end() || k == rotation_files.end()) {
+      slot.reset();
+      continue;
+    }
+    if (slot && slot->cert_pem == c->second && slot->key_pem == k->second) continue;
+    const std::string rdir = dir + "/" + kRotationDir + "/";
+    slot = load_ca(spec.name, rdir + crt, c->second, rdir + key, k->second);
+  }
 }
 
 std::optional<std::string> read_signing_public_key(const std::string& dir, const std::string& cluster) {
@@ -617,7 +805,7 @@ uint64_t State::node_serial(const std::string& node, const std::string& content_
 
 IssuedCert State::leaf(const std::string& owner, const std::string& name, CaName issuer, const CertRequest& request) {
   const std::string id = owner + "/" + name;
-  const CertificateAuthority& authority = ca(issuer);
+  const CertificateAuthority& authority = signing_ca(*this, issuer);
   std::optional<Impl::Leaf> stored;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
@@ -640,6 +828,10 @@ IssuedCert State::leaf(const std::string& owner, const std::string& name, CaName
     reason = why_reissue(cert.get(), key.get(), authority, request, impl_->leaf_key_type, impl_->renew_before_days,
                          impl_->now);
     if (reason.empty()) return IssuedCert{stored->cert_pem, stored->key_pem, false, ""};
+    // Reissued by the new CA of a rotation: say so (the issuer's names alone look like damage).
+    if (&authority == impl_->rotation_cas[ca_index(issuer)].get() && reason.find("issuer changed") != std::string::npos)
+      if (const Rotation* r = rotation(authority.name))
+        reason = "CA rotation: " + r->name + " phase " + std::to_string(r->phase);
   }
 
   PkeyPtr key = generate_key(impl_->leaf_key_type);
@@ -696,7 +888,87 @@ RolloverStatement State::rotate_signing_key(const std::string& created_at,
   return statement;
 }
 
-void State::commit() {
+const std::vector<Rotation>& State::rotations() const { return impl_->rotations; }
+
+const Rotation* State::rotation(const std::string& name) const {
+  for (const auto& r : impl_->rotations)
+    if (r.name == name) return &r;
+  return nullptr;
+}
+
+void State::set_rotation(const Rotation& r) {
+  if (rotation_kind_of(r.name) != r.kind || r.phase < 1 || r.phase > last_phase(r.kind))
+    throw Error("internal error: rotation " + r.name + " of kind " + to_string(r.kind) + " in phase " +
+                std::to_string(r.phase));
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto it = std::find_if(impl_->rotations.begin(), impl_->rotations.end(), [&](const Rotation& o) { return o.name == r.name; });
+  if (it == impl_->rotations.end()) impl_->rotations.push_back(r);
+  else if (*it == r) return;
+  else *it = r;
+  impl_->rotations_dirty = true;
+  impl_->refresh_rotation_cas(dir_);
+}
+
+void State::clear_rotation(const std::string& name) {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto& v = impl_->rotations;
+  auto it = std::remove_if(v.begin(), v.end(), [&](const Rotation& r) { return r.name == name; });
+  if (it == v.end()) return;
+  v.erase(it, v.end());
+  impl_->rotations_dirty = true;
+  impl_->refresh_rotation_cas(dir_);
+}
+
+std::optional<std::string> State::rotation_file(const std::string& rel) const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  auto it = impl_->rotation_files.find(rel);
+  if (it == impl_->rotation_files.end()) return std::nullopt;
+  return it->second;
+}
+
+void State::set_rotation_file(const std::string& rel, std::string content) {
+  if (!valid_rotation_rel(rel)) throw Error("internal error: rotation file name \"" + rel + "\" is not [a-z0-9.-]+");
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  const std::string full = std::string(kRotationDir) + "/" + rel;
+  impl_->pending_removals.erase(full);
+  impl_->pending_writes[full] = content;
+  impl_->rotation_files[rel] = std::move(content);
+  impl_->rotations_dirty = true;
+  impl_->refresh_rotation_cas(dir_);
+}
+
+void State::remove_rotation_file(const std::string& rel) {
+  if (!valid_rotation_rel(rel)) throw Error("internal error: rotation file name \"" + rel + "\" is not [a-z0-9.-]+");
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  const std::string full = std::string(kRotationDir) + "/" + rel;
+  if (!impl_->rotation_files.erase(rel)) return;
+  impl_->pending_writes.erase(full);
+  impl_->pending_removals.insert(full);
+  impl_->rotations_dirty = true;
+  impl_->refresh_rotation_cas(dir_);
+}
+
+void State::replace_pinned_file(const std::string& rel, std::string content) {
+  if (std::find(pinned_files().begin(), pinned_files().end(), rel) == pinned_files().end() ||
+      std::find(rotated_files().begin(), rotated_files().end(), rel) != rotated_files().end())
+    throw Error("internal error: " + rel + " is not a pinned file a rotation replaces");
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  impl_->pending_writes[rel] = std::move(content);
+  impl_->rotations_dirty = true;
+}
+
+void State::mark_rotations_generated() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  for (auto& r : impl_->rotations)
+    if (!r.generated) {
+      r.generated = true;
+      impl_->rotations_dirty = true;
+    }
+}
+
+const CertificateAuthority* State::rotation_ca(CaName which) const { return impl_->rotation_cas[ca_index(which)].get(); }
+
+void State::commit(const std::function<void(const std::string&)>& crash_at) {
   if (impl_->read_only) throw Error(dir_ + ": internal error: commit() on a state opened read-only (kbundle plan)");
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (impl_->issued_dirty) {
@@ -726,6 +998,51 @@ void State::commit() {
   if (removed) fsync_dir(mdir);
   impl_->manifests_dirty.clear();
   impl_->manifests_forgotten.clear();
+  if (impl_->rotations_dirty) commit_rotations(crash_at);
+}
+
+// The rotate_signing_key() pattern: new files beside the old ones, state.json as the commit point,
+// then the renames and removals (open() finishes them after a crash: finish_rotation()).
+void State::commit_rotations(const std::function<void(const std::string&)>& crash_at) {
+  auto step = [&](const std::string& name) {
+    if (crash_at) crash_at(name);
+  };
+  Impl& m = *impl_;
+  if (!m.pending_writes.empty()) make_dirs(dir_ + "/" + kRotationDir, kDirMode);
+  // 1. Nothing refers to the ".next" files yet.
+  for (const auto& [rel, content] : m.pending_writes) {
+    write_secret(dir_ + "/" + rel + kNextSuffix, content);
+    step("after-next-" + rel);
+  }
+  // 2. The commit point.
+  json state = m.state_doc;
+  for (const auto& [rel, content] : m.pending_writes) state["pins"][rel] = sha256_hex(content);
+  for (const auto& rel : m.pending_removals) state["pins"].erase(rel);
+  if (m.rotations.empty()) state.erase(kRotationsKey);
+  else state[kRotationsKey] = rotations_json(m.rotations);
+  if (m.pending_removals.empty()) state.erase(kRotationRemovedKey);
+  else state[kRotationRemovedKey] = std::vector<std::string>(m.pending_removals.begin(), m.pending_removals.end());
+  write_secret(dir_ + "/state.json", state.dump(2) + "\n");
+  m.state_doc = state;
+  step("after-state");
+  // 3. Into place.
+  std::set<std::string> dirs;
+  for (const auto& [rel, content] : m.pending_writes) {
+    const std::string path = dir_ + "/" + rel;
+    if (::rename((path + kNextSuffix).c_str(), path.c_str()) != 0) throw_errno("cannot rename " + path + kNextSuffix);
+    dirs.insert(fs::path(path).parent_path().string());
+    step("after-rename-" + rel);
+  }
+  for (const auto& rel : m.pending_removals) {
+    const std::string path = dir_ + "/" + rel;
+    if (exists(path) && ::unlink(path.c_str()) != 0) throw_errno("cannot remove " + path);
+    dirs.insert(fs::path(path).parent_path().string());
+    step("after-remove-" + rel);
+  }
+  for (const auto& d : dirs) fsync_dir(d);
+  m.pending_writes.clear();
+  m.pending_removals.clear();
+  m.rotations_dirty = false;
 }
 
 }  // namespace kb

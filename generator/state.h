@@ -13,7 +13,7 @@
 //   state.json                    format version, cluster name, cluster id, and the pins: the
 //                                 sha256 of every CA, long-lived key and rollover file, taken when
 //                                 they were made; a file that differs is refused on every open
-//                                 (only rotate_signing_key() changes a pin)
+//                                 (only rotate_signing_key() and a rotation's commit() change a pin)
 //   ca/<name>.crt, ca/<name>.key  kubernetes-ca, etcd-ca, front-proxy-ca
 //   keys/service-account.key|.pub
 //   keys/encryption.key           32 random bytes, base64
@@ -24,6 +24,9 @@
 //   serials.json                  per node: bundle serial and the digest of its content
 //   manifests/<node>.json         the canonical manifest of the bundle gen last wrote for the node
 //                                 (format bundle only): what `kbundle plan` compares against
+//   rotation/<rel>                new key material of the rotations in progress (generator/rotation.h),
+//                                 pinned in state.json as "rotation/<rel>"; state.json also keeps the
+//                                 rotations' record ("rotations"), so both change in one commit
 
 #include <cstdint>
 #include <ctime>
@@ -32,10 +35,12 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "bundles/manifest.h"
 #include "bundles/rollover.h"
 #include "generator/pki.h"
+#include "generator/rotation.h"
 #include "topology/topology.h"
 
 namespace kb {
@@ -117,13 +122,41 @@ class State {
   std::map<std::string, std::string> reissued() const;
   bool read_only() const;
 
-  // Writes newly issued leaves, changed serials and manifests (atomically). Leaves of owners not
-  // seen in this run are kept. Throws kb::Error on a read-only State.
-  void commit();
+  // Rotations in progress (generator/rotation.h), kept IN state.json so that the record and the
+  // pins of the rotation files change in one atomic commit.
+  const std::vector<Rotation>& rotations() const;
+  const Rotation* rotation(const std::string& name) const;  // nullptr: none in progress
+  void set_rotation(const Rotation& r);                     // add or replace by name; kept on commit()
+  void clear_rotation(const std::string& name);             // kept on commit()
+  // Key material a rotation adds, below STATE/rotation/ ("etcd-ca.crt", "encryption-2.key", ...):
+  // 0600, pinned in state.json as "rotation/<rel>" like the CAs and keys (a swapped, missing or
+  // unpinned file there is refused on open, naming it), written at commit() with state.json as the
+  // commit point (the rotate_signing_key() pattern). `rel` is [a-z0-9.-]+, starting with [a-z0-9].
+  std::optional<std::string> rotation_file(const std::string& rel) const;
+  void set_rotation_file(const std::string& rel, std::string content);  // kept on commit()
+  void remove_rotation_file(const std::string& rel);                    // kept on commit()
+  // Completing a rotation: the new material becomes the long-lived pinned file ("ca/etcd-ca.crt",
+  // "keys/encryption.key", ...; one of the files pinned since init), its pin changing in the same
+  // commit. The accessors above (ca(), service_account_key_pem(), ...) keep the old material until
+  // the next open.
+  void replace_pinned_file(const std::string& rel, std::string content);
+  // gen calls this before commit(): every rotation in progress gets generated = true.
+  void mark_rotations_generated();
+  // The new CA of a CA rotation in progress (rotation files "<name>.crt" and "<name>.key"), nullptr
+  // when there is none. generator/rotation.h's trust_bundle() and signing_ca() use it.
+  const CertificateAuthority* rotation_ca(CaName which) const;
+
+  // Writes newly issued leaves, changed serials and manifests (atomically), then the rotation
+  // changes above: their new files beside the old ones (".next"), state.json (the commit point),
+  // then the renames; open() finishes or discards a commit cut short. Leaves of owners not seen in
+  // this run are kept. Throws kb::Error on a read-only State. `crash_at` (tests) is called with
+  // each rotation step's name and may throw to stop there as a crash would.
+  void commit(const std::function<void(const std::string& step)>& crash_at = {});
 
  private:
   State() = default;
   static std::unique_ptr<State> blank(const std::string& dir, std::time_t now);  // dir normalized, nothing read
+  void commit_rotations(const std::function<void(const std::string& step)>& crash_at);
   struct Impl;
   std::unique_ptr<Impl> impl_;
   std::string dir_, cluster_id_;
