@@ -6,6 +6,7 @@
 #include "generator/bootstrap_objects.h"
 #include "generator/encryption_config.h"
 #include "generator/etcd_membership.h"
+#include "generator/key_rotation.h"
 #include "generator/kubeconfig.h"
 #include "generator/node_paths.h"
 #include "generator/parallel.h"
@@ -113,10 +114,14 @@ void plan_control_plane(const Context& ctx, const Node& n, NodeBuilder& b) {
   b.add(paths::kCaKey, FileClass::Secret, s.ca(CaName::Kubernetes).key_pem);
   b.add(paths::kEtcdCaCertForApiserver, FileClass::Config, s.ca(CaName::Etcd).cert_pem);
   b.add(paths::kFrontProxyCaCert, FileClass::Config, s.ca(CaName::FrontProxy).cert_pem);
-  b.add(paths::kServiceAccountKey, FileClass::Secret, s.service_account_key_pem());
-  b.add(paths::kServiceAccountPub, FileClass::Config, s.service_account_public_pem());
-  b.add(paths::kEncryptionConfig, FileClass::Secret,
-        render_encryption_config(c.encryption_provider, s.encryption_key_base64()));
+  // During a key rotation (generator/key_rotation.h) these hold the phase's keys: the key file the
+  // signer, the .pub file every verifying key, the config every decrypting key.
+  ServiceAccountKeys sa = service_account_keys(s);
+  b.add(paths::kServiceAccountKey, FileClass::Secret, sa.signing_key_pem);
+  b.add(paths::kServiceAccountPub, FileClass::Config, service_account_public_file(sa));
+  b.add(paths::kEncryptionConfig, FileClass::Secret, render_encryption_config(encryption_keys(s, t)));
+  if (std::string r = render_reencrypt_request(s, t); !r.empty() && bootstrap_node(t) && bootstrap_node(t)->name == n.name)
+    b.add(paths::kReencryptRequest, FileClass::Config, r);
 
   // kube-apiserver serving cert: every name a client may use to reach it.
   CertRequest api;
