@@ -167,10 +167,65 @@ int64_t service_account_token_wait_seconds() {
   return lifetime + 3600;
 }
 
+std::string start_encryption_key_rotation(State& state, const Topology& topology) {
+  InUse cur = key_in_use(state, topology);
+  EncryptionKey next{next_key_name(cur.name), topology.cluster.encryption_provider, random_key_base64()};
+  nlohmann::json j = {{"provider", to_string(next.provider)}, {"name", next.name}, {"secret", next.secret_base64}};
+  // The record of the old key first: a state made before the record names it now.
+  if (!cur.recorded) record_encryption_key_in_use(state, topology);
+  state.set_rotation_file(kNewEncryptionFile, j.dump() + "\n");
+  return "new key " + next.name + " (" + to_string(next.provider) + ") replaces " + cur.name + " (" + to_string(cur.provider) + ")";
+}
+
+std::string complete_encryption_key_rotation(State& state) {
+  auto next = new_encryption_key(state);
+  if (!next) throw Error(state.dir() + "/rotation/" + kNewEncryptionFile + ": missing; restore the state from a backup");
+  state.replace_pinned_file("keys/encryption.key", next->secret_base64 + "\n");
+  state.set_rotation_file(kInUseFile, nlohmann::json{{"provider", to_string(next->provider)}, {"name", next->name}}.dump() + "\n");
+  state.remove_rotation_file(kNewEncryptionFile);
+  return "key " + next->name + " (" + to_string(next->provider) + ") is now the cluster's encryption key";
+}
+
+void abort_encryption_key_rotation(State& state) { state.remove_rotation_file(kNewEncryptionFile); }
+
+std::string start_service_account_key_rotation(State& state) {
+  PkeyPtr k = generate_key(key_type_of(parse_private_key(state.service_account_key_pem(), "keys/service-account.key").get()));
+  state.set_rotation_file(kNewSaKeyFile, private_key_pem(k.get()));
+  return "new service-account key pair (" + std::string(to_string(key_type_of(k.get()))) + ")";
+}
+
+std::string complete_service_account_key_rotation(State& state) {
+  auto next = state.rotation_file(kNewSaKeyFile);
+  if (!next) throw Error(state.dir() + "/rotation/" + kNewSaKeyFile + ": missing; restore the state from a backup");
+  state.replace_pinned_file("keys/service-account.key", *next);
+  state.replace_pinned_file("keys/service-account.pub", pub_of(*next, state.dir() + "/rotation/" + kNewSaKeyFile));
+  state.remove_rotation_file(kNewSaKeyFile);
+  return "the new key pair is now keys/service-account.key|.pub";
+}
+
+void abort_service_account_key_rotation(State& state) { state.remove_rotation_file(kNewSaKeyFile); }
+
+std::string key_rotation_advance_problem(const State& state, const Topology& topology, const Rotation& r, std::time_t now,
+                                         bool force, std::vector<std::string>* warnings) {
+  if (r.kind == RotationKind::EncryptionKey) return encryption_provider_problem(state, topology);
+  if (r.kind != RotationKind::ServiceAccountKey || r.phase != 2) return "";
+  int64_t wait = service_account_token_wait_seconds();
+  auto started = parse_rfc3339_utc(r.phase_started_at);
+  int64_t waited = started ? static_cast<int64_t>(now) - *started : 0;
+  if (waited >= wait) return "";
+  std::string left = std::to_string((wait - waited + 59) / 60) + " min";
+  std::string msg = "tokens signed by the old service-account key may still be in use: phase 2 began at " +
+                    r.phase_started_at + ", and a token lives up to " + std::to_string(wait / 3600) +
+                    " h (with margin); dropping the old public key now rejects them (" + left + " left)";
+  if (!force) return state.dir() + "/state.json: " + msg + "; wait, or pass --force to drop it anyway";
+  if (warnings) warnings->push_back("warning: --force: " + msg);
+  return "";
+}
+
 KeyRotationStep start_key_rotation(State& state, const Topology& topology, const std::string& kind, std::time_t now) {
   if (const Rotation* r = state.rotation(kind))
     refuse(state.dir() + "/state.json: a " + kind + " rotation is already in progress (phase " + std::to_string(r->phase) +
-           "/" + std::to_string(r->phase > 0 ? last_phase(r->kind) : 0) + "); go on with " + cmd(kind, "--advance") +
+           "/" + std::to_string(last_phase(r->kind)) + "); go on with " + cmd(kind, "--advance") +
            (r->phase == 1 ? " or drop it with " + cmd(kind, "--abort") : ""));
   Rotation r;
   r.name = kind;
@@ -180,18 +235,10 @@ KeyRotationStep start_key_rotation(State& state, const Topology& topology, const
   KeyRotationStep step;
   if (kind == kEncryptionRotation) {
     r.kind = RotationKind::EncryptionKey;
-    InUse cur = key_in_use(state, topology);
-    EncryptionKey next{next_key_name(cur.name), topology.cluster.encryption_provider, random_key_base64()};
-    nlohmann::json j = {{"provider", to_string(next.provider)}, {"name", next.name}, {"secret", next.secret_base64}};
-    // The record of the old key first: a state made before the record names it now.
-    if (!cur.recorded) record_encryption_key_in_use(state, topology);
-    state.set_rotation_file(kNewEncryptionFile, j.dump() + "\n");
-    step.notes.push_back("new key " + next.name + " (" + to_string(next.provider) + ") replaces " + cur.name + " (" +
-                         to_string(cur.provider) + ")");
+    step.notes.push_back(start_encryption_key_rotation(state, topology));
   } else if (kind == kSaRotation) {
     r.kind = RotationKind::ServiceAccountKey;
-    PkeyPtr k = generate_key(key_type_of(parse_private_key(state.service_account_key_pem(), "keys/service-account.key").get()));
-    state.set_rotation_file(kNewSaKeyFile, private_key_pem(k.get()));
+    step.notes.push_back(start_service_account_key_rotation(state));
   } else {
     throw Error("internal error: unknown key rotation " + kind);
   }
@@ -210,21 +257,8 @@ KeyRotationStep advance_key_rotation(State& state, const Topology& topology, con
     refuse(state.dir() + "/state.json: " + kind + " phase " + std::to_string(r.phase) + "/" + std::to_string(last) +
            " was not generated yet; run `kbundle gen`, apply the bundles on every node (e.g. `kbundle publish --to ssh "
            "--apply`), then " + cmd(kind, "--advance"));
-  if (std::string p = encryption_provider_problem(state, topology); !p.empty()) refuse(p);
   KeyRotationStep step;
-  if (r.kind == RotationKind::ServiceAccountKey && r.phase == 2) {
-    int64_t wait = service_account_token_wait_seconds();
-    auto started = parse_rfc3339_utc(r.phase_started_at);
-    int64_t waited = started ? static_cast<int64_t>(now) - *started : 0;
-    if (waited < wait) {
-      std::string left = std::to_string((wait - waited + 59) / 60) + " min";
-      std::string msg = "tokens signed by the old service-account key may still be in use: phase 2 began at " +
-                        r.phase_started_at + ", and a token lives up to " + std::to_string(wait / 3600) +
-                        " h (with margin); dropping the old public key now rejects them (" + left + " left)";
-      if (!force) refuse(state.dir() + "/state.json: " + msg + "; wait, or pass --force to drop it anyway");
-      step.notes.push_back("warning: --force: " + msg);
-    }
-  }
+  if (std::string p = key_rotation_advance_problem(state, topology, r, now, force, &step.notes); !p.empty()) refuse(p);
   if (r.phase < last) {
     r.phase += 1;
     r.phase_started_at = rfc3339_utc(now);
@@ -234,21 +268,8 @@ KeyRotationStep advance_key_rotation(State& state, const Topology& topology, con
     return step;
   }
   // After the last phase: the new material becomes the long-lived file, the old leaves the state.
-  if (r.kind == RotationKind::EncryptionKey) {
-    auto next = new_encryption_key(state);
-    if (!next) throw Error(state.dir() + "/rotation/" + kNewEncryptionFile + ": missing; restore the state from a backup");
-    state.replace_pinned_file("keys/encryption.key", next->secret_base64 + "\n");
-    state.set_rotation_file(kInUseFile, nlohmann::json{{"provider", to_string(next->provider)}, {"name", next->name}}.dump() + "\n");
-    state.remove_rotation_file(kNewEncryptionFile);
-    step.notes.push_back("key " + next->name + " (" + to_string(next->provider) + ") is now the cluster's encryption key");
-  } else {
-    auto next = state.rotation_file(kNewSaKeyFile);
-    if (!next) throw Error(state.dir() + "/rotation/" + kNewSaKeyFile + ": missing; restore the state from a backup");
-    state.replace_pinned_file("keys/service-account.key", *next);
-    state.replace_pinned_file("keys/service-account.pub", pub_of(*next, state.dir() + "/rotation/" + kNewSaKeyFile));
-    state.remove_rotation_file(kNewSaKeyFile);
-    step.notes.push_back("the new key pair is now keys/service-account.key|.pub");
-  }
+  step.notes.push_back(r.kind == RotationKind::EncryptionKey ? complete_encryption_key_rotation(state)
+                                                            : complete_service_account_key_rotation(state));
   state.clear_rotation(kind);
   step.entered = "completed";
   return step;
@@ -262,13 +283,14 @@ KeyRotationStep abort_key_rotation(State& state, const std::string& kind) {
            ": the new key already " + (kind == kEncryptionRotation ? "encrypts Secrets" : "signs tokens") +
            ", so dropping it is unsafe; finish it with " + cmd(kind, "--advance"));
   const bool generated = cur->generated;
-  state.remove_rotation_file(kind == kEncryptionRotation ? kNewEncryptionFile : kNewSaKeyFile);
+  if (kind == kEncryptionRotation) abort_encryption_key_rotation(state);
+  else abort_service_account_key_rotation(state);
   state.clear_rotation(kind);
   KeyRotationStep step;
   step.entered = "aborted";
   step.notes.push_back(generated ? "phase 1 was generated: run `kbundle gen` and apply on every node, so that "
-                                        "no apiserver keeps the dropped key"
-                                      : "nothing was generated with the new key");
+                                   "no apiserver keeps the dropped key"
+                                 : "nothing was generated with the new key");
   return step;
 }
 

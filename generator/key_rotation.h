@@ -58,6 +58,19 @@ std::string service_account_public_file(const ServiceAccountKeys& keys);
 // tokens to the lifetime they asked for), plus one hour of margin. In seconds.
 int64_t service_account_token_wait_seconds();
 
+// The ends of each rotation, in the shape of cli/'s PhasedRotation (start, complete, abort), and
+// the gate before --advance that shape lacks (an encryption provider changed mid-rotation; the SA
+// tokens of the old key not expired yet: with `force` a warning in `warnings` instead).
+std::string start_encryption_key_rotation(State& state, const Topology& topology);  // returns one line
+std::string complete_encryption_key_rotation(State& state);
+void abort_encryption_key_rotation(State& state);
+std::string start_service_account_key_rotation(State& state);
+std::string complete_service_account_key_rotation(State& state);
+void abort_service_account_key_rotation(State& state);
+struct Rotation;
+std::string key_rotation_advance_problem(const State& state, const Topology& topology, const Rotation& rotation,
+                                         std::time_t now, bool force, std::vector<std::string>* warnings);
+
 // `kbundle rotate encryption-key|service-account-key` (cli/rotate_keys_command.cpp): the state
 // changes of each step. Each refuses by throwing RotationRefused (exit 3) with the file, the place
 // and the fix; nothing is changed then.
