@@ -252,7 +252,11 @@ ExitCode reencrypt_after_apply(Run& r, const Manifest& m) {
         (rewrite(c, std::move(item), ns, name, conflicts) == "gone" ? gone : rewritten) += 1;
       }
       const auto& meta = a.body["metadata"];
-      cont = meta.is_object() && meta.contains("continue") && meta["continue"].is_string() ? meta["continue"].get<std::string>() : "";
+      std::string next = meta.is_object() && meta.contains("continue") && meta["continue"].is_string() ? meta["continue"].get<std::string>() : "";
+      // A server that hands back the same page (or an endless list) must not keep the node busy forever.
+      if (!next.empty() && (next == cont || a.body["items"].empty() || next.size() > 4096))
+        throw Error("GET " + target + ": the list does not advance (continue token repeated, too long, or an empty page)");
+      cont = next;
       rec["secrets"] = secrets;
       rec["rewritten"] = rewritten;
       rec["gone"] = gone;

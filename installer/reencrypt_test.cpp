@@ -299,6 +299,24 @@ TEST_CASE("re-encrypt: hostile list answers never reach a path", "[reencrypt]") 
   }
 }
 
+TEST_CASE("re-encrypt: a list that does not advance fails instead of looping", "[reencrypt]") {
+  TempDir tmp;
+  std::string root = make_root(tmp), bundle = tmp / "b.kbundle";
+  reencrypt_bundle(bundle, 1, good_request().dump());
+  SecretApi api;
+  api.add("default", "a");
+  int lists = 0;
+  api.before = [&](const HttpRequest& q, size_t) -> std::optional<HttpResult> {
+    if (q.method != "GET" || q.target.rfind("/api/v1/secrets?", 0) != 0) return std::nullopt;
+    ++lists;
+    return json_answer(200, {{"kind", "SecretList"}, {"metadata", {{"continue", "same"}}}, {"items", nlohmann::json::array()}});
+  };
+  Out a = do_apply(healthy(root, trust_file(tmp)), api.hooks(), bundle);
+  CHECK(a.code == ExitCode::ReencryptFailed);
+  CHECK_THAT(a.err, Catch::Contains("the list does not advance"));
+  CHECK(lists == 1);
+}
+
 TEST_CASE("re-encrypt: a hostile request file is refused at staging, nothing changed, nothing sent", "[reencrypt]") {
   struct Case {
     const char* name;
