@@ -14,6 +14,7 @@
 #include "bundles/bundle_reader.h"
 #include "bundles/path_policy.h"
 #include "installer/bootstrap.h"
+#include "installer/reencrypt.h"
 #include "installer/live_fs.h"
 #include "installer/run.h"
 #include "installer/transaction.h"
@@ -180,6 +181,7 @@ ExitCode status(const Options& opt, const Hooks& hooks, Io io) {
     }
     r.report["certificates"] = certs;
     bootstrap_status(r, m);
+    reencrypt_status(r, m);
     return ExitCode::Ok;
   });
 }

@@ -277,4 +277,22 @@ ExitCode reencrypt_after_apply(Run& r, const Manifest& m) {
   return ExitCode::Ok;
 }
 
+void reencrypt_status(Run& r, const Manifest& m) {
+  const ManifestEntry* e = find_file_entry(m, kReencryptRequestFile);
+  if (!e) return;
+  nlohmann::json rec = read_record(r);
+  if (!rec.is_object() || rec.value("request_sha256", "") != e->sha256)
+    rec = {{"status", "pending"}, {"request_sha256", e->sha256}, {"error", "not attempted yet"}, {"run", kRetry}};
+  r.report["reencrypt"] = rec;
+  std::string status = rec.value("status", "unknown");
+  std::string line = "re-encrypt of every Secret (encryption-key rotation): " + status;
+  if (rec.contains("rewritten") && rec["rewritten"].is_number()) line += ", " + std::to_string(rec["rewritten"].get<int>()) + " rewritten";
+  if (rec.contains("finished_at") && rec["finished_at"].is_string()) line += " at " + rec["finished_at"].get<std::string>();
+  if (status != "done") {
+    if (rec.contains("error") && rec["error"].is_string()) line += ": " + rec["error"].get<std::string>();
+    line += "; " + std::string(kRetry);
+  }
+  r.say(line);
+}
+
 }  // namespace kb::installer

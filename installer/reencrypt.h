@@ -39,4 +39,8 @@ void check_staged_reencrypt(const Manifest& m, const std::string& staged_files, 
 // for this request file. With --no-systemd it only records "pending". Ok, or ReencryptFailed.
 ExitCode reencrypt_after_apply(Run& r, const Manifest& m);
 
+// `status`: report["reencrypt"] (the record, or pending) and one line; nothing when the installed
+// bundle carries no request.
+void reencrypt_status(Run& r, const Manifest& m);
+
 }  // namespace kb::installer

@@ -240,6 +240,12 @@ TEST_CASE("re-encrypt: 500 and 429 are retried; the API down is exit 8, nothing 
   CHECK_THAT(a.err, Catch::Contains("do not remove the old key"));
   CHECK(record(root)["status"] == "failed");
   CHECK(std::filesystem::exists(root + "/var/lib/kbundle/current/manifest.json"));  // committed, not rolled back
+  {
+    std::ostringstream out, err;
+    CHECK(status(healthy(root, ""), api.hooks(), Io{out, err}) == ExitCode::Ok);
+    CHECK_THAT(out.str(), Catch::Contains("re-encrypt of every Secret (encryption-key rotation): failed") &&
+                              Catch::Contains("apply the same bundle again"));
+  }
 
   // Up again, with a 500 and a 429 on the way: the same bundle finishes it.
   down = false;
@@ -253,6 +259,9 @@ TEST_CASE("re-encrypt: 500 and 429 are retried; the API down is exit 8, nothing 
   CHECK(b.code == ExitCode::Ok);
   CHECK(api.puts_of("/api/v1/namespaces/default/secrets/a") == 3);
   CHECK(record(root)["status"] == "done");
+  std::ostringstream out, err;
+  CHECK(status(healthy(root, ""), api.hooks(), Io{out, err}) == ExitCode::Ok);
+  CHECK_THAT(out.str(), Catch::Contains("re-encrypt of every Secret (encryption-key rotation): done, 1 rewritten at"));
 }
 
 TEST_CASE("re-encrypt: a Secret that keeps changing gives up after 5 conflicts; a 403 is final", "[reencrypt]") {

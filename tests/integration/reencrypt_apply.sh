@@ -128,6 +128,8 @@ DOWN_S=$(echo "$(date +%s.%N) - $t" | bc)
 grep -q "last: connection refused" "$WORK/out.log" && grep -q "nothing was rolled back" "$WORK/out.log" || fail "down: the warning"
 [ -f "$R/var/lib/kbundle/current/manifest.json" ] && [ ! -f "$R/var/lib/kbundle/journal.json" ] || fail "down: not committed"
 grep -q '"status": "failed"' "$R/var/lib/kbundle/reencrypt.json" || fail "down: the record does not say failed"
+node "$R" status | grep -q "re-encrypt of every Secret (encryption-key rotation): failed.*connection refused" ||
+  fail "down: status does not say the re-encrypt failed"
 # The API failing (503) for the whole deadline, then well: the same bundle again finishes it.
 R=$(fresh r3b)
 faults '{"rules": [{"path_regex": "^/api/v1/secrets$", "answers": [503, 503, 503, 503, 503, 503, 503, 503]}]}'
