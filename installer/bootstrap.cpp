@@ -178,13 +178,7 @@ ExitCode send_objects(Run& r, const Manifest& m, const ManifestEntry& entry) {
   const std::string path = r.layout.live(kBootstrapObjects);
   BootstrapSpec spec;
   try {
-    LiveState st = inspect(path, false);
-    if (st.kind != LiveState::Kind::File) throw Error(path + ": missing or not a file; run `kbundle-installer verify` (drift)");
-    if (st.size > kMaxBootstrapFile) throw Error(path + ": larger than " + std::to_string(kMaxBootstrapFile) + " bytes");
-    std::string bytes = read_file(path);
-    if (sha256_hex(bytes) != entry.sha256)
-      throw Error(path + ": differs from what serial " + std::to_string(m.serial) + " installed; run `kbundle-installer verify` (drift)");
-    spec = parse_bootstrap_objects(bytes, path, m);
+    spec = parse_bootstrap_objects(read_installed_entry(r, m, entry, kMaxBootstrapFile), path, m);
   } catch (const std::exception& e) {
     return fail(e.what());
   }
@@ -307,6 +301,17 @@ ApiAccess parse_api_access(const nlohmann::json& j, const std::string& where, co
       refuse(where, f.key, *f.out + " is installed with mode " + mode_string(e->mode) + "; a private key must be 0600");
   }
   return s;
+}
+
+std::string read_installed_entry(Run& r, const Manifest& m, const ManifestEntry& e, size_t max_size) {
+  const std::string path = r.layout.live(e.path);
+  LiveState st = inspect(path, false);
+  if (st.kind != LiveState::Kind::File) throw Error(path + ": missing or not a file; run `kbundle-installer verify` (drift)");
+  if (st.size > max_size) throw Error(path + ": larger than " + std::to_string(max_size) + " bytes");
+  std::string bytes = read_file(path);
+  if (sha256_hex(bytes) != e.sha256)
+    throw Error(path + ": differs from what serial " + std::to_string(m.serial) + " installed; run `kbundle-installer verify` (drift)");
+  return bytes;
 }
 
 ApiSend api_sender(Run& r, const ApiAccess& a) {

@@ -47,6 +47,9 @@ struct ApiAccess {
 // "key_file" (clean absolute paths of files `m` installs; the key 0600). Throws
 // InstallerError(BadBundle) "<where>: <field>: <what is wrong and the fix>".
 ApiAccess parse_api_access(const nlohmann::json& j, const std::string& where, const Manifest& m);
+// The live bytes of a file the installed generation `m` put there (entry `e`), at most `max_size`;
+// throws kb::Error naming the file when it is missing, too large or not what was installed (drift).
+std::string read_installed_entry(Run& r, const Manifest& m, const ManifestEntry& e, size_t max_size);
 // A sender to `a` with the live files (the key must be a 0600 file); throws kb::Error naming the file.
 ApiSend api_sender(Run& r, const ApiAccess& a);
 

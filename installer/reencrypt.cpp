@@ -151,14 +151,7 @@ std::string rewrite(Client& c, nlohmann::json secret, const std::string& ns, con
 }
 
 ReencryptSpec read_live_request(Run& r, const Manifest& m, const ManifestEntry& e) {
-  const std::string path = r.layout.live(kReencryptRequestFile);
-  LiveState st = inspect(path, false);
-  if (st.kind != LiveState::Kind::File) throw Error(path + ": missing or not a file; run `kbundle-installer verify` (drift)");
-  if (st.size > kMaxReencryptFile) throw Error(path + ": larger than " + std::to_string(kMaxReencryptFile) + " bytes");
-  std::string bytes = read_file(path);
-  if (sha256_hex(bytes) != e.sha256)
-    throw Error(path + ": differs from what serial " + std::to_string(m.serial) + " installed; run `kbundle-installer verify` (drift)");
-  return parse_reencrypt_request(bytes, path, m);
+  return parse_reencrypt_request(read_installed_entry(r, m, e, kMaxReencryptFile), r.layout.live(e.path), m);
 }
 
 }  // namespace
