@@ -85,6 +85,10 @@ int run_rotate_keys(const RotateKeysOptions& o, std::time_t now, std::ostream& o
     else step = start_key_rotation(*state, t, o.what, now);
   } catch (const RotationRefused& r) {
     err << "kbundle: error: " << escape_text(r.message) << "; nothing was changed\n";
+    if (o.json)
+      out << nlohmann::json{{"rotation", o.what}, {"action", "refused"}, {"error", r.message}}.dump(
+                 2, ' ', false, nlohmann::json::error_handler_t::replace)
+          << "\n";
     return kExitInvalidInput;
   }
   state->commit();
@@ -98,7 +102,8 @@ int run_rotate_keys(const RotateKeysOptions& o, std::time_t now, std::ostream& o
   else
     steps = {"`kbundle gen --topology " + o.topology_path + " --state " + o.state_dir + "` and apply on every node"};
   if (o.json) {
-    nlohmann::json j = {{"rotation", o.what}, {"entered", step.entered}, {"notes", step.notes}, {"next", steps}};
+    nlohmann::json j = {{"rotation", o.what}, {"action", o.advance ? "advanced" : o.abort ? "aborted" : "started"},
+                        {"entered", step.entered}, {"notes", step.notes}, {"next", steps}};
     if (r) {
       j["phase"] = r->phase;
       j["lastPhase"] = last_phase(r->kind);

@@ -64,6 +64,13 @@ grep -q '"name":"key1","provider":"aescbc"' "$S/rotation/encryption.json" || fai
 # ---- encryption-key: the refusals before and at the start ----
 expect 3 "no encryption-key rotation in progress" rot encryption-key --advance
 expect 3 "nothing to abort" rot encryption-key --abort
+rc=0; rot encryption-key --advance --json >"$WORK/refused.json" 2>/dev/null || rc=$?
+[ "$rc" = 3 ] && python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["action"]=="refused" and "no encryption-key rotation" in j["error"], j' \
+  "$WORK/refused.json" || fail "--json refusal"
+rot encryption-key --json >"$WORK/started.json" || fail "--json start"
+python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["action"]=="started" and j["phase"]==1 and j["lastPhase"]==4 and j["next"], j' \
+  "$WORK/started.json" || fail "--json start output"
+expect 0 "aborted" rot encryption-key --abort
 expect 0 "phase 1/4" rot encryption-key
 expect 3 "already in progress" rot encryption-key
 before=$(state_sum)
