@@ -10,6 +10,7 @@
 
 #include "base/atomic_file.h"
 #include "bundles/path_policy.h"
+#include "bundles/unit_restart.h"
 #include "installer/reencrypt.h"
 #include "installer/installer_test_util.h"
 
@@ -366,4 +367,11 @@ TEST_CASE("re-encrypt: a hostile request file is refused at staging, nothing cha
     CHECK(api.requests.empty());
     CHECK(snapshot(root) == before);
   }
+}
+
+TEST_CASE("re-encrypt: the request alone restarts nothing (only the installer reads it)", "[reencrypt]") {
+  const std::vector<std::string> cp = {"etcd.service", "kube-apiserver.service", "kube-controller-manager.service", "kube-scheduler.service"};
+  CHECK(units_to_restart(cp, {kReencryptRequestFile}).empty());
+  CHECK(units_to_restart(cp, {kReencryptRequestFile, "/var/lib/kubernetes/encryption-config.yaml"}) ==
+        std::vector<std::string>{"kube-apiserver.service", "kube-controller-manager.service", "kube-scheduler.service"});
 }
