@@ -36,9 +36,13 @@ nlohmann::json record(const State& state, const std::string& rel) {
   auto text = state.rotation_file(rel);
   if (!text) return nullptr;
   nlohmann::json j = nlohmann::json::parse(*text, nullptr, false);
+  // The name goes into the YAML config: letters and digits only.
+  auto good_name = [](const std::string& n) {
+    return !n.empty() && n.size() <= 32 && n.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") == std::string::npos;
+  };
   if (!j.is_object() || !j["provider"].is_string() || !j["name"].is_string() ||
-      !provider_named(j["provider"].get<std::string>()))
-    throw Error(state.dir() + "/rotation/" + rel + ": not a key record ({\"provider\", \"name\"}); restore the state from a backup");
+      !provider_named(j["provider"].get<std::string>()) || !good_name(j["name"].get<std::string>()))
+    throw Error(state.dir() + "/rotation/" + rel + ": not a key record ({\"provider\": aescbc|secretbox|aesgcm, \"name\": [a-z0-9-]+}); restore the state from a backup");
   return j;
 }
 

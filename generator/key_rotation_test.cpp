@@ -310,3 +310,20 @@ TEST_CASE("the SA wait is measured from phase 2's start: advancing after it need
   step(dir, t, [&](State& s) { CHECK(advance_key_rotation(s, t, "service-account-key", later, false).notes.empty()); }, later);
   CHECK(State::open(dir, t, later)->rotation("service-account-key")->phase == 3);
 }
+
+TEST_CASE("a damaged key record is refused naming it, never written into the config", "[key-rotation]") {
+  const Topology t = topology();
+  for (const std::string& bad : {std::string("not json"), std::string("[1]"), std::string("{\"provider\":\"aescbc\"}"),
+                                std::string("{\"provider\":\"rot13\",\"name\":\"key1\"}"),
+                                std::string("{\"provider\":\"aescbc\",\"name\":\"key1\\n      - identity: {}\"}"),
+                                std::string("{\"provider\":\"aescbc\",\"name\":\"") + std::string(40, 'k') + "\"}",
+                                std::string("{\"provider\":\"aescbc\",\"name\":7}")}) {
+    INFO(bad);
+    TempDir tmp;
+    const std::string dir = tmp / "state";
+    step(dir, t, [&](State& s) { s.set_rotation_file("encryption.json", bad); });
+    auto s = State::open(dir, t, kNow);
+    CHECK_THROWS_WITH(encryption_keys(*s, t), Catch::Contains("rotation/encryption.json: not a key record"));
+    CHECK_THROWS_WITH(encryption_provider_problem(*s, t), Catch::Contains("restore the state from a backup"));
+  }
+}
