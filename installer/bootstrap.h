@@ -84,20 +84,23 @@ BootstrapVerdict classify_bootstrap_answer(const HttpResult& result);
 // malformed or hostile. `staged_files` is the staging directory's files/ (node paths below it).
 void check_staged_bootstrap(const Manifest& m, const std::string& staged_files, const std::string& bundle);
 
-// `verify BUNDLE`: reads the payload like DiscardSink but keeps objects.json's bytes, then check()
-// refuses the bundle as apply would.
+// `verify BUNDLE`: reads the payload like DiscardSink but keeps objects.json's bytes (and the
+// re-encrypt request's, installer/reencrypt.h), then check() refuses the bundle as apply would.
 class BootstrapCheckSink : public MemberSink {
  public:
-  void begin(const ManifestEntry& entry) override { keep_ = entry.path == kBootstrapObjects; }
-  void write(std::string_view block) override {
-    if (keep_) bytes_.append(block);
+  void begin(const ManifestEntry& entry) override {
+    keep_ = entry.path == kBootstrapObjects ? &bytes_ : entry.path == kReencryptRequestFile ? &request_ : nullptr;
   }
-  void finish() override { keep_ = false; }
+  void write(std::string_view block) override {
+    if (keep_) keep_->append(block);
+  }
+  void finish() override { keep_ = nullptr; }
   void check(const Manifest& m, const std::string& bundle) const;
+  const std::string& reencrypt_request() const { return request_; }
 
  private:
-  bool keep_ = false;
-  std::string bytes_;
+  std::string* keep_ = nullptr;
+  std::string bytes_, request_;
 };
 
 // apply, once the generation is committed (or was already installed): applies the objects unless

@@ -100,6 +100,7 @@ ExitCode verify(const Options& opt, const Hooks& hooks, Io io, const std::option
     const Manifest& m = reader->manifest();
     check_path_policy(m, *bundle);
     discard.check(m, *bundle);
+    check_bundle_reencrypt(m, discard.reencrypt_request(), *bundle);
     r.report["serial"] = m.serial;
     r.report["node"] = m.node_name;
     r.report["entries"] = m.entries.size();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <functional>
 #include <thread>
 
 #include "base/atomic_file.h"
@@ -176,16 +177,28 @@ ReencryptSpec parse_reencrypt_request(const std::string& bytes, const std::strin
   return s;
 }
 
-void check_staged_reencrypt(const Manifest& m, const std::string& staged_files, const std::string& bundle) {
+namespace {
+
+void check_request(const Manifest& m, const std::function<std::string()>& bytes, const std::string& bundle) {
   const ManifestEntry* e = find_file_entry(m, kReencryptRequestFile);
   if (!e) return;
   const std::string where = bundle + ": " + kReencryptRequestFile;
   try {
     if (e->size > kMaxReencryptFile) refuse(where, "the file", "larger than " + std::to_string(kMaxReencryptFile) + " bytes");
-    parse_reencrypt_request(read_file(staged_files + kReencryptRequestFile), where, m);
+    parse_reencrypt_request(bytes(), where, m);
   } catch (const InstallerError& err) {
     throw InstallerError(ExitCode::BadBundle, std::string(err.what()) + "; refused, nothing was changed");
   }
+}
+
+}  // namespace
+
+void check_staged_reencrypt(const Manifest& m, const std::string& staged_files, const std::string& bundle) {
+  check_request(m, [&] { return read_file(staged_files + kReencryptRequestFile); }, bundle);
+}
+
+void check_bundle_reencrypt(const Manifest& m, const std::string& bytes, const std::string& bundle) {
+  check_request(m, [&] { return bytes; }, bundle);
 }
 
 ExitCode reencrypt_after_apply(Run& r, const Manifest& m) {

@@ -34,6 +34,8 @@ ReencryptSpec parse_reencrypt_request(const std::string& bytes, const std::strin
 
 // apply, after staging and before any live write: refuses (exit 3) a malformed or hostile request.
 void check_staged_reencrypt(const Manifest& m, const std::string& staged_files, const std::string& bundle);
+// `verify`: the same check of the bytes BootstrapCheckSink kept.
+void check_bundle_reencrypt(const Manifest& m, const std::string& bytes, const std::string& bundle);
 
 // apply, once the generation is committed and healthy: rewrites every Secret unless already done
 // for this request file. With --no-systemd it only records "pending". Ok, or ReencryptFailed.

@@ -366,6 +366,10 @@ TEST_CASE("re-encrypt: a hostile request file is refused at staging, nothing cha
     CHECK_THAT(a.err, Catch::Contains("reencrypt-secrets.json"));
     CHECK(api.requests.empty());
     CHECK(snapshot(root) == before);
+    // verify refuses it the same way.
+    std::ostringstream out, err;
+    CHECK(verify(healthy(root, trust_file(tmp)), api.hooks(), Io{out, err}, bundle) == ExitCode::BadBundle);
+    CHECK_THAT(err.str(), Catch::Contains(c.want) && Catch::Contains("reencrypt-secrets.json"));
   }
 }
 
