@@ -320,7 +320,13 @@ int run_plan(const PlanOptions& o, std::ostream& out, std::ostream& err) {
   if (!o.no_binaries) binaries = resolve_binaries(*topology, o.cache_dir.empty() ? o.state_dir + "/cache" : o.cache_dir);
   auto state = State::open_read_only(o.state_dir, *topology, o.now);
   if (std::string p = encryption_provider_problem(*state, *topology); !p.empty()) {
-    err << "kbundle plan: refused: " << escape_text(p) << "\n";
+    // Refused before a plan can be made (its config could not be written): said as plan says refusals.
+    if (o.json)
+      out << nlohmann::json{{"cluster", topology->cluster.name}, {"refused", true}, {"problems", {p}}}.dump(
+                 2, ' ', false, nlohmann::json::error_handler_t::replace)
+          << "\n";
+    else
+      out << "kbundle plan: refused (nothing may be written until these are fixed):\n  " << escape_text(p) << "\n";
     return kExitInvalidInput;
   }
   ClusterPlan plan = make_cluster_plan(*topology, *state, o.nodes);

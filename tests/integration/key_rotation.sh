@@ -124,6 +124,9 @@ expect 3 "cluster.encryption.provider: secretbox, but the Secrets are encrypted 
 grep -q "nothing was written" "$WORK/out.log" || fail "gen: the refusal does not say nothing was written"
 [ ! -e "$WORK/refused" ] && [ "$(state_sum)" = "$before" ] || fail "a refused gen wrote something"
 expect 3 "kbundle rotate encryption-key" "$KBUNDLE" plan --no-binaries --topology "$WORK/secretbox.yaml" --state "$S"
+rc=0; "$KBUNDLE" plan --json --no-binaries --topology "$WORK/secretbox.yaml" --state "$S" >"$WORK/plan.json" 2>/dev/null || rc=$?
+[ "$rc" = 3 ] && python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); assert j["refused"] and "secretbox" in j["problems"][0], j' \
+  "$WORK/plan.json" || fail "plan --json does not carry the refusal"
 expect 0 "warning: cluster.encryption.provider: secretbox" "$KBUNDLE" validate --topology "$WORK/secretbox.yaml" --state "$S"
 "$KBUNDLE" validate --json --topology "$WORK/secretbox.yaml" --state "$S" | python3 -c \
   'import json,sys; d=json.load(sys.stdin); assert d["valid"] and any(x["severity"]=="warning" and "secretbox" in x["message"] for x in d["diagnostics"]), d' ||
