@@ -33,6 +33,9 @@ inline constexpr const char* kBootstrapDir = "/var/lib/kubernetes/bootstrap";
 inline constexpr const char* kBootstrapObjects = "/var/lib/kubernetes/bootstrap/objects.json";
 inline constexpr const char* kBootstrapCert = "/var/lib/kubernetes/bootstrap/kbundle-bootstrap.crt";
 inline constexpr const char* kBootstrapKey = "/var/lib/kubernetes/bootstrap/kbundle-bootstrap.key";
+// Phase 3 of an encryption-key rotation (docs/rotation.md): on the designated node, the installer
+// rewrites every Secret through the API with the bootstrap identity once the node is healthy.
+inline constexpr const char* kReencryptRequestFile = "/var/lib/kubernetes/reencrypt-secrets.json";
 
 // etcd membership (docs/etcd.md): every control-plane bundle carries this file for its installer
 // (its own name and peer URL, the members, the members to remove, the epoch); the installer reads

@@ -57,6 +57,8 @@ int run_cli(int argc, char** argv) {
   auto* validate_cmd = app.add_subcommand("validate", "Check a topology file; write nothing");
   validate_cmd->add_option("--topology,-t", validate_path, "Topology file (YAML)")->required();
   validate_cmd->add_flag("--json", validate_json, "Print diagnostics as JSON");
+  std::string validate_state;
+  validate_cmd->add_option("--state", validate_state, "State directory (read only): also warn about an encryption provider changed without a rotation");
 
   std::string lint_path;
   bool lint_json = false;
@@ -80,6 +82,8 @@ int run_cli(int argc, char** argv) {
 
   RotateOptions rotate;
   auto* rotate_cmd = add_rotate_command(app, rotate);
+  RotateKeysOptions rotate_keys;
+  add_rotate_keys_commands(rotate_cmd, rotate_keys);
 
   PublishOptions publish;
   publish.self_exe = argc > 0 ? argv[0] : "";
@@ -104,12 +108,13 @@ int run_cli(int argc, char** argv) {
   try {
     if (*gen_cmd) return run_gen(gen, std::cout, std::cerr);
     if (*plan_cmd) return run_plan(plan, std::cout, std::cerr);
-    if (*validate_cmd) return run_validate(validate_path, validate_json, std::cout, std::cerr);
+    if (*validate_cmd) return run_validate(validate_path, validate_json, std::cout, std::cerr, validate_state, gen.now);
     if (*lint_cmd) return run_lint(lint_path, lint_json, std::cout, std::cerr);
     if (*inspect_cmd) return run_inspect(inspect_bundle, inspect_pubkey, inspect_json, std::cout, std::cerr);
     if (*aws_cmd) return run_aws(aws, std::cout, std::cerr);
     if (*fetch_cmd) return run_fetch(fetch, std::cout, std::cerr);
     if (*publish_cmd) return run_publish(publish, std::cout, std::cerr);
+    if (*rotate_cmd && !rotate_keys.what.empty()) return run_rotate_keys(rotate_keys, gen.now, std::cout, std::cerr);
     if (*rotate_cmd) return run_rotate(rotate, gen.now, std::cout, std::cerr);
   } catch (const Error& e) {
     // Messages quote paths, names and remote answers: never let a control character through.

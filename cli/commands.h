@@ -97,6 +97,17 @@ int run_phased_rotation(const RotateOptions& options, const PhasedRotation& rota
                         std::ostream& out, std::ostream& err);
 int run_rotate(const RotateOptions& options, std::time_t now, std::ostream& out, std::ostream& err);
 
+// `kbundle rotate encryption-key|service-account-key` (cli/rotate_keys_command.cpp): the phases of
+// generator/key_rotation.h; docs/rotation.md.
+struct RotateKeysOptions {
+  std::string what;  // "encryption-key", "service-account-key"; empty: another rotate command
+  std::string topology_path;
+  std::string state_dir = "state";
+  bool advance = false, abort = false, force = false, json = false;
+};
+void add_rotate_keys_commands(CLI::App* rotate, RotateKeysOptions& options);
+int run_rotate_keys(const RotateKeysOptions& options, std::time_t now, std::ostream& out, std::ostream& err);
+
 struct PublishOptions;
 // `kbundle publish` (cli/publish_command.cpp): adds the command; publish/publish.h runs it.
 CLI::App* add_publish_command(CLI::App& app, PublishOptions& options);

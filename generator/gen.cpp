@@ -17,6 +17,7 @@
 #include "generator/bundle_output.h"
 #include "generator/change_plan.h"
 #include "generator/etcd_membership.h"
+#include "generator/key_rotation.h"
 #include "generator/output_dir.h"
 #include "generator/parallel.h"
 #include "generator/plan.h"
@@ -119,9 +120,22 @@ void add_etcd_inputs(const EtcdMembershipChange& etcd, ChangeInputs& inputs) {
 
 }  // namespace
 
-int run_validate(const std::string& topology_path, bool json, std::ostream& out, std::ostream& err) {
+int run_validate(const std::string& topology_path, bool json, std::ostream& out, std::ostream& err,
+                 const std::string& state_dir, std::time_t now) {
   nlohmann::json j;
   auto t = load_and_report(topology_path, err, json ? &j : nullptr);
+  // With a state: an encryption provider changed without a rotation (gen refuses it; docs/rotation.md).
+  if (t && !state_dir.empty() && std::filesystem::exists(state_dir + "/state.json")) {
+    std::string p = encryption_provider_problem(*State::open_read_only(state_dir, *t, now), *t);
+    if (!p.empty()) {
+      // The message starts with the file's name, which the diagnostic prints already.
+      if (p.rfind(topology_path + ": ", 0) == 0) p = p.substr(topology_path.size() + 2);
+      Diagnostic d{Diagnostic::Severity::Warning, topology_path, 0, 0, p, ""};
+      err << d.format() << "\n";
+      if (json) j["diagnostics"].push_back({{"severity", "warning"}, {"file", d.file}, {"line", 0}, {"column", 0},
+                                            {"message", p}, {"hint", ""}});
+    }
+  }
   if (json) {
     j["valid"] = t.has_value();
     out << j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";  // a file name need not be UTF-8
@@ -162,7 +176,11 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
     err << "kbundle: error: " << escape_text(o.topology_path) << ": the etcd membership change is refused ("
         << etcd.problems.size() << " problem" << (etcd.problems.size() == 1 ? "" : "s") << "); nothing was written\n";
   }
-  if (!skew.empty() || !etcd.problems.empty()) return kExitInvalidInput;
+  // A provider change without a rotation would drop the key every stored Secret needs (docs/rotation.md).
+  std::string encryption = encryption_provider_problem(*state, *topology);
+  if (!encryption.empty()) err << "kbundle: error: " << escape_text(encryption) << "; nothing was written\n";
+  if (!skew.empty() || !etcd.problems.empty() || !encryption.empty()) return kExitInvalidInput;
+  record_encryption_key_in_use(*state, *topology);
   ClusterPlan plan = make_cluster_plan(*topology, *state, o.nodes);
   if (!o.no_binaries) add_binaries(plan, binaries);
   check_plan_policy(plan, topology->cluster.kubernetes_version);  // before anything is written
@@ -302,6 +320,16 @@ int run_plan(const PlanOptions& o, std::ostream& out, std::ostream& err) {
   BinariesByRole binaries;
   if (!o.no_binaries) binaries = resolve_binaries(*topology, o.cache_dir.empty() ? o.state_dir + "/cache" : o.cache_dir);
   auto state = State::open_read_only(o.state_dir, *topology, o.now);
+  if (std::string p = encryption_provider_problem(*state, *topology); !p.empty()) {
+    // Refused before a plan can be made (its config could not be written): said as plan says refusals.
+    if (o.json)
+      out << nlohmann::json{{"cluster", topology->cluster.name}, {"refused", true}, {"problems", {p}}}.dump(
+                 2, ' ', false, nlohmann::json::error_handler_t::replace)
+          << "\n";
+    else
+      out << "kbundle plan: refused (nothing may be written until these are fixed):\n  " << escape_text(p) << "\n";
+    return kExitInvalidInput;
+  }
   ClusterPlan plan = make_cluster_plan(*topology, *state, o.nodes);
   if (!o.no_binaries) add_binaries(plan, binaries);
   check_plan_policy(plan, topology->cluster.kubernetes_version);

@@ -53,7 +53,9 @@ struct PlanOptions {
 inline constexpr int kExitPlanChanges = 2;
 int run_plan(const PlanOptions& options, std::ostream& out, std::ostream& err);
 
-// Validates only; prints every diagnostic. Writes nothing.
-int run_validate(const std::string& topology_path, bool json, std::ostream& out, std::ostream& err);
+// Validates only; prints every diagnostic. Writes nothing. With `state_dir` (read-only, when it holds
+// a state): also warns about an encryption provider changed without a rotation.
+int run_validate(const std::string& topology_path, bool json, std::ostream& out, std::ostream& err,
+                 const std::string& state_dir = "", std::time_t now = 0);
 
 }  // namespace kb

@@ -26,6 +26,8 @@ inline constexpr const char* kFrontProxyClientKey = "/var/lib/kubernetes/front-p
 inline constexpr const char* kServiceAccountKey = "/var/lib/kubernetes/service-accounts.key";
 inline constexpr const char* kServiceAccountPub = "/var/lib/kubernetes/service-accounts.pub";
 inline constexpr const char* kEncryptionConfig = "/var/lib/kubernetes/encryption-config.yaml";
+// Phase 3 of an encryption-key rotation, designated node only: the installer rewrites every Secret.
+inline constexpr const char* kReencryptRequest = kb::kReencryptRequestFile;
 inline constexpr const char* kAuditPolicy = "/var/lib/kubernetes/audit-policy.yaml";
 inline constexpr const char* kAdmissionControlConfig = "/var/lib/kubernetes/admission-control.yaml";
 inline constexpr const char* kAuthenticationConfig = "/var/lib/kubernetes/authentication-config.yaml";

@@ -6,6 +6,7 @@
 #include "generator/bootstrap_objects.h"
 #include "generator/encryption_config.h"
 #include "generator/etcd_membership.h"
+#include "generator/key_rotation.h"
 #include "generator/kubeconfig.h"
 #include "generator/node_paths.h"
 #include "generator/parallel.h"
@@ -117,10 +118,14 @@ void plan_control_plane(const Context& ctx, const Node& n, NodeBuilder& b) {
     b.add(paths::kCaSigningCert, FileClass::Config, signing_ca(s, CaName::Kubernetes).cert_pem);
   b.add(paths::kEtcdCaCertForApiserver, FileClass::Config, trust_bundle(s, CaName::Etcd));
   b.add(paths::kFrontProxyCaCert, FileClass::Config, trust_bundle(s, CaName::FrontProxy));
-  b.add(paths::kServiceAccountKey, FileClass::Secret, s.service_account_key_pem());
-  b.add(paths::kServiceAccountPub, FileClass::Config, s.service_account_public_pem());
-  b.add(paths::kEncryptionConfig, FileClass::Secret,
-        render_encryption_config(c.encryption_provider, s.encryption_key_base64()));
+  // During a key rotation (generator/key_rotation.h) these hold the phase's keys: the key file the
+  // signer, the .pub file every verifying key, the config every decrypting key.
+  ServiceAccountKeys sa = service_account_keys(s);
+  b.add(paths::kServiceAccountKey, FileClass::Secret, sa.signing_key_pem);
+  b.add(paths::kServiceAccountPub, FileClass::Config, service_account_public_file(sa));
+  b.add(paths::kEncryptionConfig, FileClass::Secret, render_encryption_config(encryption_keys(s, t)));
+  if (std::string r = render_reencrypt_request(s, t); !r.empty() && bootstrap_node(t) && bootstrap_node(t)->name == n.name)
+    b.add(paths::kReencryptRequest, FileClass::Config, r);
 
   // kube-apiserver serving cert: every name a client may use to reach it.
   CertRequest api;

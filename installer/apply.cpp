@@ -13,6 +13,7 @@
 #include "bundles/path_policy.h"
 #include "base/hash.h"
 #include "installer/bootstrap.h"
+#include "installer/reencrypt.h"
 #include "installer/etcd_members.h"
 #include "installer/fault.h"
 #include "installer/images.h"
@@ -173,7 +174,8 @@ void commit_generation(Run& r, const std::string& manifest_bytes, const std::str
 ExitCode after_commit(Run& r, const Manifest& m) {
   ExitCode removed = etcd_remove_after_commit(r, m);
   ExitCode boot = bootstrap_after_apply(r, m);
-  return removed != ExitCode::Ok ? removed : boot;
+  ExitCode reencrypt = reencrypt_after_apply(r, m);  // encryption-key rotation phase 3 (docs/rotation.md)
+  return removed != ExitCode::Ok ? removed : boot != ExitCode::Ok ? boot : reencrypt;
 }
 
 }  // namespace
@@ -326,6 +328,7 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
       reader.read_payload(sink);
       // The bootstrap objects are checked now, so a hostile objects.json changes nothing (exit 3).
       check_staged_bootstrap(m, staging + "/files", bundle);
+      check_staged_reencrypt(m, staging + "/files", bundle);
       check_staged_etcd_membership(m, staging + "/files", bundle);
       r.hooks.faults.reached("after-stage");
       // 7. Transaction: what differs from the live files, and which units that touches.

@@ -178,13 +178,7 @@ ExitCode send_objects(Run& r, const Manifest& m, const ManifestEntry& entry) {
   const std::string path = r.layout.live(kBootstrapObjects);
   BootstrapSpec spec;
   try {
-    LiveState st = inspect(path, false);
-    if (st.kind != LiveState::Kind::File) throw Error(path + ": missing or not a file; run `kbundle-installer verify` (drift)");
-    if (st.size > kMaxBootstrapFile) throw Error(path + ": larger than " + std::to_string(kMaxBootstrapFile) + " bytes");
-    std::string bytes = read_file(path);
-    if (sha256_hex(bytes) != entry.sha256)
-      throw Error(path + ": differs from what serial " + std::to_string(m.serial) + " installed; run `kbundle-installer verify` (drift)");
-    spec = parse_bootstrap_objects(bytes, path, m);
+    spec = parse_bootstrap_objects(read_installed_entry(r, m, entry, kMaxBootstrapFile), path, m);
   } catch (const std::exception& e) {
     return fail(e.what());
   }
@@ -194,15 +188,9 @@ ExitCode send_objects(Run& r, const Manifest& m, const ManifestEntry& entry) {
   // apply or `bootstrap` finishes (server-side apply is idempotent, so every object is sent again).
   write_record(r, rec);
 
-  ApiEndpoint ep{spec.url, r.layout.live(spec.ca_file), r.layout.live(spec.cert_file), r.layout.live(spec.key_file)};
   ApiSend send;
   try {
-    LiveState st = inspect(ep.key_file, false);
-    if (st.kind != LiveState::Kind::File) throw Error(ep.key_file + ": missing or not a file; run `kbundle-installer verify` (drift)");
-    if ((st.mode & 077) != 0)
-      throw Error(ep.key_file + ": mode " + mode_string(st.mode) +
-                  ": a private key must be 0600 (the bundle installs it so; `kbundle-installer verify` shows drift)");
-    send = h.api_client(ep);
+    send = api_sender(r, spec);
   } catch (const std::exception& e) {
     return fail(e.what());
   }
@@ -283,18 +271,8 @@ bool already_applied(Run& r, const ManifestEntry& e) {
 
 }  // namespace
 
-BootstrapSpec parse_bootstrap_objects(const std::string& bytes, const std::string& where, const Manifest& m) {
-  if (bytes.size() > kMaxBootstrapFile) refuse(where, "the file", "larger than " + std::to_string(kMaxBootstrapFile) + " bytes");
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(bytes);
-  } catch (const nlohmann::json::parse_error& e) {
-    refuse(where, "byte " + std::to_string(e.byte), "not valid JSON; regenerate it with `kbundle gen`");
-  }
-  if (!j.is_object()) refuse(where, "the top level", "not a JSON object");
-  only_keys(j, {"version", "api_server", "ca_file", "cert_file", "key_file", "field_manager", "objects"}, where, "");
-  if (!j.contains("version") || j["version"] != 1) refuse(where, "version", "must be 1 (this installer reads version 1)");
-  BootstrapSpec s;
+ApiAccess parse_api_access(const nlohmann::json& j, const std::string& where, const Manifest& m) {
+  ApiAccess s;
   s.api_server = string_field(j, "api_server", where, "");
   {
     const std::string& a = s.api_server;
@@ -322,6 +300,43 @@ BootstrapSpec parse_bootstrap_objects(const std::string& bytes, const std::strin
     if (std::string(f.key) == "key_file" && (e->mode & 077) != 0)
       refuse(where, f.key, *f.out + " is installed with mode " + mode_string(e->mode) + "; a private key must be 0600");
   }
+  return s;
+}
+
+std::string read_installed_entry(Run& r, const Manifest& m, const ManifestEntry& e, size_t max_size) {
+  const std::string path = r.layout.live(e.path);
+  LiveState st = inspect(path, false);
+  if (st.kind != LiveState::Kind::File) throw Error(path + ": missing or not a file; run `kbundle-installer verify` (drift)");
+  if (st.size > max_size) throw Error(path + ": larger than " + std::to_string(max_size) + " bytes");
+  std::string bytes = read_file(path);
+  if (sha256_hex(bytes) != e.sha256)
+    throw Error(path + ": differs from what serial " + std::to_string(m.serial) + " installed; run `kbundle-installer verify` (drift)");
+  return bytes;
+}
+
+ApiSend api_sender(Run& r, const ApiAccess& a) {
+  ApiEndpoint ep{a.url, r.layout.live(a.ca_file), r.layout.live(a.cert_file), r.layout.live(a.key_file)};
+  LiveState st = inspect(ep.key_file, false);
+  if (st.kind != LiveState::Kind::File) throw Error(ep.key_file + ": missing or not a file; run `kbundle-installer verify` (drift)");
+  if ((st.mode & 077) != 0)
+    throw Error(ep.key_file + ": mode " + mode_string(st.mode) +
+                ": a private key must be 0600 (the bundle installs it so; `kbundle-installer verify` shows drift)");
+  return r.hooks.api_client(ep);
+}
+
+BootstrapSpec parse_bootstrap_objects(const std::string& bytes, const std::string& where, const Manifest& m) {
+  if (bytes.size() > kMaxBootstrapFile) refuse(where, "the file", "larger than " + std::to_string(kMaxBootstrapFile) + " bytes");
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(bytes);
+  } catch (const nlohmann::json::parse_error& e) {
+    refuse(where, "byte " + std::to_string(e.byte), "not valid JSON; regenerate it with `kbundle gen`");
+  }
+  if (!j.is_object()) refuse(where, "the top level", "not a JSON object");
+  only_keys(j, {"version", "api_server", "ca_file", "cert_file", "key_file", "field_manager", "objects"}, where, "");
+  if (!j.contains("version") || j["version"] != 1) refuse(where, "version", "must be 1 (this installer reads version 1)");
+  BootstrapSpec s;
+  static_cast<ApiAccess&>(s) = parse_api_access(j, where, m);
   s.field_manager = string_field(j, "field_manager", where, "");
   if (s.field_manager.empty() || s.field_manager.size() > 128 ||
       !std::all_of(s.field_manager.begin(), s.field_manager.end(), [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' || c == ':'; }))

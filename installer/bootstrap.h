@@ -21,6 +21,7 @@
 #include "bundles/manifest.h"
 #include "bundles/path_policy.h"
 #include "https/http_client.h"
+#include "installer/hooks.h"
 #include "installer/run.h"
 
 namespace kb::installer {
@@ -35,10 +36,24 @@ struct BootstrapObject {
   std::string kind, name;  // from the object, for messages and the record
 };
 
-struct BootstrapSpec {
+// The node's own API server and the identity to reach it with, as a bundle's request file names
+// them (objects.json here, reencrypt-secrets.json in installer/reencrypt.h).
+struct ApiAccess {
   std::string api_server;
   HttpUrl url;
   std::string ca_file, cert_file, key_file;  // node paths, each a file the manifest installs
+};
+// Reads and checks j's "api_server" (https, a loopback address, no path) and "ca_file", "cert_file",
+// "key_file" (clean absolute paths of files `m` installs; the key 0600). Throws
+// InstallerError(BadBundle) "<where>: <field>: <what is wrong and the fix>".
+ApiAccess parse_api_access(const nlohmann::json& j, const std::string& where, const Manifest& m);
+// The live bytes of a file the installed generation `m` put there (entry `e`), at most `max_size`;
+// throws kb::Error naming the file when it is missing, too large or not what was installed (drift).
+std::string read_installed_entry(Run& r, const Manifest& m, const ManifestEntry& e, size_t max_size);
+// A sender to `a` with the live files (the key must be a 0600 file); throws kb::Error naming the file.
+ApiSend api_sender(Run& r, const ApiAccess& a);
+
+struct BootstrapSpec : ApiAccess {
   std::string field_manager;
   std::vector<BootstrapObject> objects;
 };
@@ -69,20 +84,23 @@ BootstrapVerdict classify_bootstrap_answer(const HttpResult& result);
 // malformed or hostile. `staged_files` is the staging directory's files/ (node paths below it).
 void check_staged_bootstrap(const Manifest& m, const std::string& staged_files, const std::string& bundle);
 
-// `verify BUNDLE`: reads the payload like DiscardSink but keeps objects.json's bytes, then check()
-// refuses the bundle as apply would.
+// `verify BUNDLE`: reads the payload like DiscardSink but keeps objects.json's bytes (and the
+// re-encrypt request's, installer/reencrypt.h), then check() refuses the bundle as apply would.
 class BootstrapCheckSink : public MemberSink {
  public:
-  void begin(const ManifestEntry& entry) override { keep_ = entry.path == kBootstrapObjects; }
-  void write(std::string_view block) override {
-    if (keep_) bytes_.append(block);
+  void begin(const ManifestEntry& entry) override {
+    keep_ = entry.path == kBootstrapObjects ? &bytes_ : entry.path == kReencryptRequestFile ? &request_ : nullptr;
   }
-  void finish() override { keep_ = false; }
+  void write(std::string_view block) override {
+    if (keep_) keep_->append(block);
+  }
+  void finish() override { keep_ = nullptr; }
   void check(const Manifest& m, const std::string& bundle) const;
+  const std::string& reencrypt_request() const { return request_; }
 
  private:
-  bool keep_ = false;
-  std::string bytes_;
+  std::string* keep_ = nullptr;
+  std::string bytes_, request_;
 };
 
 // apply, once the generation is committed (or was already installed): applies the objects unless

@@ -14,6 +14,7 @@
 #include "bundles/bundle_reader.h"
 #include "bundles/path_policy.h"
 #include "installer/bootstrap.h"
+#include "installer/reencrypt.h"
 #include "installer/live_fs.h"
 #include "installer/run.h"
 #include "installer/transaction.h"
@@ -99,6 +100,7 @@ ExitCode verify(const Options& opt, const Hooks& hooks, Io io, const std::option
     const Manifest& m = reader->manifest();
     check_path_policy(m, *bundle);
     discard.check(m, *bundle);
+    check_bundle_reencrypt(m, discard.reencrypt_request(), *bundle);
     r.report["serial"] = m.serial;
     r.report["node"] = m.node_name;
     r.report["entries"] = m.entries.size();
@@ -180,6 +182,7 @@ ExitCode status(const Options& opt, const Hooks& hooks, Io io) {
     }
     r.report["certificates"] = certs;
     bootstrap_status(r, m);
+    reencrypt_status(r, m);
     return ExitCode::Ok;
   });
 }

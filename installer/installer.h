@@ -31,6 +31,8 @@ enum class ExitCode {
                         // (docs/bootstrap.md): nothing was rolled back; `kbundle-installer bootstrap` retries
   EtcdRemoveFailed = 7,  // the node is applied and healthy, but an etcd member its bundle removes was not
                          // removed (docs/etcd.md): nothing was rolled back; applying the same bundle retries
+  ReencryptFailed = 8,   // the node is applied and healthy, but not every Secret was rewritten with the new
+                         // encryption key (docs/rotation.md): nothing was rolled back; applying the same bundle retries
 };
 
 // A refusal or failure with the exit code it maps to; what() is "<what>: <why>".

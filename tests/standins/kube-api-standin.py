@@ -12,6 +12,16 @@ Serves HTTPS:
                                 metadata.namespace match the path (else 400). 201 with the object
                                 when it is new, 200 when it existed; the object comes back with
                                 metadata.uid, resourceVersion, creationTimestamp and managedFields.
+  Secrets (the re-encrypt step of an encryption-key rotation), with a client certificate:
+  GET /api/v1/secrets?limit=N[&continue=T]   a SecretList page in namespace/name order; items carry
+                                metadata.namespace, name, resourceVersion (no kind/apiVersion, as
+                                the real list); metadata.continue when more follow
+  GET /api/v1/namespaces/NS/secrets/NAME     the Secret (kind, apiVersion) or 404
+  PUT /api/v1/namespaces/NS/secrets/NAME     Content-Type application/json (else 415), a v1 Secret
+                                whose name and namespace match (else 400), metadata.resourceVersion
+                                equal to the stored one (else 409 Conflict, as the API answers a
+                                stale write), 404 when absent; stored with a new resourceVersion
+  The Secrets come from $KB_STANDIN_SECRETS (a JSON list of {"namespace","name","data"}) at start.
   anything else                 a Status object (404 NotFound, 405 MethodNotAllowed).
 Errors are Status objects ({"kind":"Status","apiVersion":"v1","status":"Failure","message",
 "reason","code"}), as the real API answers.
@@ -70,6 +80,7 @@ class State:
         self.faults_path = faults_path
         self.faults_digest = None
         self.fault_used = {}
+        self.secrets = {}  # (namespace, name) -> stored Secret
 
     def next_fault(self, path):
         if not self.faults_path or not os.path.exists(self.faults_path):
@@ -231,9 +242,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return 200, "ok", []
         if cn is None:
             return 401, status_object(401, "Unauthorized"), []
+        if path == "/api/v1/secrets" and method == "GET":
+            return self.list_secrets(query)
         m = PATH_RE.match(path)
         if not m:
             return 404, status_object(404, "the server could not find the requested resource"), []
+        if m.group("core") and m.group("plural") == "secrets" and m.group("ns") and method in ("GET", "PUT"):
+            return self.secret(method, m.group("ns"), m.group("name"), raw, entry)
         if method != "PATCH":
             return 405, status_object(405, "the stand-in serves only server-side apply (PATCH)"), []
         ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
@@ -277,6 +292,60 @@ class Handler(http.server.BaseHTTPRequestHandler):
         return (200 if old else 201), stored, []
 
 
+    def list_secrets(self, query):
+        state = self.server.state
+        limit = int((query.get("limit") or ["500"])[0])
+        after = (query.get("continue") or [""])[0]
+        with state.lock:
+            keys = sorted(k for k in state.secrets if not after or "%s/%s" % k > after)
+            page = keys[:limit]
+            items = [json.loads(json.dumps(state.secrets[k])) for k in page]
+        for it in items:
+            it.pop("kind", None)
+            it.pop("apiVersion", None)
+        meta = {"resourceVersion": str(state.resource_version)}
+        if len(keys) > limit:
+            meta["continue"] = "%s/%s" % page[-1]
+        return 200, {"kind": "SecretList", "apiVersion": "v1", "metadata": meta, "items": items}, []
+
+    def secret(self, method, ns, name, raw, entry):
+        state = self.server.state
+        with state.lock:
+            old = state.secrets.get((ns, name))
+            if old is None:
+                return 404, status_object(404, 'secrets "%s" not found' % name), []
+            if method == "GET":
+                return 200, json.loads(json.dumps(old)), []
+            ctype = (self.headers.get("Content-Type") or "").split(";")[0].strip()
+            if ctype != "application/json":
+                return 415, status_object(415, "PUT takes application/json here"), []
+            try:
+                obj = json.loads(raw)
+            except ValueError:
+                return 400, status_object(400, "the body is not JSON"), []
+            entry["body"] = obj
+            meta = obj.get("metadata") or {} if isinstance(obj, dict) else {}
+            if not isinstance(obj, dict) or obj.get("kind") != "Secret" or obj.get("apiVersion") != "v1" \
+                    or meta.get("name") != name or meta.get("namespace") != ns:
+                return 400, status_object(400, "not the v1 Secret %s/%s" % (ns, name)), []
+            if meta.get("resourceVersion") != old["metadata"]["resourceVersion"]:
+                return 409, status_object(409, 'Operation cannot be fulfilled on secrets "%s": the object has been '
+                                               'modified; please apply your changes to the latest version and try again' % name), []
+            state.resource_version += 1
+            obj["metadata"]["resourceVersion"] = str(state.resource_version)
+            state.secrets[(ns, name)] = obj
+            return 200, obj, []
+
+
+def load_secrets(state, path):
+    for s in json.load(open(path)):
+        state.resource_version += 1
+        state.secrets[(s["namespace"], s["name"])] = {
+            "kind": "Secret", "apiVersion": "v1", "type": "Opaque", "data": s.get("data", {}),
+            "metadata": {"namespace": s["namespace"], "name": s["name"], "uid": str(uuid.uuid4()),
+                         "resourceVersion": str(state.resource_version)}}
+
+
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     daemon_threads = True
     allow_reuse_address = True
@@ -299,6 +368,8 @@ def main(argv):
     server = Server((bind, port), Handler)
     server.ssl_context = ctx
     server.state = State(record, os.environ.get("KB_STANDIN_FAULTS"))
+    if os.environ.get("KB_STANDIN_SECRETS"):
+        load_secrets(server.state, os.environ["KB_STANDIN_SECRETS"])
     print("kube-api-standin: serving https://%s:%d (records in %s)" % (bind, port, record), flush=True)
     try:
         server.serve_forever()
