@@ -10,88 +10,28 @@
 
 #include "base/hash.h"
 #include "bundles/cert_inventory.h"
+#include "bundles/cert_test_util.h"
 
 using namespace kb;
+using kb::test::Made;
+using kb::test::kubeconfig;
 
 namespace {
 
 constexpr std::time_t kNow = 1767225600;  // 2026-01-01T00:00:00Z
 
-struct Made {
-  std::string cert_pem, key_pem, fingerprint;
-};
-
-std::string bio_text(BIO* bio) {
-  char* data = nullptr;
-  long n = BIO_get_mem_data(bio, &data);
-  std::string s(data, static_cast<size_t>(n));
-  BIO_free(bio);
-  return s;
-}
-
-// A self-signed certificate (CA when `ca`), P-256, valid from kNow for `days`, with the given SANs.
-Made make_cert(const std::string& cn, bool ca, int days, const std::string& san = "", const std::string& org = "") {
-  EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "EC", "P-256");
-  REQUIRE(key);
-  X509* c = X509_new();
-  X509_set_version(c, 2);
-  ASN1_INTEGER_set(X509_get_serialNumber(c), 0x1234abcd);
-  X509_NAME* name = X509_get_subject_name(c);
-  if (!org.empty())
-    X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(org.c_str()), -1, -1, 0);
-  X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>(cn.c_str()), -1, -1, 0);
-  X509_set_issuer_name(c, name);
-  X509_time_adj_ex(X509_getm_notBefore(c), 0, 0, const_cast<std::time_t*>(&kNow));
-  X509_time_adj_ex(X509_getm_notAfter(c), days, 0, const_cast<std::time_t*>(&kNow));
-  X509_set_pubkey(c, key);
-  X509V3_CTX ctx;
-  X509V3_set_ctx_nodb(&ctx);
-  X509V3_set_ctx(&ctx, c, c, nullptr, nullptr, 0);
-  auto add = [&](int nid, const std::string& value) {
-    X509_EXTENSION* ext = X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str());
-    REQUIRE(ext);
-    X509_add_ext(c, ext, -1);
-    X509_EXTENSION_free(ext);
-  };
-  add(NID_basic_constraints, ca ? "critical,CA:TRUE" : "critical,CA:FALSE");
-  if (!san.empty()) add(NID_subject_alt_name, san);
-  REQUIRE(X509_sign(c, key, EVP_sha256()) > 0);
-  Made m;
-  BIO* b = BIO_new(BIO_s_mem());
-  PEM_write_bio_X509(b, c);
-  m.cert_pem = bio_text(b);
-  b = BIO_new(BIO_s_mem());
-  PEM_write_bio_PrivateKey(b, key, nullptr, nullptr, 0, nullptr, nullptr);
-  m.key_pem = bio_text(b);
-  unsigned char md[32];
-  unsigned int len = 0;
-  X509_digest(c, EVP_sha256(), md, &len);
-  m.fingerprint = to_hex(md, len);
-  X509_free(c);
-  EVP_PKEY_free(key);
-  return m;
-}
-
 const Made& old_ca() {
-  static Made m = make_cert("kubernetes-ca", true, 3650);
+  static Made m = kb::test::make_cert("kubernetes-ca", true, kNow, 3650);
   return m;
 }
 const Made& new_ca() {
-  static Made m = make_cert("kubernetes-ca", true, 7300);
+  static Made m = kb::test::make_cert("kubernetes-ca", true, kNow, 7300);
   return m;
 }
 const Made& leaf() {
-  static Made m = make_cert("system:node:worker-0", false, 365, "DNS:worker-0,DNS:worker-0.local,IP:10.0.1.20,IP:fd00::1",
+  static Made m = kb::test::make_cert("system:node:worker-0", false, kNow, 365, "DNS:worker-0,DNS:worker-0.local,IP:10.0.1.20,IP:fd00::1",
                             "system:nodes");
   return m;
-}
-
-std::string kubeconfig(const std::string& ca_data, const std::string& cert_data, const std::string& key_data) {
-  return "apiVersion: v1\nkind: Config\nclusters:\n- name: \"demo\"\n  cluster:\n    certificate-authority-data: " +
-         ca_data + "\n    server: \"https://10.0.1.10:6443\"\nusers:\n- name: \"system:node:worker-0\"\n  user:\n" +
-         "    client-certificate-data: " + cert_data + "\n    client-key-data: " + key_data +
-         "\ncontexts:\n- name: default\n  context:\n    cluster: \"demo\"\n    user: \"system:node:worker-0\"\n" +
-         "current-context: default\npreferences: {}\n";
 }
 
 // Nothing listed or said may carry any part of a key's text.
