@@ -310,3 +310,13 @@ TEST_CASE("days_left rounds down, negative once expired", "[cert_inventory]") {
   CHECK(days_left(kNow - 86400, kNow) == -1);
   CHECK(days_left(kNow - 86401, kNow) == -2);
 }
+
+TEST_CASE("a hostile subject or SAN never carries a control character out", "[cert_inventory]") {
+  Made evil = kb::test::make_cert("evil\x1b[2J\"\\,\n\x7f\xc3\xa9", false, kNow, 10, "DNS:a\\\"b");
+  std::vector<std::string> problems;
+  auto certs = certificates_in("/x.crt", evil.cert_pem, &problems);
+  REQUIRE(certs.size() == 1);
+  const std::string& s = certs[0].subject;
+  for (char c : s) CHECK((static_cast<unsigned char>(c) >= 0x20 && static_cast<unsigned char>(c) < 0x7f));
+  CHECK_THAT(s, Catch::StartsWith("CN=evil\\1B[2J\\\"\\\\\\,"));  // RFC 2253 escapes, as openssl -nameopt RFC2253 prints
+}
