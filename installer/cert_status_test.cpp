@@ -293,3 +293,24 @@ TEST_CASE("status flags: --renew-before-days and --metrics-file are parsed and c
   CHECK(cli({"--renew-before-days", "9999999", "status"}).first == 2);
   CHECK(cli({"--metrics-file=", "status"}).first == 2);
 }
+
+TEST_CASE("status --json survives a certificate whose SAN is not UTF-8", "[cert_status]") {
+  TempDir tmp;
+  std::string root = make_root(tmp);
+  std::string bundle = tmp / "b.kbundle";
+  Made odd = make_cert("odd", false, kNow, 365, std::string("DNS:a\xff\x1b[2Jb"));
+  {
+    BundleWriter w(header(1, "cp-1"));
+    w.add_directory("/etc/etcd", 0700);
+    w.add_file(meta("/etc/etcd/server.crt", 0644, EntryClass::Config), odd.cert_pem);
+    w.write(bundle, SigningKey(kb::test::test_key().private_pem));
+  }
+  REQUIRE(apply_bundle(options(root, trust_file(tmp)), bundle).code == ExitCode::Ok);
+  Options st = options(root);
+  st.json = true;
+  Result r = status_at(st);
+  CHECK(r.code == ExitCode::Ok);
+  auto j = nlohmann::json::parse(r.out);
+  REQUIRE(j["certificates"].size() == 1);
+  CHECK(j["certificates"][0]["dns_names"][0] == "a\\xff\\x1b[2Jb");
+}

@@ -37,16 +37,20 @@ void certificate_status(Run& r, const Manifest* m) {
                        rfc3339_utc(i.not_after) + " (" + std::to_string(c.days_left) + " days)";
     if (c.status == "renew") line += " INSIDE the renewal window";
     if (c.status == "expired") line += " EXPIRED";
-    if (m) r.say(line);
+    r.say(line);
     if (c.status != "ok")
       r.warn("certificate " + escape_text(i.source) + " (" + escape_text(i.subject) + ") " +
              (c.status == "expired" ? "expired " + std::to_string(-c.days_left) + " days ago"
                                     : "expires in " + std::to_string(c.days_left) + " days") +
              ", inside the renewal window of " + std::to_string(window) +
              " days: run kbundle gen on the workstation and apply the new bundle here");
+    // SANs are a certificate's raw bytes: made printable UTF-8 so that the JSON can always be written.
+    std::vector<std::string> dns, ips;
+    for (const auto& d : i.dns_names) dns.push_back(escape_text(d));
+    for (const auto& a : i.ip_addresses) ips.push_back(escape_text(a));
     list.push_back({{"path", i.path},         {"source", i.source},   {"subject", i.subject},
                     {"issuer", i.issuer},     {"serial", i.serial_hex}, {"sha256", i.sha256_fingerprint},
-                    {"dns_names", i.dns_names}, {"ip_addresses", i.ip_addresses}, {"is_ca", i.is_ca},
+                    {"dns_names", dns}, {"ip_addresses", ips}, {"is_ca", i.is_ca},
                     {"not_before", rfc3339_utc(i.not_before)}, {"not_after", rfc3339_utc(i.not_after)},
                     {"days_left", c.days_left}, {"status", c.status}});
   }
