@@ -238,6 +238,7 @@ NodePlan plan_node(const Context& ctx, const Node& n) {
   NodeBuilder b(ctx, n);
   if (n.is_control_plane()) plan_control_plane(ctx, n, b);
   if (n.is_worker()) plan_worker(ctx, n, b);
+  b.plan().units.push_back(kCertMetricsTimerUnit);  // every node, last (docs/certs.md)
   for (auto& f : render_units_and_configs(ctx.topology, n, ctx.etcd.record.find(n.name))) b.add(std::move(f));
   return b.finish();
 }
