@@ -71,6 +71,7 @@ constexpr Allowed kAllowed[] = {
     // Every role.
     {"/usr/local/bin/kubectl", Kind::File, kAll},
     {"/etc/systemd/system/kbundle-recover.service", Kind::File, kAll},
+    {kCertMetricsServiceFile, Kind::File, kAll},
 };
 
 // The units a role runs; a unit file is allowed only for a name in the manifest's own `units`.
@@ -82,6 +83,7 @@ constexpr AllowedUnit kUnits[] = {
     {"etcd.service", kCP},       {"kube-apiserver.service", kCP}, {"kube-controller-manager.service", kCP},
     {"kube-scheduler.service", kCP}, {"containerd.service", kWorker}, {"kubelet.service", kWorker},
     {"kube-proxy.service", kWorker},
+    {kCertMetricsTimerUnit, kAll},
 };
 constexpr const char* kUnitDir = "/etc/systemd/system";
 

@@ -47,6 +47,12 @@ inline constexpr const char* kEtcdPeerCertFile = "/etc/etcd/peer.crt";
 inline constexpr const char* kEtcdPeerKeyFile = "/etc/etcd/peer.key";
 inline constexpr const char* kEtcdDataDirPath = "/var/lib/etcd";
 
+// Certificate expiry metrics (docs/certs.md): every bundle carries a timer (in its units, last) and
+// the oneshot service it starts, which runs `kbundle-installer status --metrics-file` into
+// node_exporter's textfile directory when that directory exists.
+inline constexpr const char* kCertMetricsTimerUnit = "kbundle-cert-metrics.timer";
+inline constexpr const char* kCertMetricsServiceFile = "/etc/systemd/system/kbundle-cert-metrics.service";
+
 // True when `path` is `prefix` or lies below it, compared by path components
 // ("/etc/kubernetesX" is not under "/etc/kubernetes").
 bool path_is_under(const std::string& path, const std::string& prefix);

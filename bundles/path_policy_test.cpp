@@ -197,11 +197,22 @@ TEST_CASE("policy: units are the role's own, and a unit file needs its unit in t
   auto v = path_policy_violations(m);
   REQUIRE(v.size() == 1);  // the file is for a listed unit; the unit itself is not allowed
   CHECK(v[0].message() == "ssh.service: not a unit a worker bundle may run (rule: units for role worker: containerd.service, "
-                          "kubelet.service, kube-proxy.service)");
+                          "kubelet.service, kube-proxy.service, kbundle-cert-metrics.timer)");
   m.units = {"kubelet.service", "etcd.service"};  // another role's unit
   CHECK(refusal(m).find("b.kbundle: etcd.service: not a unit a worker bundle may run") == 0);
   m.units = {"kubelet.service", "kbundle-recover.service"};  // enabled by the installer, never in units
   CHECK(refusal(m).find("kbundle-recover.service: not a unit") != std::string::npos);
+  // The certificate metrics timer is every role's; its oneshot service file rides along without being a unit.
+  Manifest cp = control_plane();
+  cp.units.push_back("kbundle-cert-metrics.timer");
+  cp = with(with(cp, file("/etc/systemd/system/kbundle-cert-metrics.timer")), file("/etc/systemd/system/kbundle-cert-metrics.service"));
+  CHECK(path_policy_violations(cp).empty());
+  Manifest w = worker();
+  w.units.push_back("kbundle-cert-metrics.timer");
+  w = with(with(w, file("/etc/systemd/system/kbundle-cert-metrics.timer")), file("/etc/systemd/system/kbundle-cert-metrics.service"));
+  CHECK(path_policy_violations(w).empty());
+  w.units.push_back("kbundle-cert-metrics.service");  // the service is started by the timer, never listed
+  CHECK(refusal(w).find("kbundle-cert-metrics.service: not a unit") != std::string::npos);
 }
 
 TEST_CASE("policy: the refusal counts the other violations; an unknown role allows nothing", "[policy]") {

@@ -7,7 +7,9 @@
 
 #include "base/error.h"
 #include "base/text_escape.h"
+#include "bundles/manifest.h"
 #include "cli/commands.h"
+#include "generator/cert_report.h"
 #include "generator/gen.h"
 #include "publish/publish.h"
 
@@ -89,12 +91,19 @@ int run_cli(int argc, char** argv) {
   publish.self_exe = argc > 0 ? argv[0] : "";
   auto* publish_cmd = add_publish_command(app, publish);
 
+  CertsOptions certs;
+  auto* certs_cmd = add_certs_command(app, certs);
+
+  // Tests only (hidden): the run's clock for gen, plan and certs, e.g. a year on to see renewals.
+  std::string now_flag;
+  for (auto* cmd : {gen_cmd, plan_cmd, certs_cmd}) cmd->add_option("--now", now_flag)->group("");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     int rc = app.exit(e);
     // plan's 2 means "changes" and nothing else (docs/plan.md): its usage errors exit 1.
-    if (rc != 0 && argc > 1 && std::string(argv[1]) == "plan") return kExitFailure;
+    if (rc != 0 && argc > 1 && (std::string(argv[1]) == "plan" || std::string(argv[1]) == "certs")) return kExitFailure;
     return rc == 0 ? kExitOk : kExitUsage;
   }
 
@@ -102,8 +111,17 @@ int run_cli(int argc, char** argv) {
   // the bundles' creation time: certificates are always dated from the real clock.
   gen.now = std::time(nullptr);
   if (const char* epoch = std::getenv("SOURCE_DATE_EPOCH")) gen.created_at = static_cast<std::time_t>(std::strtoll(epoch, nullptr, 10));
+  if (!now_flag.empty()) {
+    auto t = parse_rfc3339_utc(now_flag);
+    if (!t) {
+      std::cerr << "kbundle: error: --now " << escape_text(now_flag) << ": want YYYY-MM-DDTHH:MM:SSZ\n";
+      return *plan_cmd || *certs_cmd ? kExitFailure : kExitUsage;  // their 2 means something else
+    }
+    gen.now = static_cast<std::time_t>(*t);
+  }
   plan.now = gen.now;
   plan.created_at = gen.created_at;
+  certs.now = gen.now;
 
   try {
     if (*gen_cmd) return run_gen(gen, std::cout, std::cerr);
@@ -116,6 +134,7 @@ int run_cli(int argc, char** argv) {
     if (*publish_cmd) return run_publish(publish, std::cout, std::cerr);
     if (*rotate_cmd && !rotate_keys.what.empty()) return run_rotate_keys(rotate_keys, gen.now, std::cout, std::cerr);
     if (*rotate_cmd) return run_rotate(rotate, gen.now, std::cout, std::cerr);
+    if (*certs_cmd) return run_certs(certs, std::cout, std::cerr);
   } catch (const Error& e) {
     // Messages quote paths, names and remote answers: never let a control character through.
     std::cerr << "kbundle: error: " << escape_text(e.what()) << "\n";

@@ -108,6 +108,10 @@ struct RotateKeysOptions {
 void add_rotate_keys_commands(CLI::App* rotate, RotateKeysOptions& options);
 int run_rotate_keys(const RotateKeysOptions& options, std::time_t now, std::ostream& out, std::ostream& err);
 
+struct CertsOptions;
+// `kbundle certs` (cli/certs_command.cpp): adds the command; generator/cert_report.h runs it.
+CLI::App* add_certs_command(CLI::App& app, CertsOptions& options);
+
 struct PublishOptions;
 // `kbundle publish` (cli/publish_command.cpp): adds the command; publish/publish.h runs it.
 CLI::App* add_publish_command(CLI::App& app, PublishOptions& options);

@@ -115,7 +115,12 @@ std::string short_sha(const std::string& sha) { return sha.empty() ? "-" : sha.s
 
 std::string plural(size_t n, const std::string& word) { return std::to_string(n) + " " + word + (n == 1 ? "" : "s"); }
 
-std::string cert_text(const CertChange& c) { return c.reason == "new" ? "issued (new)" : "reissued: " + c.reason; }
+// "renewed" when expiry alone is the reason (the renewal window), "reissued" for anything else.
+std::string cert_text(const CertChange& c) {
+  if (c.reason == "new") return "issued (new)";
+  bool expiry = (c.reason.rfind("expires in ", 0) == 0 || c.reason.rfind("expired ", 0) == 0) && c.reason.find("; ") == std::string::npos;
+  return (expiry ? "renewed: " : "reissued: ") + c.reason;
+}
 
 json cert_json(const CertChange& c) { return {{"owner", c.owner}, {"name", c.name}, {"reason", c.reason}}; }
 

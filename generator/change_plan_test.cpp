@@ -192,7 +192,7 @@ TEST_CASE("change plan: nodes removed (not with --node), shared certificates, pr
   gone.node_name = gone.hostname = "control-9";
   std::map<std::string, Manifest> previous = {{"control-0", cp}, {"control-9", gone}};
   ChangeInputs in{{"remove member control-9 (https://10.0.1.19:2380)"}, {}, {{"control-0"}}, {}};
-  ChangePlan p = make_change_plan("kthw", previous, {cp}, {{"cluster/admin", "expires in 3 days"}}, false, in);
+  ChangePlan p = make_change_plan("kthw", previous, {cp}, {{"cluster/admin", "expires in 3 days (renewBeforeDays 30)"}}, false, in);
   REQUIRE(p.nodes.size() == 2);
   CHECK(p.nodes[1].status == "removed");
   CHECK(p.nodes[1].old_serial == 7);
@@ -201,7 +201,7 @@ TEST_CASE("change plan: nodes removed (not with --node), shared certificates, pr
   std::string text = change_plan_text(p);
   CHECK_THAT(text, Catch::StartsWith("cluster kthw: 0 changed, 0 new, 1 removed, 1 unchanged, 1 shared certificate (re)issued\n"));
   CHECK_THAT(text, Catch::Contains("node control-9 (control-plane): removed (its last bundle was serial 7)\n"));
-  CHECK_THAT(text, Catch::Contains("shared certificate cluster/admin reissued: expires in 3 days\n"));
+  CHECK_THAT(text, Catch::Contains("shared certificate cluster/admin renewed: expires in 3 days (renewBeforeDays 30)\n"));
   CHECK_THAT(text, Catch::Contains("etcd membership:\n  remove member control-9"));
   CHECK_THAT(text, Catch::EndsWith("apply order: control-0\n"));  // the order last
 
@@ -343,4 +343,17 @@ TEST_CASE("change plan: rotations in progress are shown, never a change by thems
   ChangePlan none = make_change_plan("kthw", previous, {cp}, {}, false, {});
   CHECK(change_plan_text(none) == no_changes_line(none) + "\n");
   CHECK(change_plan_json(none)["rotations"] == nlohmann::json::array());
+}
+
+TEST_CASE("change plan: expiry alone is a renewal, any other reason a reissue", "[change_plan]") {
+  Manifest cp = control_plane(3);
+  std::map<std::string, Manifest> previous = {{"control-0", cp}};
+  ChangePlan p = make_change_plan("kthw", previous, {cp},
+                                  {{"cluster/admin", "expired 2 days ago"},
+                                   {"cluster/kube-proxy", "SAN set changed: +DNS:x; expires in 3 days (renewBeforeDays 30)"}},
+                                  false, {});
+  std::string text = change_plan_text(p);
+  CHECK_THAT(text, Catch::Contains("shared certificate cluster/admin renewed: expired 2 days ago\n"));
+  CHECK_THAT(text, Catch::Contains(
+                       "shared certificate cluster/kube-proxy reissued: SAN set changed: +DNS:x; expires in 3 days (renewBeforeDays 30)\n"));
 }

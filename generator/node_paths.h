@@ -77,6 +77,9 @@ inline constexpr const char* kSysctlConf = "/etc/sysctl.d/99-kubernetes.conf";
 inline constexpr const char* kModulesLoadConf = "/etc/modules-load.d/kubernetes.conf";
 inline constexpr const char* kSystemdDir = "/etc/systemd/system";
 inline constexpr const char* kBinDir = "/usr/local/bin";
+// node_exporter's textfile collector directory: the certificate metrics go there, when it exists (docs/certs.md).
+inline constexpr const char* kTextfileCollectorDir = "/var/lib/node_exporter/textfile_collector";
+inline constexpr const char* kCertMetricsFile = "/var/lib/node_exporter/textfile_collector/kbundle.prom";
 inline constexpr const char* kContainerdSocket = "/run/containerd/containerd.sock";
 inline constexpr const char* kResolvConf = "/run/systemd/resolve/resolv.conf";
 

@@ -561,7 +561,8 @@ std::string why_reissue(X509* cert, EVP_PKEY* key, const CertificateAuthority& c
   if (days < 0)
     reasons.push_back("expired " + std::to_string(-days) + " days ago");
   else if (days <= renew_before_days)
-    reasons.push_back("expires in " + std::to_string(days) + " days");
+    reasons.push_back("expires in " + std::to_string(days) + " days (renewBeforeDays " + std::to_string(renew_before_days) +
+                      ")");
 
   std::string out;
   for (const auto& r : reasons) out += (out.empty() ? "" : "; ") + r;

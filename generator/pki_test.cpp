@@ -340,7 +340,7 @@ TEST_CASE("why_reissue names each kind of change", "[pki]") {
 
   X509Ptr short_lived = issue_cert(ca, key.get(), base, 12, kNow);
   std::string exp = why_reissue(short_lived.get(), key.get(), ca, base, KeyType::EcdsaP256, 30, kNow);
-  CHECK((exp == "expires in 11 days" || exp == "expires in 12 days"));
+  CHECK((exp == "expires in 11 days (renewBeforeDays 30)" || exp == "expires in 12 days (renewBeforeDays 30)"));
   CHECK(why_reissue(short_lived.get(), key.get(), ca, base, KeyType::EcdsaP256, 5, kNow) == "");
   X509Ptr expired = issue_cert(ca, key.get(), base, -3, kNow);
   CHECK(why_reissue(expired.get(), key.get(), ca, base, KeyType::EcdsaP256, 30, kNow).rfind("expired ", 0) == 0);
@@ -386,6 +386,6 @@ TEST_CASE("validity and renewal follow the clock passed in, not the wall clock",
   };
   CHECK(why_at(issued_at) == "");
   CHECK(why_at(issued_at + 300 * kDay) == "");
-  CHECK(why_at(issued_at + 355 * kDay) == "expires in 10 days");
+  CHECK(why_at(issued_at + 355 * kDay) == "expires in 10 days (renewBeforeDays 30)");
   CHECK(why_at(issued_at + 368 * kDay) == "expired 3 days ago");
 }

@@ -247,6 +247,7 @@ NodePlan plan_node(const Context& ctx, const Node& n) {
   NodeBuilder b(ctx, n);
   if (n.is_control_plane()) plan_control_plane(ctx, n, b);
   if (n.is_worker()) plan_worker(ctx, n, b);
+  b.plan().units.push_back(kCertMetricsTimerUnit);  // every node, last (docs/certs.md)
   const char* signing_cert = ctx.state.rotation(ca_name(CaName::Kubernetes)) ? paths::kCaSigningCert : nullptr;
   for (auto& f : render_units_and_configs(ctx.topology, n, ctx.etcd.record.find(n.name), signing_cert))
     b.add(std::move(f));

@@ -93,6 +93,9 @@ MustacheData template_data(const Topology& topology, const Node& node, const Etc
   d.set("tls_cipher_suite_list", suites);
 
   set("bin_dir", paths::kBinDir);
+  set("renew_before_days", std::to_string(topology.cluster.renew_before_days));
+  set("textfile_collector_dir", paths::kTextfileCollectorDir);
+  set("cert_metrics_file", paths::kCertMetricsFile);
   set("ca_cert", paths::kCaCert);
   set("ca_key", paths::kCaKey);
   set("ca_signing_cert", ca_signing_cert ? ca_signing_cert : paths::kCaCert);
@@ -200,6 +203,9 @@ std::vector<PlannedFile> render_units_and_configs(const Topology& topology, cons
                                                   const EtcdRecordMember* etcd, const char* ca_signing_cert) {
   // Every node: the unit that finishes or undoes an interrupted apply at boot.
   std::vector<Output> outputs{{"kbundle-recover.service.mustache", in_dir(paths::kSystemdDir, "kbundle-recover.service"), FileClass::Unit}};
+  // Every node: the certificate expiry metrics, refreshed by a timer (docs/certs.md).
+  outputs.push_back({"kbundle-cert-metrics.service.mustache", kCertMetricsServiceFile, FileClass::Unit});
+  outputs.push_back({"kbundle-cert-metrics.timer.mustache", in_dir(paths::kSystemdDir, kCertMetricsTimerUnit), FileClass::Unit});
   if (node.is_control_plane()) {
     auto cp = control_plane_outputs();
     outputs.insert(outputs.end(), cp.begin(), cp.end());

@@ -68,15 +68,17 @@ const PlannedFile& file_at(const std::vector<PlannedFile>& files, const std::str
 }
 
 std::string unit_path(const std::string& name) { return std::string(kb::paths::kSystemdDir) + "/" + name; }
+// The installer's own units (recovery, certificate metrics): no component binary, checked on their own.
+bool is_kbundle_unit(const std::string& path) { return path.rfind(unit_path("kbundle-"), 0) == 0; }
 
 const std::set<std::string> kControlPlaneFiles = {
-    unit_path("kbundle-recover.service"),  unit_path("etcd.service"),           unit_path("kube-apiserver.service"),
+    unit_path("kbundle-recover.service"),  unit_path("kbundle-cert-metrics.service"), unit_path("kbundle-cert-metrics.timer"),  unit_path("etcd.service"),           unit_path("kube-apiserver.service"),
     unit_path("kube-controller-manager.service"), unit_path("kube-scheduler.service"),
     kb::paths::kSchedulerConfig,         kb::paths::kAuditPolicy,
     kb::paths::kAdmissionControlConfig,  kb::paths::kAuthenticationConfig,
 };
 const std::set<std::string> kWorkerFiles = {
-    unit_path("kbundle-recover.service"), unit_path("containerd.service"), unit_path("kubelet.service"),   unit_path("kube-proxy.service"),
+    unit_path("kbundle-recover.service"), unit_path("kbundle-cert-metrics.service"), unit_path("kbundle-cert-metrics.timer"), unit_path("containerd.service"), unit_path("kubelet.service"),   unit_path("kube-proxy.service"),
     kb::paths::kContainerdConfig,    kb::paths::kKubeletConfig,      kb::paths::kKubeProxyConfig,
     kb::paths::kCniBridgeConf,       kb::paths::kCniLoopbackConf,    kb::paths::kSysctlConf,
     kb::paths::kModulesLoadConf,
@@ -275,7 +277,7 @@ TEST_CASE("each role gets exactly its units and configs, sorted, 0600", "[render
       CHECK(f.mode == kb::paths::kFileMode);
       CHECK(f.owner == "root");
       CHECK(f.group == "root");
-      CHECK(f.cls == (ends_with(f.path, ".service") ? FileClass::Unit : FileClass::Config));
+      CHECK(f.cls == (ends_with(f.path, ".service") || ends_with(f.path, ".timer") ? FileClass::Unit : FileClass::Config));
       CHECK(!f.content.empty());
       CHECK(f.content.back() == '\n');
     }
@@ -313,7 +315,7 @@ TEST_CASE("every ExecStart flag is known to its component and every path comes f
   std::set<std::string> binaries_seen;
   for (const auto& [node, files] : render_all(t)) {
     for (const auto& f : files) {
-      if (f.cls != FileClass::Unit || f.path == unit_path("kbundle-recover.service")) continue;  // checked below
+      if (f.cls != FileClass::Unit || is_kbundle_unit(f.path)) continue;  // checked below
       INFO(node << " " << f.path);
       const ExecStart e = exec_start(f.content);
       REQUIRE(e.binary.rfind(std::string(kb::paths::kBinDir) + "/", 0) == 0);
@@ -342,7 +344,7 @@ TEST_CASE("units carry the ordering, restart policy and install section", "[rend
   t.nodes[0].pod_cidr = "10.200.9.0/24";
   const auto files = kb::render_units_and_configs(t, t.nodes[0]);
   for (const auto& f : files) {
-    if (f.cls != FileClass::Unit || f.path == unit_path("kbundle-recover.service")) continue;  // checked below
+    if (f.cls != FileClass::Unit || is_kbundle_unit(f.path)) continue;  // checked below
     INFO(f.path);
     const std::string& u = f.content;
     CHECK(u.rfind("[Unit]\n", 0) == 0);
@@ -364,6 +366,22 @@ TEST_CASE("units carry the ordering, restart policy and install section", "[rend
   for (const char* unit : {" etcd.service ", " kube-apiserver.service ", " containerd.service ", " kubelet.service "})
     CHECK(before_line.find(unit) != std::string::npos);
   CHECK(recover.find("Restart=") == std::string::npos);
+  // The certificate metrics (docs/certs.md): a oneshot that writes only into node_exporter's textfile
+  // directory, with the topology's window, and its timer.
+  const std::string metrics = file_at(files, unit_path("kbundle-cert-metrics.service")).content;
+  for (const char* line :
+       {"\nType=oneshot\n", "\nConditionPathIsDirectory=/var/lib/node_exporter/textfile_collector\n",
+        "\nExecStart=/usr/local/bin/kbundle-installer status --renew-before-days 30 --metrics-file "
+        "/var/lib/node_exporter/textfile_collector/kbundle.prom\n",
+        "\nProtectSystem=strict\n", "\nReadWritePaths=/var/lib/node_exporter/textfile_collector\n", "\nPrivateNetwork=yes\n"})
+    CHECK(metrics.find(line) != std::string::npos);
+  const std::string timer = file_at(files, unit_path("kbundle-cert-metrics.timer")).content;
+  for (const char* line : {"\n[Timer]\n", "\nOnBootSec=5min\n", "\nOnUnitActiveSec=6h\n", "\n[Install]\nWantedBy=timers.target\n"})
+    CHECK(timer.find(line) != std::string::npos);
+  Topology wide = t;
+  wide.cluster.renew_before_days = 60;
+  CHECK(file_at(kb::render_units_and_configs(wide, wide.nodes[0]), unit_path("kbundle-cert-metrics.service"))
+            .content.find("--renew-before-days 60 ") != std::string::npos);
   const std::string etcd = file_at(files, unit_path("etcd.service")).content;
   CHECK(etcd.find("\nType=notify\n") != std::string::npos);
   CHECK(etcd.find("\nLimitNOFILE=") != std::string::npos);

@@ -570,7 +570,7 @@ TEST_CASE("a leaf is renewed when the clock given to open() nears its expiry", "
   auto s = State::open(dir, topology(), first_run + 355 * kDay);  // 10 days left
   IssuedCert renewed = s->leaf("worker-0", "kubelet", CaName::Kubernetes, request);
   CHECK(renewed.reissued);
-  CHECK(renewed.reason == "expires in 10 days");
+  CHECK(renewed.reason == "expires in 10 days (renewBeforeDays 30)");
   CHECK(renewed.cert_pem != first);
 }
 

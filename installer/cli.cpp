@@ -18,7 +18,9 @@ const char* kUsage =
     "  apply BUNDLE     verify, stage, switch, restart what changed, health-check, commit (or roll back)\n"
     "  verify [BUNDLE]  check a bundle; without one, check the installed files for drift\n"
     "                   (apply the installed bundle again to repair drift)\n"
-    "  status           installed generation, units, certificate expiry\n"
+    "  status           installed generation, units, every certificate (kubeconfigs too) with days left;\n"
+    "                   warns inside the renewal window (--renew-before-days, default 30); --metrics-file PATH\n"
+    "                   also writes them for node_exporter's textfile collector (docs/certs.md)\n"
     "  rollback         go back to the previous generation\n"
     "  reset --yes      stop the units and remove every file kbundle installed (--purge: etcd data too)\n"
     "  recover          finish or undo an interrupted apply (run at boot by kbundle-recover.service)\n"
@@ -26,7 +28,8 @@ const char* kUsage =
     "  health           run the installed bundle's health checks now (all of them; exit 0 when all pass)\n"
     "flags:\n"
     "  --root DIR  --no-systemd  --dry-run  --json  --trust-key FILE  --trust-fingerprint HEX\n"
-    "  --bootstrap-deadline SECONDS (how long the bootstrap objects' apply retries; default 300)\n"
+    "  --bootstrap-deadline SECONDS (how long the bootstrap objects' apply retries; default 300)\n"    "  --renew-before-days DAYS (status: the warning window; default 30, gen's default)\n"
+    "  --metrics-file PATH (status: Prometheus text file, e.g. /var/lib/node_exporter/textfile_collector/kbundle.prom)\n"
     "  --node NAME (tests only: skip the hostname/IP check; an EC2 instance binding is still checked)\n"
     "  --version  --help\n"
     "exit codes: 0 ok, 1 failure, 2 usage, 3 bundle refused (verification/trust), 4 health check (or image\n"
@@ -78,6 +81,14 @@ int run_cli(int argc, char** argv, const Hooks& hooks, std::ostream& out, std::o
         if (v.empty() || v.size() > 6 || v.find_first_not_of("0123456789") != std::string::npos || std::stoi(v) < 1)
           throw UsageError{"--bootstrap-deadline " + v + ": want a whole number of seconds, at least 1"};
         opt.bootstrap_deadline = std::stoi(v);
+      } else if (a == "--renew-before-days") {
+        std::string v = take();
+        if (v.empty() || v.size() > 5 || v.find_first_not_of("0123456789") != std::string::npos)
+          throw UsageError{"--renew-before-days " + v + ": want a whole number of days, 0 or more"};
+        opt.renew_before_days = std::stoi(v);
+      } else if (a == "--metrics-file") {
+        opt.metrics_file = take();
+        if (opt.metrics_file.empty()) throw UsageError{"--metrics-file needs a path"};
       } else if (a == "--no-systemd" || a == "--dry-run" || a == "--json" || a == "--yes" || a == "--purge") {
         if (has_value) throw UsageError{a + " takes no value"};
         (a == "--no-systemd" ? opt.no_systemd : a == "--dry-run" ? opt.dry_run : a == "--json" ? opt.json

@@ -4,16 +4,16 @@
 #include <cstdio>
 #include <ctime>
 #include <memory>
-#include <openssl/pem.h>
-#include <openssl/x509.h>
 #include <unistd.h>
 
 #include "base/atomic_file.h"
+#include "base/text_escape.h"
 #include "base/time.h"
 #include "bundles/bundle_error.h"
 #include "bundles/bundle_reader.h"
 #include "bundles/path_policy.h"
 #include "installer/bootstrap.h"
+#include "installer/cert_status.h"
 #include "installer/reencrypt.h"
 #include "installer/live_fs.h"
 #include "installer/run.h"
@@ -24,15 +24,45 @@ namespace kb::installer {
 
 namespace {
 
-// notAfter of the first certificate in a PEM file, as seconds since the epoch.
-std::optional<int64_t> cert_not_after(const std::string& path) {
-  std::unique_ptr<FILE, decltype(&std::fclose)> f(std::fopen(path.c_str(), "re"), &std::fclose);
-  if (!f) return std::nullopt;
-  std::unique_ptr<X509, decltype(&X509_free)> cert(PEM_read_X509(f.get(), nullptr, nullptr, nullptr), &X509_free);
-  if (!cert) return std::nullopt;
-  std::tm tm{};
-  if (ASN1_TIME_to_tm(X509_get0_notAfter(cert.get()), &tm) != 1) return std::nullopt;
-  return static_cast<int64_t>(timegm(&tm));
+// The node's certificates (installer/cert_status.h): listed, warned about inside the window, and
+// written as a Prometheus text file when --metrics-file names one (also when nothing is installed,
+// so that an old file does not linger).
+void certificate_status(Run& r, const Manifest* m) {
+  const int window = r.opt.renew_before_days;
+  NodeCerts certs;
+  if (m) certs = node_certificates(r.layout, *m, r.hooks.now(), window);
+  nlohmann::json list = nlohmann::json::array();
+  for (const NodeCert& c : certs.certs) {
+    const CertInfo& i = c.info;
+    std::string line = "  cert " + escape_text(i.source) + ": " + escape_text(i.subject) + ", expires " +
+                       rfc3339_utc(i.not_after) + " (" + std::to_string(c.days_left) + " days)";
+    if (c.status == "renew") line += " INSIDE the renewal window";
+    if (c.status == "expired") line += " EXPIRED";
+    r.say(line);
+    if (c.status != "ok")
+      r.warn("certificate " + escape_text(i.source) + " (" + escape_text(i.subject) + ") " +
+             (c.status == "expired" ? "expired " + std::to_string(-c.days_left) + " days ago"
+                                    : "expires in " + std::to_string(c.days_left) + " days") +
+             ", inside the renewal window of " + std::to_string(window) +
+             " days: run kbundle gen on the workstation and apply the new bundle here");
+    // SANs are a certificate's raw bytes: made printable UTF-8 so that the JSON can always be written.
+    std::vector<std::string> dns, ips;
+    for (const auto& d : i.dns_names) dns.push_back(escape_text(d));
+    for (const auto& a : i.ip_addresses) ips.push_back(escape_text(a));
+    list.push_back({{"path", i.path},         {"source", i.source},   {"subject", i.subject},
+                    {"issuer", i.issuer},     {"serial", i.serial_hex}, {"sha256", i.sha256_fingerprint},
+                    {"dns_names", dns}, {"ip_addresses", ips}, {"is_ca", i.is_ca},
+                    {"not_before", rfc3339_utc(i.not_before)}, {"not_after", rfc3339_utc(i.not_after)},
+                    {"days_left", c.days_left}, {"status", c.status}});
+  }
+  for (const auto& p : certs.problems) r.warn("certificate file " + p);
+  r.report["certificates"] = list;
+  r.report["certificate_problems"] = certs.problems;
+  r.report["renew_before_days"] = window;
+  if (!r.opt.metrics_file.empty()) {
+    write_file_atomic(r.opt.metrics_file, prometheus_text(certs, m ? m->node_name : "", window), 0644);
+    r.report["metrics_file"] = r.opt.metrics_file;
+  }
 }
 
 Installed need_installed(Run& r) {
@@ -132,6 +162,7 @@ ExitCode status(const Options& opt, const Hooks& hooks, Io io) {
     if (!inst) {
       r.say("nothing installed");
       r.report["installed"] = false;
+      certificate_status(r, nullptr);
       return ExitCode::Ok;
     }
     const Manifest& m = inst->manifest;
@@ -163,24 +194,7 @@ ExitCode status(const Options& opt, const Hooks& hooks, Io io) {
       r.say("  unit " + u + ": " + state);
     }
     r.report["units"] = units;
-    nlohmann::json certs = nlohmann::json::array();
-    int64_t now = r.hooks.now();
-    for (const auto& e : m.entries) {
-      // Only certificates are opened: keys and kubeconfigs are never read here.
-      bool cert = e.type == EntryType::File && e.cls != EntryClass::Secret &&
-                  (e.path.ends_with(".crt") || e.path.ends_with(".pem"));
-      if (!cert) continue;
-      auto t = cert_not_after(r.layout.live(e.path));
-      if (!t) {
-        r.say("  cert " + e.path + ": unreadable or missing");
-        certs.push_back({{"path", e.path}, {"not_after", nullptr}});
-        continue;
-      }
-      int64_t days = (*t - now) / 86400;
-      r.say("  cert " + e.path + ": expires " + rfc3339_utc(*t) + " (" + std::to_string(days) + " days)");
-      certs.push_back({{"path", e.path}, {"not_after", rfc3339_utc(*t)}, {"days_left", days}});
-    }
-    r.report["certificates"] = certs;
+    certificate_status(r, &m);
     bootstrap_status(r, m);
     reencrypt_status(r, m);
     return ExitCode::Ok;

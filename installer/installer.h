@@ -56,6 +56,8 @@ struct Options {
   bool yes = false;         // reset: really do it
   bool purge = false;       // reset: also remove /var/lib/etcd
   int bootstrap_deadline = 300;  // seconds the bootstrap objects' apply may retry in all (--bootstrap-deadline)
+  int renew_before_days = 30;    // status: warn about certificates expiring within this many days (docs/certs.md)
+  std::string metrics_file;      // status: also write the certificates as a Prometheus text file here (atomically)
 };
 
 // Where a command writes: `out` gets the human report (or the JSON object with

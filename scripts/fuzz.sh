@@ -10,9 +10,9 @@ secs=${1:-60}
 build=${KB_FUZZ_BUILD_DIR:-build-fuzz}
 CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKB_FUZZ=ON \
   -DKB_STATIC_INSTALLER=OFF >/dev/null
-cmake --build "$build" -j"$(nproc)" --target fuzz_topology fuzz_manifest fuzz_bundle >/dev/null
+cmake --build "$build" -j"$(nproc)" --target fuzz_topology fuzz_manifest fuzz_bundle fuzz_cert >/dev/null
 status=0
-for t in topology manifest bundle; do
+for t in topology manifest bundle cert; do
   work=$(mktemp -d)
   cp -r "fuzz/corpus/$t/." "$work/"
   log=$build/fuzz-$t.log

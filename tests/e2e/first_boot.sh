@@ -345,6 +345,21 @@ nspawn_etcd_client "${names[0]}" "${ips[@]}"
 nspawn_etcd_check
 lap "etcd healthy over mutual TLS, recover enabled"
 
+# The certificate metrics timer (i16-certs, docs/certs.md): enabled and active on every node; its
+# service writes nothing without node_exporter's directory, and the Prometheus file once it exists.
+for n in "${names[@]}"; do
+  [ "$(node "$n" systemctl is-active kbundle-cert-metrics.timer)" = active ] || fail "$n: kbundle-cert-metrics.timer is not active"
+done
+m=${names[1]}
+node "$m" systemctl start kbundle-cert-metrics.service
+node "$m" test ! -e /var/lib/node_exporter || fail "$m: the metrics service wrote without node_exporter's directory"
+node "$m" mkdir -p /var/lib/node_exporter/textfile_collector
+node "$m" systemctl start kbundle-cert-metrics.service || { node "$m" journalctl -q --no-pager -u kbundle-cert-metrics.service | tail -n 20 >&2; fail "$m: metrics service"; }
+node "$m" cat /var/lib/node_exporter/textfile_collector/kbundle.prom >"$WORK/kbundle.prom" || fail "$m: no kbundle.prom"
+grep -q "^kbundle_certificate_days_left{node=\"$m\",path=\"/etc/etcd/server.crt\",source=\"/etc/etcd/server.crt\"" "$WORK/kbundle.prom" &&
+  grep -q "^kbundle_certificate_renew_before_days{node=\"$m\"} 30$" "$WORK/kbundle.prom" || { cat "$WORK/kbundle.prom" >&2; fail "$m: kbundle.prom"; }
+lap "certificate metrics: timer active, service writes kbundle.prom only where node_exporter's directory is"
+
 # The bootstrap step on the designated node (the first control-plane node), per contract C.
 d=${names[0]}
 node "$d" test -f /var/lib/kubernetes/bootstrap/objects.json || fail "$d: no bootstrap objects.json installed"
