@@ -34,6 +34,8 @@ std::vector<std::string> units_to_restart(const std::vector<std::string>& units,
       if (path_is_under(c, kBootstrapDir)) return false;
       // Likewise etcd's membership file: a member coming or going must not restart every etcd.
       if (c == kEtcdMembershipFile) return false;
+      // And the snapshot policy (docs/backup.md): a new `keep` must not restart etcd.
+      if (c == kEtcdBackupFile) return false;
       return std::any_of(prefixes.begin(), prefixes.end(), [&](const std::string& p) { return path_is_under(c, p); });
     });
     if (hit) out.push_back(u);

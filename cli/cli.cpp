@@ -81,6 +81,9 @@ int run_cli(int argc, char** argv) {
   RotateOptions rotate;
   auto* rotate_cmd = add_rotate_command(app, rotate);
 
+  RestoreOptions restore;
+  auto* restore_cmd = add_restore_command(app, restore);
+
   PublishOptions publish;
   publish.self_exe = argc > 0 ? argv[0] : "";
   auto* publish_cmd = add_publish_command(app, publish);
@@ -111,6 +114,7 @@ int run_cli(int argc, char** argv) {
     if (*fetch_cmd) return run_fetch(fetch, std::cout, std::cerr);
     if (*publish_cmd) return run_publish(publish, std::cout, std::cerr);
     if (*rotate_cmd) return run_rotate(rotate, gen.now, std::cout, std::cerr);
+    if (*restore_cmd) return run_restore(restore, gen.now, std::cout, std::cerr);
   } catch (const Error& e) {
     // Messages quote paths, names and remote answers: never let a control character through.
     std::cerr << "kbundle: error: " << escape_text(e.what()) << "\n";

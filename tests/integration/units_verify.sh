@@ -65,7 +65,7 @@ failed=0
 for node_dir in "$out"/*/; do
   unit_dir=${node_dir}etc/systemd/system
   shopt -s nullglob
-  units=("$unit_dir"/*.service)
+  units=("$unit_dir"/*.service "$unit_dir"/*.timer)  # etcd-snapshot.timer (i16-backup)
   shopt -u nullglob
   [[ ${#units[@]} -gt 0 ]] || continue
   node=$(basename "$node_dir")
