@@ -65,7 +65,7 @@ for b in $(seq 0 7); do
   { echo; for k in $(seq $((b * 125 + 1)) $((b * 125 + 125))); do echo "put /restore/key-$k value-$k"; done; echo; echo; } |
     nspawn_etcdctl txn >/dev/null || fail "writing keys failed"
 done
-count() { nspawn_etcdctl get /restore/ --prefix --count-only -w json | python3 -c 'import json,sys; print(json.load(sys.stdin).get("count", 0))'; }
+count() { nspawn_etcdctl get /restore/ --prefix --limit=1 -w json | python3 -c 'import json,sys; print(json.load(sys.stdin).get("count", 0))'; }
 [ "$(count)" = 1000 ] || fail "wrote 1000 keys, etcd counts $(count)"
 lap "applied; 1,000 keys written"
 
