@@ -11,6 +11,7 @@
 #      of that apply, then `recover`, leaves either the old generation with the old data directory in
 #      place or the new one with the restored data and the old data aside, never a mix; the next
 #      apply of the restore bundle restores (once) or does nothing; applying it again never restores twice;
+#      a failed health gate puts the old data back and rolls back (exit 4);
 #   4. the next gen drops the restore files again.
 source "$(dirname "$0")/lib.bash"
 source "$(dirname "$0")/installer_lib.bash"
@@ -143,6 +144,16 @@ for p in "${points[@]}"; do
   [ "$(ls -d "$WORK/r"/var/lib/etcd.before-restore-* | wc -l)" = 1 ] || fail "after $p: restored twice"
 done
 [ $old -gt 0 ] && [ $new -gt 0 ] || fail "the crash matrix reached only one side ($old old, $new new)"
+# A restore whose health gate fails (no etcd answers: null services, health checks capped at 1 s) puts
+# the old data directory back and rolls back, exit 4.
+"$KB_BUILD_DIR/tests/kb_e2e_rebundle" --in "$O/$N.kbundle" --pub "$O/bundle-signing.pub" --key "$S/keys/bundle-signing.key" \
+  --out "$WORK/$N-fast.kbundle" --serial +0 --health-timeout 1 >"$WORK/rebundle.log" 2>&1 || { cat "$WORK/rebundle.log" >&2; fail "rebundle"; }
+rm -rf "$WORK/r" && cp -a "$WORK/t0" "$WORK/r"
+expect 4 "rolled back to serial $s1" env KB_TEST_NULL_SERVICES=1 "$INSTALLER" --root "$WORK/r" --node $N apply "$WORK/$N-fast.kbundle"
+grep -q "etcd: restore .* undone; the data directory is as before" "$WORK/out.log" || { cat "$WORK/out.log" >&2; fail "the failed restore was not undone"; }
+[ "$(cat "$WORK/r/var/lib/etcd/OLD")" = old-data ] || fail "the old data is not back after a failed health gate"
+ls -d "$WORK/r"/var/lib/etcd.* >/dev/null 2>&1 && fail "a restored or set-aside directory is left after the rollback"
+[ "$(gen_serial "$WORK/r")" = "$s1" ] || fail "not rolled back"
 
 # 4. The next gen drops the restore files.
 "$KBUNDLE" gen --no-binaries --topology "$T" --state "$S" --out "$O" >"$WORK/gen2.log" 2>&1 || fail "gen after restore"
