@@ -4,34 +4,19 @@
 #include <unistd.h>
 
 #include "base/atomic_file.h"
+#include "base/etcd_backup_test_util.h"
 #include "base/hash.h"
 #include "base/temp_dir.h"
 
 using namespace kb;
 
-namespace {
-
-// A stand-in with the shape of `etcdctl snapshot save` output: a bbolt meta page magic at byte 16,
-// padding to a multiple of 512, then the SHA-256 of everything before it.
-std::string fake_snapshot(size_t pages = 8) {
-  std::string db(pages * 512, '\x11');
-  const unsigned char magic[4] = {0xED, 0xDA, 0x0C, 0xED};
-  for (int i = 0; i < 4; ++i) db[16 + i] = static_cast<char>(magic[i]);
-  Sha256 h;
-  h.update(db);
-  auto d = h.digest();
-  return db + std::string(reinterpret_cast<const char*>(d.data()), d.size());
-}
-
-}  // namespace
-
 TEST_CASE("a snapshot's own integrity hash is checked offline; damage of every kind is named", "[etcd_backup]") {
   TempDir tmp;
   const std::string good = tmp.path + "/good.db";
-  write_file_atomic(good, fake_snapshot(), 0600);
+  write_file_atomic(good, fake_etcd_snapshot(), 0600);
   CHECK(etcd_snapshot_problem(good).empty());
 
-  std::string s = fake_snapshot();
+  std::string s = fake_etcd_snapshot();
   auto bad = [&](const std::string& name, const std::string& bytes) {
     std::string p = tmp.path + "/" + name;
     write_file_atomic(p, bytes, 0600);

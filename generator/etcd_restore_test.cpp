@@ -6,6 +6,7 @@
 
 #include "base/atomic_file.h"
 #include "base/error.h"
+#include "base/etcd_backup_test_util.h"
 #include "base/hash.h"
 #include "base/temp_dir.h"
 #include "bundles/path_policy.h"
@@ -14,17 +15,6 @@
 using namespace kb;
 
 namespace {
-
-// The shape of `etcdctl snapshot save` output (base/etcd_backup.h): bbolt magic, pages, SHA-256.
-std::string fake_snapshot() {
-  std::string db(8 * 512, '\x22');
-  const unsigned char magic[4] = {0xED, 0xDA, 0x0C, 0xED};
-  for (int i = 0; i < 4; ++i) db[16 + i] = static_cast<char>(magic[i]);
-  Sha256 h;
-  h.update(db);
-  auto d = h.digest();
-  return db + std::string(reinterpret_cast<const char*>(d.data()), d.size());
-}
 
 std::string refusal(const std::string& path) {
   try {
@@ -40,10 +30,10 @@ std::string refusal(const std::string& path) {
 TEST_CASE("restore: the snapshot is checked before anything is written", "[etcd_restore]") {
   TempDir tmp;
   const std::string snap = tmp / "s.db";
-  write_file_atomic(snap, fake_snapshot(), 0600);
+  write_file_atomic(snap, fake_etcd_snapshot(), 0600);
   EtcdRestoreInput in = check_restore_snapshot(snap, "kthw", 1796300000);
-  CHECK(in.sha256 == sha256_hex(fake_snapshot()));
-  CHECK(in.size == fake_snapshot().size());
+  CHECK(in.sha256 == sha256_hex(fake_etcd_snapshot()));
+  CHECK(in.size == fake_etcd_snapshot().size());
   CHECK_FALSE(in.sidecar_checked);
   CHECK(in.token.rfind("kthw-etcd-restore-", 0) == 0);
   CHECK(in.token != "kthw-etcd");
@@ -64,7 +54,7 @@ TEST_CASE("restore: the snapshot is checked before anything is written", "[etcd_
   CHECK(refusal(snap).find("not a small regular file") != std::string::npos);
   ::unlink((snap + ".sha256").c_str());
 
-  std::string s = fake_snapshot();
+  std::string s = fake_etcd_snapshot();
   std::string flipped = s;
   flipped[777] ^= 0x40;
   write_file_atomic(tmp / "corrupt.db", flipped, 0600);

@@ -20,6 +20,7 @@
 #include "base/text_escape.h"
 #include "base/unique_fd.h"
 #include "bundles/path_policy.h"
+#include "installer/checked_json.h"
 #include "installer/live_fs.h"
 #include "installer/process.h"
 
@@ -35,15 +36,8 @@ constexpr const char* kEtcdUnit = "etcd.service";
 constexpr const char* kTempPrefix = ".etcd-snapshot-";  // our temp files in the backup dir: .etcd-snapshot-<pid>.tmp[.part]
 constexpr const char* kDefaultEndpoint = "https://127.0.0.1:2379";  // etcd.service listens there (templates/)
 
-[[noreturn]] void refuse(const std::string& where, const std::string& place, const std::string& what) {
-  throw InstallerError(ExitCode::BadBundle, where + ": " + place + ": " + what + "; refused, nothing was changed");
-}
-
-void only_keys(const json& j, std::initializer_list<const char*> keys, const std::string& where) {
-  for (const auto& [k, v] : j.items())
-    if (std::none_of(keys.begin(), keys.end(), [&](const char* a) { return k == a; }))
-      refuse(where, escape_text(k), "unknown field; regenerate the bundle with `kbundle gen`");
-}
+using checked::only_keys;
+using checked::refuse;
 
 json parse_object(const std::string& bytes, const std::string& where) {
   if (bytes.size() > kMaxSpecFile) refuse(where, "the file", "larger than " + std::to_string(kMaxSpecFile) + " bytes");
@@ -60,11 +54,7 @@ int int_in(const json& j, const char* key, int lo, int hi, const std::string& wh
   return static_cast<int>(it->get<int64_t>());
 }
 
-std::string str(const json& j, const char* key, const std::string& where) {
-  auto it = j.find(key);
-  if (it == j.end() || !it->is_string()) refuse(where, key, "missing or not a string");
-  return it->get<std::string>();
-}
+std::string str(const json& j, const char* key, const std::string& where) { return checked::str(j, key, where, ""); }
 
 bool charset(const std::string& s, size_t max, const char* extra) {
   return !s.empty() && s.size() <= max && std::all_of(s.begin(), s.end(), [&](char c) {
@@ -72,13 +62,7 @@ bool charset(const std::string& s, size_t max, const char* extra) {
   });
 }
 
-bool is_peer_url(const std::string& s) {
-  const std::string pre = "https://", post = ":2380";
-  if (s.size() <= pre.size() + post.size() || s.rfind(pre, 0) != 0 || !s.ends_with(post)) return false;
-  std::string ip = s.substr(pre.size(), s.size() - pre.size() - post.size());
-  in_addr a{};
-  return inet_pton(AF_INET, ip.c_str(), &a) == 1;
-}
+bool is_peer_url(const std::string& s) { return checked::is_url(s, 2380); }
 
 // The etcd tools: the bundle's (/usr/local/bin under the root), else the system's. etcd 3.5 moved
 // `snapshot status` and `snapshot restore` to etcdutl (etcdctl's are deprecated there, gone in 3.6).
@@ -159,7 +143,7 @@ std::string backup_dir(const Layout& L, const BackupPolicy& p) {
 
 BackupPolicy parse_backup_policy(const std::string& bytes, const std::string& where) {
   json j = parse_object(bytes, where);
-  only_keys(j, {"version", "dir", "keep", "maxAgeDays"}, where);
+  only_keys(j, {"version", "dir", "keep", "maxAgeDays"}, where, "");
   BackupPolicy p;
   p.dir = str(j, "dir", where);
   if (std::string why = backup_dir_problem(p.dir); !why.empty()) refuse(where, "dir", why);
@@ -229,14 +213,13 @@ ExitCode etcd_snapshot(const Options& opt, const Hooks& hooks, Io io, const std:
         ::unlink((dir + "/" + n).c_str());
     const std::string temp = dir + "/" + kTempPrefix + std::to_string(::getpid()) + ".tmp";
     const std::vector<std::string> tls = {tools.etcdctl, "--endpoints=" + url, "--cacert=" + L.live(kEtcdCaCertFile),
-                                          "--cert=" + L.live(kEtcdPeerCertFile), "--key=" + L.live(kEtcdPeerKeyFile),
-                                          "--dial-timeout=10s"};
+                                          "--cert=" + L.live(kEtcdPeerCertFile), "--key=" + L.live(kEtcdPeerKeyFile)};
     // `snapshot save` has no deadline of its own unless --command-timeout is given, and then it
     // covers the whole transfer: so ask the member first (fails in seconds when it does not answer),
     // then save with a generous bound.
     std::vector<std::string> probe = tls, save_argv = tls;
-    probe.insert(probe.end(), {"--command-timeout=15s", "endpoint", "status"});
-    save_argv.insert(save_argv.end(), {"--command-timeout=1800s", "snapshot", "save", temp});
+    probe.insert(probe.end(), {"--dial-timeout=3s", "--command-timeout=10s", "endpoint", "status"});
+    save_argv.insert(save_argv.end(), {"--dial-timeout=10s", "--command-timeout=1800s", "snapshot", "save", temp});
     ProcessResult up = run_process(probe, minutes(1), true);
     if (up.status != 0)
       throw InstallerError(ExitCode::Failure, "etcdctl snapshot save from " + url + " failed: the member does not answer (exit " +
@@ -345,7 +328,7 @@ void rename_dir(const std::string& from, const std::string& to) {
 
 RestoreSpec parse_restore_spec(const std::string& bytes, const std::string& where, const Manifest& m) {
   json j = parse_object(bytes, where);
-  only_keys(j, {"version", "id", "token", "name", "peerURL", "initialCluster", "snapshotSha256"}, where);
+  only_keys(j, {"version", "id", "token", "name", "peerURL", "initialCluster", "snapshotSha256"}, where, "");
   RestoreSpec s{str(j, "id", where),      str(j, "token", where),          str(j, "name", where),
                 str(j, "peerURL", where), str(j, "initialCluster", where), str(j, "snapshotSha256", where)};
   if (!charset(s.id, 64, "-")) refuse(where, "id", "not 1-64 letters, digits and '-'");
@@ -360,7 +343,7 @@ RestoreSpec parse_restore_spec(const std::string& bytes, const std::string& wher
     size_t end = std::min(s.initial_cluster.find(',', pos), s.initial_cluster.size());
     std::string item = s.initial_cluster.substr(pos, end - pos);
     size_t eq = item.find('=');
-    if (eq == std::string::npos || !charset(item.substr(0, eq), 63, "-") || !is_peer_url(item.substr(eq + 1)))
+    if (eq == std::string::npos || !checked::good_name(item.substr(0, eq)) || !is_peer_url(item.substr(eq + 1)))
       refuse(where, "initialCluster", "'" + escape_text(item) + "' is not NAME=https://IPv4:2380");
     self |= item == s.name + "=" + s.peer_url;
     if (++count > 64) refuse(where, "initialCluster", "more than 64 members");

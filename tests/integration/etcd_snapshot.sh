@@ -48,7 +48,7 @@ cleanup "kill $epid 2>/dev/null; wait $epid 2>/dev/null"
 ctl() { etcdctl --endpoints="https://127.0.0.1:$cport" --cacert "$E/ca.crt" --cert "$E/peer.crt" --key "$E/peer.key" "$@"; }
 for _ in $(seq 50); do ctl endpoint health >/dev/null 2>&1 && break; sleep 0.2; done
 ctl endpoint health >/dev/null 2>&1 || { cat "$WORK/etcd.log" >&2; fail "etcd did not start"; }
-for i in $(seq 100); do ctl put "/snap/key-$i" "value-$i" >/dev/null; done
+{ echo; for i in $(seq 100); do echo "put /snap/key-$i value-$i"; done; echo; echo; } | ctl txn >/dev/null || fail "writing 100 keys"
 
 B=$R/var/backups/etcd
 # Old snapshots of this node (as the installer names them), another node's, and files that are not ours.
