@@ -5,7 +5,8 @@
 #      `snapshot status` reads it with the keys written before;
 #   2. pruning with keep 3: older snapshots of this node go, the newest stay; another node's files,
 #      foreign files, a symlink named like ours (pointing outside) and a stray .sha256's target are kept;
-#   3. refusals write nothing: etcd down (exit 1, no temp left), a symlink as the backup directory,
+#   3. etcd 3.5 tools (stand-ins that report 3.5): status through etcdutl, refused without it;
+#   4. refusals write nothing: etcd down (exit 1, no temp left), a symlink as the backup directory,
 #      a backup directory others can write to, a worker node (no policy).
 source "$(dirname "$0")/lib.bash"
 source "$(dirname "$0")/installer_lib.bash"
@@ -100,4 +101,24 @@ W=$WORK/worker-root
 new_root "$W"
 inst --root "$W" --node worker-0 --trust-key "$WORK/out/bundle-signing.pub" apply "$WORK/out/worker-0.kbundle" >/dev/null 2>&1 || fail "apply worker"
 expect 1 "only a control-plane node takes etcd snapshots" inst --root "$W" etcd snapshot
-pass "snapshot 0600 with a matching .sha256 in $(python3 -c "print(f'{$t1-$t0:.2f}')") s, pruned by count and age, foreign files and symlinks kept, 4 refusals wrote nothing"
+# etcd 3.5 and later: `snapshot status` (and restore) through etcdutl. Stand-ins in the root's
+# /usr/local/bin (found before the system's) report 3.5 and log which tool checked the snapshot.
+real_ctl=$(command -v etcdctl)
+cat >"$R/usr/local/bin/etcdctl" <<SH
+#!/bin/sh
+[ "\$1" = version ] && { echo "etcdctl version: 3.5.17"; echo "API version: 3.5"; exit 0; }
+echo "etcdctl \$*" >>"$WORK/tools.log"; exec "$real_ctl" "\$@"
+SH
+chmod 0755 "$R/usr/local/bin/etcdctl"
+expect 1 "etcdutl: not found beside etcdctl 3.5.17" inst --root "$R" etcd snapshot --endpoint "https://127.0.0.1:$cport"
+cat >"$R/usr/local/bin/etcdutl" <<SH
+#!/bin/sh
+echo "etcdutl \$*" >>"$WORK/tools.log"; exec "$real_ctl" "\$@"
+SH
+chmod 0755 "$R/usr/local/bin/etcdutl"
+sleep 1  # a new second, a new snapshot name
+inst --root "$R" etcd snapshot --endpoint "https://127.0.0.1:$cport" >"$WORK/snap35.log" 2>&1 || { cat "$WORK/snap35.log" >&2; fail "snapshot with 3.5 tools"; }
+grep -q "^etcdctl .*snapshot save" "$WORK/tools.log" || fail "3.5: the snapshot was not saved with etcdctl"
+grep -q "^etcdutl snapshot status" "$WORK/tools.log" || fail "3.5: the snapshot was not checked with etcdutl"
+grep -q "^etcdctl snapshot status" "$WORK/tools.log" && fail "3.5: etcdctl snapshot status used"
+pass "snapshot 0600 with a matching .sha256 in $(python3 -c "print(f'{$t1-$t0:.2f}')") s, pruned by count and age, foreign files and symlinks kept, etcd 3.5 tools (etcdutl) detected, 5 refusals wrote nothing"
