@@ -29,18 +29,18 @@ YAML
 T=$WORK/topology.yaml S=$WORK/state O=$WORK/out
 "$KBUNDLE" gen --no-binaries --topology "$T" --state "$S" --out "$O" >"$WORK/gen.log" 2>&1 || { cat "$WORK/gen.log" >&2; fail "gen"; }
 
-# A real snapshot from a throw-away member on loopback.
-read -r cport pport < <(python3 -c 'import socket
-s=[socket.socket() for _ in range(2)]
-[x.bind(("127.0.0.1",0)) for x in s]
-print(*[x.getsockname()[1] for x in s])')
-etcd --name x --data-dir "$WORK/data" --listen-client-urls "http://127.0.0.1:$cport" --advertise-client-urls "http://127.0.0.1:$cport" \
-  --listen-peer-urls "http://127.0.0.1:$pport" --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
-  --initial-cluster "x=http://127.0.0.1:$pport" >"$WORK/etcd.log" 2>&1 &
-epid=$!
-cleanup "kill $epid 2>/dev/null; wait $epid 2>/dev/null"
+# A real snapshot from a throw-away member on loopback (new ports if another process took them).
 ctl() { etcdctl --endpoints="http://127.0.0.1:$cport" "$@"; }
-for _ in $(seq 50); do ctl endpoint health >/dev/null 2>&1 && break; sleep 0.2; done
+for attempt in 1 2 3; do
+  read -r cport pport < <(python3 -c 'import socket; s=[socket.socket() for _ in range(2)]; [x.bind(("127.0.0.1", 0)) for x in s]; print(*[x.getsockname()[1] for x in s])')
+  rm -rf "$WORK/data"
+  etcd --name x --data-dir "$WORK/data" --listen-client-urls "http://127.0.0.1:$cport" --advertise-client-urls "http://127.0.0.1:$cport" \
+    --listen-peer-urls "http://127.0.0.1:$pport" --initial-advertise-peer-urls "http://127.0.0.1:$pport" \
+    --initial-cluster "x=http://127.0.0.1:$pport" >"$WORK/etcd.log" 2>&1 &
+  epid=$!
+  cleanup "kill $epid 2>/dev/null; wait $epid 2>/dev/null"
+  for _ in $(seq 50); do ctl endpoint health >/dev/null 2>&1 && break 2; kill -0 $epid 2>/dev/null || break; sleep 0.2; done
+done
 ctl put /k v >/dev/null || { cat "$WORK/etcd.log" >&2; fail "etcd did not start"; }
 ctl snapshot save "$WORK/snap.db" >/dev/null 2>&1 || fail "snapshot save"
 (cd "$WORK" && sha256sum snap.db >snap.db.sha256)

@@ -33,21 +33,22 @@ grep -q '^OnCalendar=hourly$' "$R/etc/systemd/system/etcd-snapshot.timer" || fai
 grep -q '^ExecStart=/usr/local/bin/kbundle-installer etcd snapshot$' "$R/etc/systemd/system/etcd-snapshot.service" ||
   fail "no snapshot service installed"
 
-# A single member on free loopback ports, with the bundle's certificates.
-read -r cport pport < <(python3 -c 'import socket
-s=[socket.socket() for _ in range(2)]
-[x.bind(("127.0.0.1",0)) for x in s]
-print(*[x.getsockname()[1] for x in s])')
+# A single member on free loopback ports, with the bundle's certificates (new ports if another
+# process took them between the pick and etcd's bind).
 E=$R/etc/etcd
-etcd --name $N --data-dir "$WORK/data" --cert-file "$E/server.crt" --key-file "$E/server.key" --trusted-ca-file "$E/ca.crt" \
-  --client-cert-auth --peer-cert-file "$E/peer.crt" --peer-key-file "$E/peer.key" --peer-trusted-ca-file "$E/ca.crt" \
-  --peer-client-cert-auth --listen-client-urls "https://127.0.0.1:$cport" --advertise-client-urls "https://127.0.0.1:$cport" \
-  --listen-peer-urls "https://127.0.0.1:$pport" --initial-advertise-peer-urls "https://127.0.0.1:$pport" \
-  --initial-cluster "$N=https://127.0.0.1:$pport" >"$WORK/etcd.log" 2>&1 &
-epid=$!
-cleanup "kill $epid 2>/dev/null; wait $epid 2>/dev/null"
 ctl() { etcdctl --endpoints="https://127.0.0.1:$cport" --cacert "$E/ca.crt" --cert "$E/peer.crt" --key "$E/peer.key" "$@"; }
-for _ in $(seq 50); do ctl endpoint health >/dev/null 2>&1 && break; sleep 0.2; done
+for attempt in 1 2 3; do
+  read -r cport pport < <(python3 -c 'import socket; s=[socket.socket() for _ in range(2)]; [x.bind(("127.0.0.1", 0)) for x in s]; print(*[x.getsockname()[1] for x in s])')
+  rm -rf "$WORK/data"
+  etcd --name $N --data-dir "$WORK/data" --cert-file "$E/server.crt" --key-file "$E/server.key" --trusted-ca-file "$E/ca.crt" \
+    --client-cert-auth --peer-cert-file "$E/peer.crt" --peer-key-file "$E/peer.key" --peer-trusted-ca-file "$E/ca.crt" \
+    --peer-client-cert-auth --listen-client-urls "https://127.0.0.1:$cport" --advertise-client-urls "https://127.0.0.1:$cport" \
+    --listen-peer-urls "https://127.0.0.1:$pport" --initial-advertise-peer-urls "https://127.0.0.1:$pport" \
+    --initial-cluster "$N=https://127.0.0.1:$pport" >"$WORK/etcd.log" 2>&1 &
+  epid=$!
+  cleanup "kill $epid 2>/dev/null; wait $epid 2>/dev/null"
+  for _ in $(seq 50); do ctl endpoint health >/dev/null 2>&1 && break 2; kill -0 $epid 2>/dev/null || break; sleep 0.2; done
+done
 ctl endpoint health >/dev/null 2>&1 || { cat "$WORK/etcd.log" >&2; fail "etcd did not start"; }
 { echo; for i in $(seq 100); do echo "put /snap/key-$i value-$i"; done; echo; echo; } | ctl txn >/dev/null || fail "writing 100 keys"
 
