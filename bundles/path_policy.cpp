@@ -39,6 +39,8 @@ constexpr Allowed kAllowed[] = {
     {"/etc/etcd", Kind::Tree, kCP},
     {"/etc/kubernetes/config", Kind::Tree, kCP},
     {"/var/lib/etcd", Kind::Dir, kCP},
+    {kEtcdRestoreDir, Kind::Tree, kCP},  // a restore bundle's snapshot (docs/backup.md)
+    {kEtcdSnapshotServiceFile, Kind::File, kCP},
     {"/var/log/kubernetes", Kind::Dir, kCP},
     {"/usr/local/bin/etcd", Kind::File, kCP},
     {"/usr/local/bin/etcdctl", Kind::File, kCP},
@@ -81,7 +83,7 @@ struct AllowedUnit {
 };
 constexpr AllowedUnit kUnits[] = {
     {"etcd.service", kCP},       {"kube-apiserver.service", kCP}, {"kube-controller-manager.service", kCP},
-    {"kube-scheduler.service", kCP}, {"containerd.service", kWorker}, {"kubelet.service", kWorker},
+    {"kube-scheduler.service", kCP}, {kEtcdSnapshotTimerUnit, kCP}, {"containerd.service", kWorker}, {"kubelet.service", kWorker},
     {"kube-proxy.service", kWorker},
     {kCertMetricsTimerUnit, kAll},
 };

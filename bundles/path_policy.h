@@ -52,6 +52,17 @@ inline constexpr const char* kEtcdDataDirPath = "/var/lib/etcd";
 // node_exporter's textfile directory when that directory exists.
 inline constexpr const char* kCertMetricsTimerUnit = "kbundle-cert-metrics.timer";
 inline constexpr const char* kCertMetricsServiceFile = "/etc/systemd/system/kbundle-cert-metrics.service";
+// etcd snapshots (docs/backup.md): every control-plane bundle carries the backup policy (read by
+// `kbundle-installer etcd snapshot`, which etcd-snapshot.timer starts through etcd-snapshot.service,
+// a unit file the timer names but the manifest's units do not list). A restore bundle (`kbundle
+// restore`) also carries the snapshot and what to restore in kEtcdRestoreDir; the installer restores
+// once per restore id, never on a re-apply.
+inline constexpr const char* kEtcdBackupFile = "/etc/etcd/backup.json";
+inline constexpr const char* kEtcdSnapshotServiceFile = "/etc/systemd/system/etcd-snapshot.service";
+inline constexpr const char* kEtcdSnapshotTimerUnit = "etcd-snapshot.timer";
+inline constexpr const char* kEtcdRestoreDir = "/var/lib/etcd-restore";
+inline constexpr const char* kEtcdRestoreSnapshot = "/var/lib/etcd-restore/snapshot.db";
+inline constexpr const char* kEtcdRestoreSpec = "/var/lib/etcd-restore/restore.json";
 
 // True when `path` is `prefix` or lies below it, compared by path components
 // ("/etc/kubernetesX" is not under "/etc/kubernetes").

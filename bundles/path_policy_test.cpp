@@ -160,6 +160,13 @@ TEST_CASE("policy: every hostile path is refused, naming the path and the rule",
       {"worker", file("/var/lib/kubernetes/bootstrap/objects.json"), "/var/lib/kubernetes/bootstrap/objects.json: not one of the bootstrap files"},
       {"worker", file("/var/lib/kubernetes/bootstrap/kbundle-bootstrap.key", 0600, EntryClass::Secret), "/var/lib/kubernetes/bootstrap/kbundle-bootstrap.key: not one of the bootstrap files"},
       {"worker", dir("/var/lib/kubernetes/bootstrap"), "/var/lib/kubernetes/bootstrap: not one of the bootstrap files"},
+      // etcd snapshots (docs/backup.md): a restore's files and the snapshot unit, on a control plane only.
+      {"worker", file("/var/lib/etcd-restore/snapshot.db", 0600, EntryClass::Secret), "/var/lib/etcd-restore/snapshot.db: outside the paths"},
+      {"worker", file("/etc/systemd/system/etcd-snapshot.service", 0600, EntryClass::Unit), "/etc/systemd/system/etcd-snapshot.service: not the unit file"},
+      {"control-plane", file("/var/lib/etcd-restorex/snapshot.db", 0600, EntryClass::Secret), "/var/lib/etcd-restorex/snapshot.db: outside the paths"},
+      {"control-plane", file("/var/lib/etcd-restore/snapshot.db", 0666, EntryClass::Secret), "/var/lib/etcd-restore/snapshot.db: mode 0666"},
+      {"control-plane", file("/etc/systemd/system/etcd-snapshot.service.d/x.conf", 0600, EntryClass::Unit), "/etc/systemd/system/etcd-snapshot.service.d/x.conf: not the unit file"},
+      {"control-plane", file("/etc/systemd/system/etcd-snapshot.timer", 0600, EntryClass::Unit), "/etc/systemd/system/etcd-snapshot.timer: not the unit file"},  // not in units
   };
   for (const auto& c : cases) {
     INFO(c.entry.path << " " << std::oct << c.entry.mode);

@@ -36,6 +36,8 @@ std::vector<std::string> units_to_restart(const std::vector<std::string>& units,
       if (c == kEtcdMembershipFile) return false;
       // And the re-encrypt request of an encryption-key rotation (phase 3): the config it follows is unchanged.
       if (c == kReencryptRequestFile) return false;
+      // And the snapshot policy (docs/backup.md): a new `keep` must not restart etcd.
+      if (c == kEtcdBackupFile) return false;
       return std::any_of(prefixes.begin(), prefixes.end(), [&](const std::string& p) { return path_is_under(c, p); });
     });
     if (hit) out.push_back(u);

@@ -87,6 +87,9 @@ int run_cli(int argc, char** argv) {
   RotateKeysOptions rotate_keys;
   add_rotate_keys_commands(rotate_cmd, rotate_keys);
 
+  RestoreOptions restore;
+  auto* restore_cmd = add_restore_command(app, restore);
+
   PublishOptions publish;
   publish.self_exe = argc > 0 ? argv[0] : "";
   auto* publish_cmd = add_publish_command(app, publish);
@@ -135,6 +138,7 @@ int run_cli(int argc, char** argv) {
     if (*rotate_cmd && !rotate_keys.what.empty()) return run_rotate_keys(rotate_keys, gen.now, std::cout, std::cerr);
     if (*rotate_cmd) return run_rotate(rotate, gen.now, std::cout, std::cerr);
     if (*certs_cmd) return run_certs(certs, std::cout, std::cerr);
+    if (*restore_cmd) return run_restore(restore, gen.now, std::cout, std::cerr);
   } catch (const Error& e) {
     // Messages quote paths, names and remote answers: never let a control character through.
     std::cerr << "kbundle: error: " << escape_text(e.what()) << "\n";

@@ -112,6 +112,13 @@ struct CertsOptions;
 // `kbundle certs` (cli/certs_command.cpp): adds the command; generator/cert_report.h runs it.
 CLI::App* add_certs_command(CLI::App& app, CertsOptions& options);
 
+// `kbundle restore` (cli/restore_command.cpp, docs/backup.md): restore bundles from an etcd snapshot.
+struct RestoreOptions {
+  std::string snapshot, topology_path, state_dir = "state", out_dir = "out", cache_dir;
+};
+CLI::App* add_restore_command(CLI::App& app, RestoreOptions& options);
+int run_restore(const RestoreOptions& options, std::time_t now, std::ostream& out, std::ostream& err);
+
 struct PublishOptions;
 // `kbundle publish` (cli/publish_command.cpp): adds the command; publish/publish.h runs it.
 CLI::App* add_publish_command(CLI::App& app, PublishOptions& options);

@@ -153,6 +153,8 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
   if (o.format != "dir" && o.format != "bundle") throw Error("--format " + o.format + ": unknown format; use bundle or dir");
   if (o.compression != "zstd" && o.compression != "gzip")
     throw Error("--compression " + o.compression + ": unknown; use zstd or gzip");
+  if (o.restore && (o.format != "bundle" || !o.nodes.empty()))
+    throw Error("restore: every control-plane node restores from the same snapshot: signed bundles for all nodes only");
 
   // Everything that can refuse the run is checked before the state or the output is touched.
   BinariesByRole binaries;
@@ -171,6 +173,9 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
   if (etcd.changed() && !o.nodes.empty())
     etcd.problems.push_back("a --node run cannot change etcd membership: every control-plane bundle carries it; run gen "
                             "without --node");
+  if (o.restore && etcd.changed())
+    etcd.problems.push_back("a restore brings back the recorded members and cannot change them: restore with the "
+                            "topology of the last gen, then make the membership change with gen");
   if (!etcd.problems.empty()) {
     for (const auto& line : etcd.describe()) err << "kbundle: " << line << "\n";
     err << "kbundle: error: " << escape_text(o.topology_path) << ": the etcd membership change is refused ("
@@ -183,6 +188,7 @@ int run_gen(const GenOptions& o, std::ostream& out, std::ostream& err) {
   record_encryption_key_in_use(*state, *topology);
   ClusterPlan plan = make_cluster_plan(*topology, *state, o.nodes);
   if (!o.no_binaries) add_binaries(plan, binaries);
+  if (o.restore) add_restore_files(plan, *topology, *o.restore);
   check_plan_policy(plan, topology->cluster.kubernetes_version);  // before anything is written
 
   std::vector<BundleInfo> bundles(plan.nodes.size());

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "base/exit_code.h"
+#include "generator/etcd_restore.h"
 
 namespace kb {
 
@@ -26,6 +27,8 @@ struct GenOptions {
   // creation time of a changed node's bundle only, never a certificate's validity.
   std::time_t now = 0;
   std::optional<std::time_t> created_at;
+  // `kbundle restore` (docs/backup.md): every control-plane bundle also carries this checked snapshot.
+  std::optional<EtcdRestoreInput> restore;
 };
 
 // Validates, opens the state, plans, writes the output atomically. Reports on `out`

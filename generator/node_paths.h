@@ -57,6 +57,11 @@ inline constexpr const char* kEtcdPeerCert = kb::kEtcdPeerCertFile;
 inline constexpr const char* kEtcdPeerKey = kb::kEtcdPeerKeyFile;
 inline constexpr const char* kEtcdDataDir = kb::kEtcdDataDirPath;
 inline constexpr const char* kEtcdMembership = kb::kEtcdMembershipFile;
+// Snapshots (docs/backup.md): the timer runs the installer, which reads the backup policy.
+inline constexpr const char* kEtcdBackupConfig = kb::kEtcdBackupFile;
+inline constexpr const char* kEtcdSnapshotService = kb::kEtcdSnapshotServiceFile;
+inline constexpr const char* kEtcdSnapshotTimer = "/etc/systemd/system/etcd-snapshot.timer";
+inline constexpr const char* kInstallerBin = "/usr/local/bin/kbundle-installer";  // as kbundle-recover.service
 
 // Workers
 inline constexpr const char* kKubeletDir = "/var/lib/kubelet";

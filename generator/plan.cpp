@@ -6,6 +6,7 @@
 #include "generator/bootstrap_objects.h"
 #include "generator/encryption_config.h"
 #include "generator/etcd_membership.h"
+#include "generator/etcd_restore.h"
 #include "generator/key_rotation.h"
 #include "generator/kubeconfig.h"
 #include "generator/node_paths.h"
@@ -167,6 +168,8 @@ void plan_control_plane(const Context& ctx, const Node& n, NodeBuilder& b) {
   b.add_cert(n.name, "etcd-peer", CaName::Etcd, etcd, paths::kEtcdPeerCert, paths::kEtcdPeerKey);
   // For the installer: how this member joins, and which members the cluster drops (docs/etcd.md).
   b.add(paths::kEtcdMembership, FileClass::Config, render_etcd_membership_file(ctx.etcd, t, n));
+  // Snapshots on a timer (docs/backup.md): the policy `kbundle-installer etcd snapshot` follows.
+  b.add(paths::kEtcdBackupConfig, FileClass::Config, render_etcd_backup_file(t.etcd_backup));
 
   // Control-plane components reach their own apiserver on loopback.
   CertRequest cm;
@@ -200,7 +203,7 @@ void plan_control_plane(const Context& ctx, const Node& n, NodeBuilder& b) {
                         paths::kSchedulerConfigDir})
     b.plan().directories.push_back(d);
   for (const char* u : {"etcd.service", "kube-apiserver.service", "kube-controller-manager.service",
-                        "kube-scheduler.service"})
+                        "kube-scheduler.service", kEtcdSnapshotTimerUnit})
     b.plan().units.push_back(u);
 
   // etcd reports ready only with quorum: the installer starts it without blocking and checks here.

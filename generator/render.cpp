@@ -74,6 +74,8 @@ MustacheData template_data(const Topology& topology, const Node& node, const Etc
   set("cluster_dns_ip", topology.cluster_dns_ip());
   set("api_port", std::to_string(topology.cluster.api_port));
   set("api_server_url", topology.api_server_url());
+  set("installer_bin", paths::kInstallerBin);
+  set("etcd_backup_schedule", topology.etcd_backup.schedule);
 
   std::vector<std::string> initial_cluster;
   std::vector<std::string> etcd_servers;
@@ -163,6 +165,8 @@ std::vector<Output> control_plane_outputs() {
       {"kube-controller-manager.service.mustache", in_dir(paths::kSystemdDir, "kube-controller-manager.service"),
        FileClass::Unit},
       {"kube-scheduler.service.mustache", in_dir(paths::kSystemdDir, "kube-scheduler.service"), FileClass::Unit},
+      {"etcd-snapshot.service.mustache", paths::kEtcdSnapshotService, FileClass::Unit},
+      {"etcd-snapshot.timer.mustache", paths::kEtcdSnapshotTimer, FileClass::Unit},
       {"kube-scheduler.yaml.mustache", paths::kSchedulerConfig, FileClass::Config},
       {"audit-policy.yaml.mustache", paths::kAuditPolicy, FileClass::Config},
       {"admission-control.yaml.mustache", paths::kAdmissionControlConfig, FileClass::Config},

@@ -68,14 +68,19 @@ const PlannedFile& file_at(const std::vector<PlannedFile>& files, const std::str
 }
 
 std::string unit_path(const std::string& name) { return std::string(kb::paths::kSystemdDir) + "/" + name; }
-// The installer's own units (recovery, certificate metrics): no component binary, checked on their own.
-bool is_kbundle_unit(const std::string& path) { return path.rfind(unit_path("kbundle-"), 0) == 0; }
+// The units that run kbundle-installer, not a component (recovery, certificate metrics, etcd
+// snapshots): checked by their own cases.
+bool installer_unit(const std::string& path) {
+  return path.rfind(unit_path("kbundle-"), 0) == 0 || path == kb::paths::kEtcdSnapshotService ||
+         path == kb::paths::kEtcdSnapshotTimer;
+}
 
 const std::set<std::string> kControlPlaneFiles = {
     unit_path("kbundle-recover.service"),  unit_path("kbundle-cert-metrics.service"), unit_path("kbundle-cert-metrics.timer"),  unit_path("etcd.service"),           unit_path("kube-apiserver.service"),
     unit_path("kube-controller-manager.service"), unit_path("kube-scheduler.service"),
     kb::paths::kSchedulerConfig,         kb::paths::kAuditPolicy,
     kb::paths::kAdmissionControlConfig,  kb::paths::kAuthenticationConfig,
+    kb::paths::kEtcdSnapshotService,     kb::paths::kEtcdSnapshotTimer,
 };
 const std::set<std::string> kWorkerFiles = {
     unit_path("kbundle-recover.service"), unit_path("kbundle-cert-metrics.service"), unit_path("kbundle-cert-metrics.timer"), unit_path("containerd.service"), unit_path("kubelet.service"),   unit_path("kube-proxy.service"),
@@ -315,7 +320,7 @@ TEST_CASE("every ExecStart flag is known to its component and every path comes f
   std::set<std::string> binaries_seen;
   for (const auto& [node, files] : render_all(t)) {
     for (const auto& f : files) {
-      if (f.cls != FileClass::Unit || is_kbundle_unit(f.path)) continue;  // checked below
+      if (f.cls != FileClass::Unit || installer_unit(f.path)) continue;  // checked below
       INFO(node << " " << f.path);
       const ExecStart e = exec_start(f.content);
       REQUIRE(e.binary.rfind(std::string(kb::paths::kBinDir) + "/", 0) == 0);
@@ -344,7 +349,7 @@ TEST_CASE("units carry the ordering, restart policy and install section", "[rend
   t.nodes[0].pod_cidr = "10.200.9.0/24";
   const auto files = kb::render_units_and_configs(t, t.nodes[0]);
   for (const auto& f : files) {
-    if (f.cls != FileClass::Unit || is_kbundle_unit(f.path)) continue;  // checked below
+    if (f.cls != FileClass::Unit || installer_unit(f.path)) continue;  // checked below
     INFO(f.path);
     const std::string& u = f.content;
     CHECK(u.rfind("[Unit]\n", 0) == 0);
@@ -382,6 +387,18 @@ TEST_CASE("units carry the ordering, restart policy and install section", "[rend
   wide.cluster.renew_before_days = 60;
   CHECK(file_at(kb::render_units_and_configs(wide, wide.nodes[0]), unit_path("kbundle-cert-metrics.service"))
             .content.find("--renew-before-days 60 ") != std::string::npos);
+  // etcd snapshots (docs/backup.md): the timer on the topology's schedule starts the installer's command.
+  const std::string snap = file_at(files, kb::paths::kEtcdSnapshotService).content;
+  for (const char* line : {"\nType=oneshot\n", "\nExecStart=/usr/local/bin/kbundle-installer etcd snapshot\n",
+                           "\nAfter=etcd.service\n", "\nConditionFileIsExecutable=/usr/local/bin/kbundle-installer\n"})
+    CHECK(snap.find(line) != std::string::npos);
+  CHECK(snap.find("[Install]") == std::string::npos);  // only the timer starts it
+  const std::string snap_timer = file_at(files, kb::paths::kEtcdSnapshotTimer).content;
+  for (const char* line : {"\nOnCalendar=hourly\n", "\nPersistent=true\n", "\n[Install]\nWantedBy=timers.target\n"})
+    CHECK(snap_timer.find(line) != std::string::npos);
+  t.etcd_backup.schedule = "*-*-* 00/4:00:00";
+  CHECK(file_at(kb::render_units_and_configs(t, t.nodes[0]), kb::paths::kEtcdSnapshotTimer).content.find(
+            "\nOnCalendar=*-*-* 00/4:00:00\n") != std::string::npos);
   const std::string etcd = file_at(files, unit_path("etcd.service")).content;
   CHECK(etcd.find("\nType=notify\n") != std::string::npos);
   CHECK(etcd.find("\nLimitNOFILE=") != std::string::npos);

@@ -13,6 +13,7 @@
 #include "bundles/path_policy.h"
 #include "base/hash.h"
 #include "installer/bootstrap.h"
+#include "installer/etcd_backup.h"
 #include "installer/reencrypt.h"
 #include "installer/etcd_members.h"
 #include "installer/fault.h"
@@ -183,7 +184,10 @@ ExitCode after_commit(Run& r, const Manifest& m) {
 bool recover_if_needed(Run& r) {
   auto j = read_journal(r.layout);
   if (!j) {
-    if (!r.opt.dry_run) remove_stale(r);
+    if (!r.opt.dry_run) {
+      remove_stale(r);
+      etcd_restore_commit(r);  // a restore journal without an apply journal: that apply committed
+    }
     return false;
   }
   if (r.opt.dry_run)
@@ -217,11 +221,13 @@ bool recover_if_needed(Run& r) {
     // Every file is in place and health passed: finish the commit.
     std::string staging = r.layout.staging(j->serial);
     std::string pin = staged_pin(r.layout, staging);
+    etcd_restore_commit(r);
     record_created_dirs(r.layout, read_backups(dir));
     commit_generation(r, read_file(staging + "/manifest.json"), read_file(staging + "/manifest.sig"), pin, j->serial);
     r.say("recovered: finished committing serial " + std::to_string(j->serial));
     r.report["recovered"] = "committed";
   } else {
+    etcd_restore_undo(r);  // the old etcd data back first, so that the rolled-back etcd starts on it
     undo_switch(r, *j, old_units);
     r.say("recovered: rolled back to serial " + serial_text(j->old_serial));
     r.report["recovered"] = "rolled-back";
@@ -330,6 +336,7 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
       check_staged_bootstrap(m, staging + "/files", bundle);
       check_staged_reencrypt(m, staging + "/files", bundle);
       check_staged_etcd_membership(m, staging + "/files", bundle);
+      check_staged_etcd_restore(m, staging + "/files", bundle);  // a corrupt snapshot changes nothing
       r.hooks.faults.reached("after-stage");
       // 7. Transaction: what differs from the live files, and which units that touches.
       tx = make_transaction(L, m, installed ? &installed->manifest : nullptr);
@@ -385,8 +392,17 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
         throw InstallerError(ExitCode::HealthRolledBack, std::string(e.what()) + "; rolled back to serial " + serial_text(old_serial));
       }
     }
-    // A failed apply after the add takes the member out again, so the cluster is as it was.
+    // 9c. etcd restore (docs/backup.md): a restore bundle's snapshot replaces the data directory, once.
+    try {
+      etcd_restore_before_start(r, m, tx.restart);
+    } catch (const std::exception& e) {
+      undo_switch(r, j, old_units);
+      throw InstallerError(ExitCode::HealthRolledBack, std::string(e.what()) + "; rolled back to serial " + serial_text(old_serial));
+    }
+    // A failed apply after the add takes the member out again, so the cluster is as it was; a
+    // restore puts the old data directory back.
     auto roll_back = [&](ExitCode code, const std::string& why) {
+      etcd_restore_undo(r);
       etcd_abandon_join(r, join);
       undo_switch(r, j, old_units);
       return InstallerError(code, why + "; rolled back to serial " + serial_text(old_serial));
@@ -432,6 +448,7 @@ ExitCode apply(const Options& opt, const Hooks& hooks, Io io, const std::string&
     j.phase = "commit";
     r.journal(j);
     r.hooks.faults.reached("before-commit");
+    etcd_restore_commit(r);
     record_created_dirs(L, tx.before);
     commit_generation(r, reader.manifest_bytes(), reader.signature(), pin, m.serial);
     if (repair) {

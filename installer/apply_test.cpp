@@ -283,6 +283,13 @@ TEST_CASE("units restart by the paths they use", "[apply]") {
             .empty());
   CHECK(units_to_restart({"kube-apiserver.service"}, {"/var/lib/kubernetes/bootstrap/objects.json", "/var/lib/kubernetes/ca.crt"}) ==
         std::vector<std::string>{"kube-apiserver.service"});
+  // The snapshot policy and a restore bundle's files are the installer's: etcd does not restart for
+  // them (a restore restarts it itself, once); the timer restarts when its own file changes.
+  CHECK(units_to_restart({"etcd.service", "etcd-snapshot.timer"},
+                         {"/etc/etcd/backup.json", "/var/lib/etcd-restore/snapshot.db", "/etc/systemd/system/etcd-snapshot.service"})
+            .empty());
+  CHECK(units_to_restart({"etcd.service", "etcd-snapshot.timer"}, {"/etc/systemd/system/etcd-snapshot.timer"}) ==
+        std::vector<std::string>{"etcd-snapshot.timer"});
 }
 
 TEST_CASE("a crashed apply's journal is rolled back by the next command", "[apply]") {

@@ -2,6 +2,7 @@
 #include <string>
 #include <vector>
 
+#include "installer/etcd_backup.h"
 #include "installer/installer.h"
 
 #ifndef KB_VERSION
@@ -26,6 +27,8 @@ const char* kUsage =
     "  recover          finish or undo an interrupted apply (run at boot by kbundle-recover.service)\n"
     "  bootstrap        apply the installed bundle's bootstrap objects now, unless already applied\n"
     "  health           run the installed bundle's health checks now (all of them; exit 0 when all pass)\n"
+    "  etcd snapshot    snapshot etcd into the backup directory, verify it, prune old ones (control plane;\n"
+    "                   --endpoint URL, default https://127.0.0.1:2379)\n"
     "flags:\n"
     "  --root DIR  --no-systemd  --dry-run  --json  --trust-key FILE  --trust-fingerprint HEX\n"
     "  --bootstrap-deadline SECONDS (how long the bootstrap objects' apply retries; default 300)\n"    "  --renew-before-days DAYS (status: the warning window; default 30, gen's default)\n"
@@ -47,6 +50,7 @@ struct UsageError {
 int run_cli(int argc, char** argv, const Hooks& hooks, std::ostream& out, std::ostream& err) {
   Options opt;
   std::vector<std::string> words;
+  std::string endpoint;  // etcd snapshot only
   try {
     std::vector<std::string> args(argv + 1, argv + argc);
     for (size_t i = 0; i < args.size(); ++i) {
@@ -74,6 +78,8 @@ int run_cli(int argc, char** argv, const Hooks& hooks, std::ostream& out, std::o
         opt.trust_key_file = take();
       } else if (a == "--trust-fingerprint") {
         opt.trust_fingerprint = take();
+      } else if (a == "--endpoint") {
+        endpoint = take();
       } else if (a == "--node") {
         opt.node = take();
       } else if (a == "--bootstrap-deadline") {
@@ -102,7 +108,8 @@ int run_cli(int argc, char** argv, const Hooks& hooks, std::ostream& out, std::o
     }
     if (words.empty()) throw UsageError{"no command"};
     const std::string& cmd = words[0];
-    size_t max_args = cmd == "apply" || cmd == "verify" ? 1 : 0;
+    size_t max_args = cmd == "apply" || cmd == "verify" || cmd == "etcd" ? 1 : 0;
+    if (!endpoint.empty() && cmd != "etcd") throw UsageError{"--endpoint goes with etcd snapshot only"};
     if (words.size() - 1 > max_args) throw UsageError{cmd + ": unexpected argument " + words.back()};
     if (cmd == "apply" && words.size() != 2) throw UsageError{"apply needs a BUNDLE"};
     Io io{out, err};
@@ -115,6 +122,10 @@ int run_cli(int argc, char** argv, const Hooks& hooks, std::ostream& out, std::o
     if (cmd == "recover") return static_cast<int>(recover(opt, hooks, io));
     if (cmd == "bootstrap") return static_cast<int>(bootstrap(opt, hooks, io));
     if (cmd == "health") return static_cast<int>(health(opt, hooks, io));
+    if (cmd == "etcd") {
+      if (words.size() != 2 || words[1] != "snapshot") throw UsageError{"etcd: want `etcd snapshot`"};
+      return static_cast<int>(etcd_snapshot(opt, hooks, io, endpoint));
+    }
     throw UsageError{"unknown command " + cmd};
   } catch (const UsageError& e) {
     err << "kbundle-installer: error: " << e.what << "\n" << kUsage;

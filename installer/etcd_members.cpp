@@ -10,6 +10,7 @@
 #include "base/hash.h"
 #include "base/text_escape.h"
 #include "bundles/path_policy.h"
+#include "installer/checked_json.h"
 #include "installer/live_fs.h"
 
 namespace kb::installer {
@@ -27,36 +28,11 @@ constexpr auto kFirstPause = milliseconds(250);
 constexpr auto kMaxPause = milliseconds(5000);
 constexpr const char* kEtcdUnit = "etcd.service";
 
-[[noreturn]] void refuse(const std::string& where, const std::string& place, const std::string& what) {
-  throw InstallerError(ExitCode::BadBundle, where + ": " + place + ": " + what + "; refused, nothing was changed");
-}
-
-// "https://A.B.C.D:PORT" with a dotted IPv4 address and exactly that port.
-bool is_url(const std::string& s, int port) {
-  const std::string pre = "https://", post = ":" + std::to_string(port);
-  if (s.size() <= pre.size() + post.size() || s.rfind(pre, 0) != 0 || s.compare(s.size() - post.size(), post.size(), post) != 0)
-    return false;
-  std::string ip = s.substr(pre.size(), s.size() - pre.size() - post.size());
-  in_addr a{};
-  return inet_pton(AF_INET, ip.c_str(), &a) == 1;
-}
-
-bool good_name(const std::string& s) {
-  return !s.empty() && s.size() <= 63 &&
-         std::all_of(s.begin(), s.end(), [](char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'; });
-}
-
-std::string str(const json& j, const char* key, const std::string& where, const std::string& place) {
-  auto it = j.find(key);
-  if (it == j.end() || !it->is_string()) refuse(where, place + key, "missing or not a string");
-  return it->get<std::string>();
-}
-
-void only_keys(const json& j, std::initializer_list<const char*> keys, const std::string& where, const std::string& place) {
-  for (const auto& [k, v] : j.items())
-    if (std::none_of(keys.begin(), keys.end(), [&](const char* a) { return k == a; }))
-      refuse(where, place + escape_text(k), "unknown field; regenerate the bundle with `kbundle gen`");
-}
+using checked::good_name;
+using checked::is_url;
+using checked::only_keys;
+using checked::refuse;
+using checked::str;
 
 std::string seconds_text(std::chrono::steady_clock::duration d) {
   char buf[32];

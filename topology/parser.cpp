@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "base/etcd_backup.h"
 #include "base/text_escape.h"
 #include "base/unique_fd.h"
 #include "topology/cidr.h"
@@ -28,7 +29,9 @@ namespace kb {
 namespace {
 
 // Keys each mapping may hold. Adding a section or field is one entry here plus its reader.
-constexpr std::string_view kTopLevelKeys[] = {"cluster", "nodes", "aws"};
+constexpr std::string_view kTopLevelKeys[] = {"cluster", "nodes", "aws", "etcd"};
+constexpr std::string_view kEtcdKeys[] = {"backup"};
+constexpr std::string_view kEtcdBackupKeys[] = {"schedule", "keep", "maxAgeDays", "dir"};
 constexpr std::string_view kClusterKeys[] = {
     "name",        "kubernetesVersion", "apiEndpoint", "podCIDR",  "nodePodCIDRPrefix",
     "serviceCIDR", "clusterDomain",     "keyType",     "validity", "encryption", "hardening"};
@@ -395,6 +398,7 @@ class Parser {
     parse_cluster(top);
     parse_nodes(top);
     parse_aws(top);
+    parse_etcd(top);
     cross_checks();
     if (errors_ == 0) assign_pod_cidrs();
     return finish();
@@ -831,6 +835,39 @@ class Parser {
     }
     topo_.nodes.push_back(std::move(n));
     infos_.push_back(info);
+  }
+
+  // The optional `etcd` section: the snapshot timer's settings (docs/backup.md).
+  void parse_etcd(const Fields& top) {
+    const Field* ef = mapping_field(top, "etcd", false, "{backup: {schedule: hourly, keep: 24}}");
+    if (!ef) return;
+    Fields e = check_mapping(ef->value, "etcd", ef->key_loc, kEtcdKeys);
+    const Field* bf = mapping_field(e, "backup", false, "{schedule: hourly, keep: 24, maxAgeDays: 7}");
+    if (!bf) return;
+    Fields b = check_mapping(bf->value, "etcd.backup", bf->key_loc, kEtcdBackupKeys);
+    EtcdBackup& out = topo_.etcd_backup;
+    Loc l;
+    if (auto s = string_field(b, "schedule", false, "hourly", &l)) {
+      // The value becomes a unit file line: only what a calendar expression needs, so that no
+      // newline, '%' specifier or quote can reach systemd.
+      bool ok = !s->empty() && s->size() <= 100 && std::all_of(s->begin(), s->end(), [](char ch) {
+        return std::isalnum(static_cast<unsigned char>(ch)) || std::string_view(" *-:,./~").find(ch) != std::string_view::npos;
+      }) && s->front() != ' ' && s->back() != ' ';
+      if (!ok)
+        error(l, "etcd.backup.schedule: '" + *s + "' is not a systemd calendar expression kbundle accepts",
+              "use hourly, daily, or an OnCalendar= expression of letters, digits, spaces and *-:,./~ such as "
+              "'*-*-* 00/4:00:00' (check it with systemd-analyze calendar)");
+      else
+        out.schedule = *s;
+    }
+    if (auto k = int_field(b, "keep", 1, 10000, "24")) out.keep = *k;
+    if (auto d = int_field(b, "maxAgeDays", 1, 3650, "7")) out.max_age_days = *d;
+    if (auto d = string_field(b, "dir", false, "/var/backups/etcd", &l)) {
+      if (std::string why = backup_dir_problem(*d); !why.empty())
+        error(l, "etcd.backup.dir: " + why, "use a directory of its own, e.g. /var/backups/etcd");
+      else
+        out.dir = *d;
+    }
   }
 
   // The optional `aws` section (read by `kbundle aws`; `gen` ignores it).

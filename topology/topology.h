@@ -77,11 +77,20 @@ struct AwsSettings {
   std::string installer_url;        // https URL of kbundle-installer, with bundle_url only; optional
 };
 
+// `etcd.backup`: the snapshot timer on every control-plane node (docs/backup.md).
+struct EtcdBackup {
+  std::string schedule = "hourly";        // systemd OnCalendar= expression
+  int keep = 24;                          // snapshots kept on the node, the newest first
+  int max_age_days = 7;                   // older ones are removed (never the newest)
+  std::string dir = "/var/backups/etcd";  // where the node keeps them (base/etcd_backup.h: backup_dir_problem)
+};
+
 struct Topology {
   std::string source_path;  // the file it came from, for messages
   Cluster cluster;
   std::vector<Node> nodes;  // in file order
   std::optional<AwsSettings> aws;  // the `aws` section, when given
+  EtcdBackup etcd_backup;          // `etcd.backup`, defaults when not given
 
   std::vector<const Node*> control_planes() const;
   std::vector<const Node*> workers() const;

@@ -688,3 +688,24 @@ TEST_CASE("aliases cannot multiply nodes or messages past the bounds", "[topolog
   REQUIRE(d.diagnostics.size() == kb::kMaxDiagnostics);
   CHECK(d.diagnostics.back().message.ends_with("more problems not shown"));
 }
+
+TEST_CASE("etcd.backup: defaults when absent, every key read when given", "[topology]") {
+  const std::string nodes = "nodes:\n" + node_yaml("control-0", "control-plane", "10.0.1.10");
+  auto r = parse_topology(kMinimalCluster + nodes, "t.yaml");
+  REQUIRE(r.ok());
+  CHECK(r.topology->etcd_backup.schedule == "hourly");
+  CHECK(r.topology->etcd_backup.keep == 24);
+  CHECK(r.topology->etcd_backup.max_age_days == 7);
+  CHECK(r.topology->etcd_backup.dir == "/var/backups/etcd");
+  r = parse_topology(kMinimalCluster + nodes +
+                         "etcd:\n  backup:\n    schedule: '*-*-* 00/4:00:00'\n    keep: 3\n    maxAgeDays: 2\n"
+                         "    dir: /srv/etcd-snapshots\n",
+                     "t.yaml");
+  INFO(all_diagnostics(r));
+  REQUIRE(r.ok());
+  CHECK(r.topology->etcd_backup.schedule == "*-*-* 00/4:00:00");
+  CHECK(r.topology->etcd_backup.keep == 3);
+  CHECK(r.topology->etcd_backup.max_age_days == 2);
+  CHECK(r.topology->etcd_backup.dir == "/srv/etcd-snapshots");
+  CHECK(parse_topology(kMinimalCluster + nodes + "etcd:\n  backup:\n", "t.yaml").ok());
+}

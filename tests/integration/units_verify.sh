@@ -65,7 +65,7 @@ failed=0
 for node_dir in "$out"/*/; do
   unit_dir=${node_dir}etc/systemd/system
   shopt -s nullglob
-  units=("$unit_dir"/*.service "$unit_dir"/*.timer)  # timers too (i16-certs: kbundle-cert-metrics.timer)
+  units=("$unit_dir"/*.service "$unit_dir"/*.timer)  # timers too: kbundle-cert-metrics.timer, etcd-snapshot.timer
   shopt -u nullglob
   [[ ${#units[@]} -gt 0 ]] || continue
   node=$(basename "$node_dir")
