@@ -31,7 +31,8 @@ const char* kUsage =
     "                   --endpoint URL, default https://127.0.0.1:2379)\n"
     "flags:\n"
     "  --root DIR  --no-systemd  --dry-run  --json  --trust-key FILE  --trust-fingerprint HEX\n"
-    "  --bootstrap-deadline SECONDS (how long the bootstrap objects' apply retries; default 300)\n"    "  --renew-before-days DAYS (status: the warning window; default 30, gen's default)\n"
+    "  --bootstrap-deadline SECONDS (how long the bootstrap objects' apply retries; default 300)\n"
+    "  --renew-before-days DAYS (status: the warning window; default 30, gen's default)\n"
     "  --metrics-file PATH (status: Prometheus text file, e.g. /var/lib/node_exporter/textfile_collector/kbundle.prom)\n"
     "  --node NAME (tests only: skip the hostname/IP check; an EC2 instance binding is still checked)\n"
     "  --version  --help\n"
@@ -39,7 +40,9 @@ const char* kUsage =
     "  import) failed and rolled back, 5 refused (wrong node or instance, lower serial, same serial with\n"
     "  other content), 6 applied and healthy but the bootstrap objects were not applied (nothing rolled\n"
     "  back; see status, then run bootstrap), 7 applied and healthy but an etcd member the bundle removes\n"
-    "  was not removed (nothing rolled back; apply the same bundle again once etcd is healthy)\n";
+    "  was not removed (nothing rolled back; apply the same bundle again once etcd is healthy), 8 applied and\n"
+    "  healthy but not every Secret was rewritten with the new encryption key (nothing rolled back; apply the\n"
+    "  same bundle again)\n";
 
 struct UsageError {
   std::string what;
