@@ -5,7 +5,6 @@
 #include <ostream>
 #include <set>
 #include <tuple>
-#include <unistd.h>
 
 #include "base/error.h"
 #include "base/exit_code.h"
@@ -116,19 +115,6 @@ int CertReport::exit_code() const {
     return r.current && (r.ca || !r.places.empty()) && (r.status == "renew" || r.status == "expired");
   });
   return attention ? kCertsExitAttention : kExitOk;
-}
-
-std::map<std::string, std::string> read_issued_certs(const std::string& state_dir) {
-  // The State API gives leaves by request only; the report needs every stored one, so it reads the
-  // certificates (never the keys) from the file State::open_read_only() has just checked.
-  std::map<std::string, std::string> out;
-  const std::string path = state_dir + "/issued.json";
-  if (::access(path.c_str(), F_OK) != 0) return out;
-  json j = json::parse(read_file(path), nullptr, false);
-  if (j.is_discarded() || !j.is_object()) throw Error(path + ": not a JSON object; the state is damaged");
-  for (const auto& [id, entry] : j.items())
-    if (entry.is_object() && entry.contains("cert") && entry["cert"].is_string()) out[id] = entry["cert"].get<std::string>();
-  return out;
 }
 
 CertReport make_cert_report(const Topology& topology, const State& state, const ClusterPlan& plan,
@@ -305,9 +291,9 @@ int run_certs(const CertsOptions& o, std::ostream& out, std::ostream& err) {
   for (const Diagnostic& d : t.diagnostics) err << d.format() << "\n";
   if (!t.ok()) return kExitInvalidInput;
   auto state = State::open_read_only(o.state_dir, *t.topology, o.now);
+  // What the state holds, taken before the plan issues or renews anything in memory.
+  std::map<std::string, std::string> stored = state->leaf_certificates();
   ClusterPlan plan = make_cluster_plan(*t.topology, *state);
-  std::map<std::string, std::string> stored = state->created() ? std::map<std::string, std::string>{}
-                                                                : read_issued_certs(state->dir());
   CertReport report = make_cert_report(*t.topology, *state, plan, stored, o.now);
   if (o.json) out << cert_report_json(report).dump(2, ' ', false, json::error_handler_t::replace) << "\n";
   else out << "kbundle certs: " << cert_report_text(report);

@@ -52,12 +52,11 @@ struct CertReport {
 
 inline constexpr int kCertsExitAttention = 2;
 
-// `stored`: the leaves the state holds, "<owner>/<name>" -> certificate PEM (read_issued_certs()).
+// `stored`: the leaves the state holds, "<owner>/<name>" -> certificate PEM (State::leaf_certificates()
+// before the plan was made).
 // `state` must be the one `plan` was made with (its reissued() names what the next gen renews).
 CertReport make_cert_report(const Topology& topology, const State& state, const ClusterPlan& plan,
                             const std::map<std::string, std::string>& stored, std::time_t now);
-// The leaf certificates (never the keys) of STATE/issued.json, by id; empty when there is none.
-std::map<std::string, std::string> read_issued_certs(const std::string& state_dir);
 
 std::string cert_report_text(const CertReport& report);
 nlohmann::json cert_report_json(const CertReport& report);

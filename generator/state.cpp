@@ -789,6 +789,13 @@ std::map<std::string, std::string> State::reissued() const {
   return impl_->reissued;
 }
 
+std::map<std::string, std::string> State::leaf_certificates() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  std::map<std::string, std::string> out;
+  for (const auto& [id, leaf] : impl_->issued) out[id] = leaf.cert_pem;
+  return out;
+}
+
 bool State::read_only() const { return impl_->read_only; }
 
 std::string State::serial_created_at(const std::string& node) const {

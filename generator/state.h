@@ -120,6 +120,9 @@ class State {
 
   // The leaves (re)issued by this run so far, "<owner>/<name>" -> reason ("new", "SAN set changed", ...).
   std::map<std::string, std::string> reissued() const;
+  // The certificate (never the key) of every leaf the state holds now, by "<owner>/<name>". Called
+  // before a plan issues anything, it is what the state directory holds (`kbundle certs`).
+  std::map<std::string, std::string> leaf_certificates() const;
   bool read_only() const;
 
   // Rotations in progress (generator/rotation.h), kept IN state.json so that the record and the
