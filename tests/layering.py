@@ -18,6 +18,7 @@ import tempfile
 # it uses. Keep this table and the one in docs/ARCHITECTURE.md the same.
 RULES = {
     "base": set(),
+    "command_line": {"base"},
     "bundles": {"base"},
     "topology": {"base"},
     "templates": {"base"},
@@ -27,8 +28,8 @@ RULES = {
     "aws": {"base", "curl"},
     "generator": {"base", "bundles", "topology", "templates", "binaries"},
     "publish": {"base", "bundles", "topology", "aws", "curl"},
-    "installer": {"base", "bundles", "https"},
-    "cli": {"base", "bundles", "topology", "templates", "binaries", "curl", "aws", "generator", "publish"},
+    "installer": {"base", "bundles", "https", "command_line"},
+    "cli": {"base", "command_line", "bundles", "topology", "templates", "binaries", "curl", "aws", "generator", "publish"},
 }
 # Test, benchmark and fuzz code may use any library folder, but never cli/.
 ANY_LIBRARY = {"tests", "bench", "fuzz"}
