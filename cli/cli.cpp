@@ -7,21 +7,18 @@
 
 #include "base/error.h"
 #include "base/text_escape.h"
+#include "base/version.h"
 #include "bundles/manifest.h"
 #include "cli/commands.h"
 #include "generator/cert_report.h"
 #include "generator/gen.h"
 #include "publish/publish.h"
 
-#ifndef KB_VERSION
-#define KB_VERSION "dev"
-#endif
-
 namespace kb {
 
 int run_cli(int argc, char** argv) {
   CLI::App app{"kbundle: a highly available Kubernetes cluster from one topology file, as one signed bundle per node"};
-  app.set_version_flag("--version", std::string("kbundle ") + KB_VERSION);
+  app.set_version_flag("--version", std::string("kbundle ") + version());
   app.require_subcommand(1);
 
   GenOptions gen;

@@ -2,12 +2,9 @@
 #include <string>
 #include <vector>
 
+#include "base/version.h"
 #include "installer/etcd_backup.h"
 #include "installer/installer.h"
-
-#ifndef KB_VERSION
-#define KB_VERSION "dev"
-#endif
 
 namespace kb::installer {
 
@@ -73,7 +70,7 @@ int run_cli(int argc, char** argv, const Hooks& hooks, std::ostream& out, std::o
         out << kUsage;
         return 0;
       } else if (a == "--version") {
-        out << "kbundle-installer " << KB_VERSION << "\n";
+        out << "kbundle-installer " << version() << "\n";
         return 0;
       } else if (a == "--root") {
         opt.root = take();
